@@ -1,0 +1,1 @@
+//! Shared inputs for the benchmarks (generated policy sets, tokens).

@@ -1,0 +1,273 @@
+//! The `claimgate` command.
+//!
+//! Exit codes are part of the interface: 0 when everything is fine, 1 when the policies (or the
+//! formatting) have problems, 2 for usage and I/O errors.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use claimgate::diagnostic::{self, RenderOptions};
+use claimgate::{CheckLimits, Limits, Policy, SourceMap};
+
+#[derive(Parser)]
+#[command(name = "claimgate", version, about = "Policies for workload JWT logins: check, format, test, evaluate")]
+struct Cli {
+    /// When to color diagnostics.
+    #[arg(long, value_enum, default_value_t = Color::Auto, global = true)]
+    color: Color,
+    /// How to print diagnostics: for people, or as JSON for editors and CI annotations.
+    #[arg(long, value_enum, default_value_t = Format::Human, global = true)]
+    format: Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Parse and check policy files; report every problem found.
+    Check {
+        /// Policy files or directories (searched for `*.cg` files). Defaults to the current directory.
+        paths: Vec<PathBuf>,
+    },
+    /// Format policy files in the canonical layout.
+    Fmt {
+        /// Report files that are not formatted instead of rewriting them (exit 1 if any).
+        #[arg(long)]
+        check: bool,
+        /// Policy files or directories; `-` formats standard input to standard output.
+        paths: Vec<PathBuf>,
+    },
+}
+
+/// A failure that is not about the policies themselves: exit code 2.
+struct UsageError(String);
+
+impl<E: std::fmt::Display> From<E> for UsageError {
+    fn from(error: E) -> Self {
+        UsageError(error.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let output = Output { color, format: cli.format };
+    let result = match cli.command {
+        Command::Check { paths } => check(&paths, &output),
+        Command::Fmt { check, paths } => fmt(&paths, check, &output),
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Output {
+    color: bool,
+    format: Format,
+}
+
+impl Output {
+    /// Prints diagnostics: rendered on stderr for people, a JSON array on stdout for tools.
+    fn diagnostics(&self, diagnostics: &[claimgate::Diagnostic], sources: &SourceMap) {
+        match self.format {
+            Format::Human => {
+                let rendered = diagnostic::render(
+                    diagnostics,
+                    sources,
+                    RenderOptions { color: self.color, ..RenderOptions::default() },
+                );
+                eprint!("{rendered}");
+            }
+            Format::Json => {
+                let json = diagnostic::to_json(diagnostics, sources);
+                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            }
+        }
+    }
+}
+
+/// Expands directories into their `*.cg` files, sorted by path so that policy-set order (which
+/// decides automatic role selection) does not depend on the file system.
+fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
+    let defaults = [PathBuf::from(".")];
+    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    let mut files = Vec::new();
+    for path in paths {
+        let metadata =
+            std::fs::metadata(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+        if metadata.is_dir() {
+            collect_dir(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Err(UsageError("no policy files (`*.cg`) found".to_string()));
+    }
+    Ok(files)
+}
+
+fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), UsageError> {
+    let entries = std::fs::read_dir(dir).map_err(|e| UsageError(format!("cannot read `{}`: {e}", dir.display())))?;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        if path.is_dir() {
+            collect_dir(&path, files)?;
+        } else if path.extension().is_some_and(|e| e == "cg") {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn read_sources(files: &[PathBuf]) -> Result<SourceMap, UsageError> {
+    let mut sources = SourceMap::new();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read `{}`: {e}", file.display())))?;
+        sources.add(file.display().to_string(), text);
+    }
+    Ok(sources)
+}
+
+fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
+    let files = policy_files(paths)?;
+    let sources = read_sources(&files)?;
+    let mut policy = Policy::load(sources, &Limits::default(), &CheckLimits::default());
+    policy.check_key_files(|policy_file, key_file| {
+        let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
+        std::fs::read(base.join(key_file)).map_err(|e| e.to_string())
+    });
+    Ok(policy)
+}
+
+fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
+    let policy = load(paths)?;
+    let diagnostics = policy.diagnostics();
+    output.diagnostics(&diagnostics, &policy.sources);
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let set = policy.set();
+    if output.format == Format::Human {
+        if errors == 0 {
+            eprintln!(
+                "checked {} file{}: {} provider{}, {} role{}, {} test{}, no problems",
+                policy.sources.len(),
+                plural(policy.sources.len()),
+                set.providers.len(),
+                plural(set.providers.len()),
+                set.roles.len(),
+                plural(set.roles.len()),
+                set.tests.len(),
+                plural(set.tests.len()),
+            );
+        } else {
+            eprintln!(
+                "error: {errors} problem{} found in {} file{}",
+                plural(errors),
+                policy.sources.len(),
+                plural(policy.sources.len())
+            );
+        }
+    }
+    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Formats one file's text; `Err` carries the parse diagnostics when it does not parse.
+fn format_text(name: &str, text: &str) -> Result<String, (SourceMap, Vec<claimgate::Diagnostic>)> {
+    let mut sources = SourceMap::new();
+    let id = sources.add(name, text);
+    let parsed = claimgate::parser::parse(id, text, &Limits::default());
+    if parsed.has_errors() {
+        return Err((sources, parsed.diagnostics));
+    }
+    let formatted = claimgate::fmt::format_file(&parsed.ast, text);
+    // The formatter prints from the syntax tree, so this cannot fail; check anyway, because
+    // rewriting someone's policy into something that means otherwise would be unforgivable.
+    let again = claimgate::parser::parse(id, &formatted, &Limits::default());
+    if again.has_errors() || again.ast != parsed.ast {
+        let message =
+            format!("formatting `{name}` would change its meaning; the file was left as it is (please report this)");
+        let diagnostic = claimgate::Diagnostic::error(claimgate::Code::Syntax, id, claimgate::Span::new(0, 0), message);
+        return Err((sources, vec![diagnostic]));
+    }
+    Ok(formatted)
+}
+
+fn fmt(paths: &[PathBuf], check_only: bool, output: &Output) -> Result<ExitCode, UsageError> {
+    if paths.len() == 1 && paths[0] == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return match format_text("<stdin>", &text) {
+            Ok(formatted) => {
+                std::io::stdout().write_all(formatted.as_bytes())?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err((sources, diagnostics)) => {
+                output.diagnostics(&diagnostics, &sources);
+                Ok(ExitCode::from(1))
+            }
+        };
+    }
+    let files = policy_files(paths)?;
+    let mut failed = 0;
+    let mut changed = 0;
+    for file in &files {
+        let text =
+            std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read `{}`: {e}", file.display())))?;
+        let name = file.display().to_string();
+        match format_text(&name, &text) {
+            Err((sources, diagnostics)) => {
+                output.diagnostics(&diagnostics, &sources);
+                failed += 1;
+            }
+            Ok(formatted) if formatted != text => {
+                changed += 1;
+                if check_only {
+                    eprintln!("not formatted: {name}");
+                } else {
+                    std::fs::write(file, formatted).map_err(|e| UsageError(format!("cannot write `{name}`: {e}")))?;
+                    eprintln!("formatted: {name}");
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+    if check_only && changed > 0 {
+        eprintln!("{changed} of {} file{} not formatted; run `claimgate fmt` to fix", files.len(), plural(files.len()));
+    }
+    Ok(if failed > 0 || (check_only && changed > 0) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,92 @@
+//! A strict, small JOSE signature core for claimgate, on [`ring`].
+//!
+//! It verifies compact JWS tokens (the form every workload JWT takes) against
+//! keys configured by the operator, and returns the verified header and the
+//! raw payload. Claims semantics (expiry, audience, ...) belong to the policy
+//! evaluator, not here.
+//!
+//! ```no_run
+//! use claimgate_jose::{AlgorithmSet, KeySet, Verifier, check_payload_json};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let jwks_bytes = b""; let token = b"";
+//! let keys = KeySet::from_jwks_json(jwks_bytes)?;      // once, at config load
+//! let verifier = Verifier::new(keys, AlgorithmSet::default());
+//! let verified = verifier.verify(token)?;              // per token
+//! let claims = check_payload_json(&verified.payload, verifier.limits())?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Security choices, and why
+//!
+//! * **Compact JWS only.** JSON serialisation and JWE are recognised and
+//!   refused with `unsupported` (not a parse error), so an operator sees what
+//!   was sent. Fewer forms means fewer ways for two parsers to disagree.
+//! * **Bounded before decoded.** The token size (default 16 KiB) is checked
+//!   before any byte is decoded; the header has its own size and JSON depth
+//!   bounds ([`Limits`]).
+//! * **One encoding per value.** base64url must be the URL-safe alphabet, with
+//!   no padding, no whitespace and zero trailing bits ([`b64`]). JSON member
+//!   names must be unique at every depth ([`json`]); serde_json alone would
+//!   silently keep the last `alg`.
+//! * **No `none`, no HMAC.** They are not variants of [`Algorithm`], so no
+//!   configuration can enable them; their names produce distinct errors
+//!   (`alg_none`, `alg_symmetric`) rather than a generic failure. This also
+//!   closes the RS256-public-key-as-HMAC-secret confusion by construction.
+//! * **Keys come from configuration only.** The header's `jwk`, `jku`, `x5u`
+//!   and `x5c` are never read, let alone fetched. `kid` is compared for exact
+//!   equality against the configured set and never interpreted, so path
+//!   traversal or SQL in a `kid` is just a kid that matches nothing.
+//! * **Keys are bound to algorithms.** A key verifies only algorithms of its
+//!   own type and curve; a JWK that names an `alg` verifies exactly that one;
+//!   `use` other than `sig` or `key_ops` without `verify` keep a key out of
+//!   the set. A token's `alg` must also be in the provider's [`AlgorithmSet`].
+//! * **Validated once, at load.** RSA moduli must be 2048..=8192 bits with an
+//!   odd exponent >= 3 and no ROCA fingerprint; EC points must lie on their
+//!   curve; Ed25519 keys must decode to a point of large order. A key set
+//!   holding private key material is refused outright. Keys that cannot be
+//!   used are skipped and reported ([`KeySet::skipped`]) instead of failing
+//!   the whole set, unless nothing usable remains.
+//! * **Fixed-size signatures are fixed.** ES256/ES384/EdDSA signatures must be
+//!   exactly 64/96/64 bytes (raw `r || s`); DER or padded encodings are
+//!   refused before ring runs. ring itself rejects `r` or `s` equal to zero
+//!   or not below the group order (the "psychic signatures" bug,
+//!   CVE-2022-21449, cannot occur); tests pin this.
+//! * **Critical extensions are refused.** Any `crit` (we understand none) and
+//!   `b64: false` are refused, as RFC 7515/7797 require of a recipient that
+//!   does not implement them.
+//! * **Errors are safe to return.** Every error has a stable
+//!   [`JoseError::code`]; messages are lowercase and echo at most a short,
+//!   escaped prefix of the input.
+//! * **Portable.** No filesystem, network, clock or randomness: the crate
+//!   builds for `wasm32-unknown-unknown`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod alg;
+pub mod b64;
+mod error;
+pub mod json;
+pub mod jwk;
+mod jws;
+mod key;
+mod pem;
+
+pub use alg::{Algorithm, AlgorithmError, AlgorithmSet};
+pub use error::{JoseError, KeyError, SNIPPET_MAX_CHARS, SkippedKey, snippet, snippet_bytes};
+pub use jws::{
+    Header, KeyRef, Limits, Verified, Verifier, check_payload_json, decode_unverified,
+};
+pub use key::{KeyInfo, KeyKind, KeySet, RSA_MAX_BITS, RSA_MIN_BITS};
+
+/// ring links getrandom, which on `wasm32-unknown-unknown` needs an explicit
+/// source. Signature verification never asks for randomness, so the source
+/// registered here always fails: if anything ever did ask, it would get an
+/// error, never predictable bytes.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod wasm_no_rng {
+    fn unavailable(_: &mut [u8]) -> Result<(), getrandom::Error> {
+        Err(getrandom::Error::UNSUPPORTED)
+    }
+    getrandom::register_custom_getrandom!(unavailable);
+}

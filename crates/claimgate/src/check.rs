@@ -1,0 +1,1520 @@
+//! The checker: from syntax trees to the checked [`PolicySet`], reporting every problem it finds
+//! (unknown and duplicate names, unknown, duplicate, missing and conflicting settings, values of
+//! the wrong kind, bad durations, globs, regexes, keys, URLs, CIDRs, refused algorithms and
+//! malformed tests) rather than stopping at the first.
+
+use std::collections::HashMap;
+
+use claimgate_jose::{Algorithm, AlgorithmError, AlgorithmSet};
+
+use crate::ast::*;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::glob::Glob;
+use crate::model::*;
+use crate::parser::Parsed;
+use crate::source::{FileId, Span};
+
+/// Bounds on what a policy may ask the engine to build.
+#[derive(Clone, Debug)]
+pub struct CheckLimits {
+    /// Compiled size limit of one regular expression (the regex crate's `size_limit`).
+    pub regex_size_limit: usize,
+    /// Longest glob pattern, in bytes.
+    pub max_glob_len: usize,
+    /// Most roles in one policy set.
+    pub max_roles: usize,
+}
+
+impl Default for CheckLimits {
+    fn default() -> Self {
+        CheckLimits { regex_size_limit: 256 * 1024, max_glob_len: 4096, max_roles: 100_000 }
+    }
+}
+
+/// The outcome of checking: the policy set (complete only when there are no errors) and every
+/// diagnostic found.
+#[derive(Debug)]
+pub struct Checked {
+    pub set: PolicySet,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Checks the parsed files of one policy set together.
+pub fn check(files: &[Parsed], limits: &CheckLimits) -> Checked {
+    let mut checker = Checker { diagnostics: Vec::new(), limits };
+    let set = checker.policy_set(files);
+    let mut diagnostics = checker.diagnostics;
+    diagnostics.sort_by_key(|d| (d.file, d.span.start));
+    Checked { set, diagnostics }
+}
+
+struct Checker<'l> {
+    diagnostics: Vec<Diagnostic>,
+    limits: &'l CheckLimits,
+}
+
+/// What a name refers to, for duplicate and unknown-name reports.
+struct Definition<'a> {
+    file: FileId,
+    item: &'a TopItem,
+}
+
+impl<'l> Checker<'l> {
+    fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn policy_set(&mut self, files: &[Parsed]) -> PolicySet {
+        // Pass 1: names, so that references can point forward and across files.
+        let mut providers: Vec<Definition<'_>> = Vec::new();
+        let mut roles: Vec<Definition<'_>> = Vec::new();
+        let mut tests: Vec<Definition<'_>> = Vec::new();
+        let mut seen: HashMap<(TopKind, &str), (FileId, Span)> = HashMap::new();
+        for parsed in files {
+            let file = parsed.ast.file;
+            for item in &parsed.ast.items {
+                if let Some(&(first_file, first_span)) = seen.get(&(item.kind, item.name.name.as_str())) {
+                    let kind = item.kind.keyword();
+                    self.report(
+                        Diagnostic::error(
+                            Code::DuplicateName,
+                            file,
+                            item.name.span,
+                            format!("{kind} `{}` is defined more than once", item.name.name),
+                        )
+                        .label("defined again here")
+                        .help(format!("{kind} names are unique across all files of a policy set; rename one"))
+                        .related(first_file, first_span, "first defined here"),
+                    );
+                    continue;
+                }
+                seen.insert((item.kind, item.name.name.as_str()), (file, item.name.span));
+                let definition = Definition { file, item };
+                match item.kind {
+                    TopKind::Provider => providers.push(definition),
+                    TopKind::Role => roles.push(definition),
+                    TopKind::Test => tests.push(definition),
+                }
+            }
+        }
+        if roles.len() > self.limits.max_roles
+            && let Some(role) = roles.get(self.limits.max_roles)
+        {
+            self.report(Diagnostic::error(
+                Code::LimitExceeded,
+                role.file,
+                role.item.name.span,
+                format!("the policy set has {} roles, more than the limit of {}", roles.len(), self.limits.max_roles),
+            ));
+        }
+        let unparsed: Vec<(TopKind, &str)> =
+            files.iter().flat_map(|f| f.unparsed_names.iter().map(|(k, n)| (*k, n.as_str()))).collect();
+        let names = Names {
+            providers: providers.iter().map(|d| d.item.name.name.as_str()).collect(),
+            roles: roles.iter().map(|d| d.item.name.name.as_str()).collect(),
+            unparsed,
+        };
+
+        // Pass 2: each item on its own.
+        let mut set = PolicySet::default();
+        let mut issuers: HashMap<String, (FileId, Span)> = HashMap::new();
+        for definition in &providers {
+            let provider = self.provider(definition.file, definition.item);
+            for issuer in &provider.issuers {
+                if let Some(&(first_file, first_span)) = issuers.get(&issuer.value) {
+                    self.report(
+                        Diagnostic::error(
+                            Code::DuplicateIssuer,
+                            definition.file,
+                            issuer.span,
+                            format!("issuer `{}` is accepted by two providers", issuer.value),
+                        )
+                        .label("accepted again here")
+                        .help("tokens are matched to a provider by issuer; keep each issuer in one provider")
+                        .related(first_file, first_span, "first accepted here"),
+                    );
+                } else {
+                    issuers.insert(issuer.value.clone(), (definition.file, issuer.span));
+                }
+            }
+            set.providers.push(provider);
+        }
+        for definition in &roles {
+            if let Some(role) = self.role(definition.file, definition.item, &names) {
+                set.roles.push(role);
+            }
+        }
+        for definition in &tests {
+            if let Some(test) = self.test(definition.file, definition.item, &names) {
+                set.tests.push(test);
+            }
+        }
+        set
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Providers
+
+    fn provider(&mut self, file: FileId, item: &TopItem) -> Provider {
+        let fields = self.fields(
+            file,
+            &item.body,
+            "provider",
+            &[
+                "description",
+                "issuer",
+                "algorithms",
+                "clock_skew",
+                "required_time_claims",
+                "max_token_age",
+                "max_lifetime",
+                "typ",
+            ],
+            &["keys"],
+            false,
+        );
+        let description = fields.setting("description").and_then(|s| self.string(file, &s.value));
+        let issuers = match fields.setting("issuer") {
+            Some(s) => self.string_or_strings(file, &s.value, "an issuer URL").unwrap_or_default(),
+            None => {
+                self.missing(
+                    file,
+                    item,
+                    "issuer",
+                    "add the issuer exactly as it appears in the `iss` claim: `issuer = \"https://...\"`",
+                );
+                Vec::new()
+            }
+        };
+        for issuer in &issuers {
+            if issuer.value.is_empty() {
+                self.report(Diagnostic::error(Code::WrongType, file, issuer.span, "issuer is empty"));
+            }
+        }
+        let keys = match fields.block("keys") {
+            Some(block) => self.keys(file, block),
+            None => {
+                self.missing(
+                    file,
+                    item,
+                    "keys",
+                    "say where the verification keys come from: `keys { jwks_url = \"https://...\" }`",
+                );
+                None
+            }
+        };
+        let algorithms = match fields.setting("algorithms") {
+            Some(s) => self.algorithms(file, &s.value),
+            None => AlgorithmSet::default(),
+        };
+        let clock_skew =
+            fields.setting("clock_skew").and_then(|s| self.duration(file, &s.value)).unwrap_or(DEFAULT_CLOCK_SKEW);
+        if let Some(s) = fields.setting("clock_skew")
+            && clock_skew > 3600
+        {
+            self.report(
+                Diagnostic::error(Code::InvalidDuration, file, s.value.span, "clock skew is more than an hour")
+                    .help("a skew this large keeps expired tokens valid; clocks of real issuers agree within minutes"),
+            );
+        }
+        let required_time_claims = match fields.setting("required_time_claims") {
+            Some(s) => self.time_claims(file, &s.value),
+            None => TimeClaims::default(),
+        };
+        let max_token_age = fields.setting("max_token_age").and_then(|s| self.positive_duration(file, &s.value));
+        let max_lifetime = fields.setting("max_lifetime").and_then(|s| self.positive_duration(file, &s.value));
+        let typ = fields.setting("typ").and_then(|s| self.string(file, &s.value)).map(|t| t.value);
+        Provider {
+            name: item.name.name.clone(),
+            file,
+            span: item.name.span,
+            description: description.map(|d| d.value),
+            issuers,
+            keys: keys.unwrap_or(KeySource::Pem(Vec::new())),
+            algorithms,
+            clock_skew,
+            required_time_claims,
+            max_token_age,
+            max_lifetime,
+            typ,
+        }
+    }
+
+    fn keys(&mut self, file: FileId, block: &Block) -> Option<KeySource> {
+        const SOURCES: [&str; 6] = ["pem", "jwk", "jwks", "jwks_file", "jwks_url", "discovery_url"];
+        const FETCH: [&str; 5] = ["refresh", "timeout", "cache_max_age", "ca_pem", "ca_file"];
+        if let Some(label) = &block.label {
+            self.report(
+                Diagnostic::error(Code::Syntax, file, label.span, "`keys` takes no label")
+                    .help("write the source inside the block: `keys { jwks_url = \"...\" }`"),
+            );
+        }
+        let allowed: Vec<&str> = SOURCES.iter().chain(FETCH.iter()).copied().collect();
+        let fields = self.fields(file, &block.body, "keys", &allowed, &[], false);
+        let mut present: Vec<&Setting> = SOURCES.iter().filter_map(|name| fields.setting(name)).collect();
+        present.sort_by_key(|s| s.span.start);
+        let source_setting = match present.as_slice() {
+            [] => {
+                self.report(
+                    Diagnostic::error(Code::MissingSetting, file, block.name.span, "`keys` names no key source")
+                        .help("add one of `pem`, `jwk`, `jwks`, `jwks_file`, `jwks_url` or `discovery_url`"),
+                );
+                return None;
+            }
+            [one] => *one,
+            [first, second, ..] => {
+                self.report(
+                    Diagnostic::error(
+                        Code::ConflictingSettings,
+                        file,
+                        second.name.span,
+                        format!(
+                            "a provider has exactly one key source, but `keys` sets both `{}` and `{}`",
+                            first.name.name, second.name.name
+                        ),
+                    )
+                    .label("second key source")
+                    .related(file, first.name.span, "first key source")
+                    .help("to trust keys from two places, define two providers"),
+                );
+                *first
+            }
+        };
+        let kind = source_setting.name.name.as_str();
+        let is_remote = matches!(kind, "jwks_url" | "discovery_url");
+        if !is_remote {
+            for name in FETCH {
+                if let Some(s) = fields.setting(name) {
+                    self.report(
+                        Diagnostic::error(
+                            Code::ConflictingSettings,
+                            file,
+                            s.name.span,
+                            format!("`{name}` applies only to keys fetched from a URL, not to `{kind}`"),
+                        )
+                        .label("not used")
+                        .help("remove it, or fetch the keys with `jwks_url` or `discovery_url`"),
+                    );
+                }
+            }
+        }
+        let value = &source_setting.value;
+        let source = match kind {
+            "pem" => {
+                let blocks = self.string_or_strings(file, value, "a PEM block")?;
+                for pem in &blocks {
+                    self.validate_pem(file, pem);
+                }
+                KeySource::Pem(blocks)
+            }
+            "jwk" => {
+                let text = self.string(file, value)?;
+                self.validate_jwk(file, &text, false);
+                KeySource::Jwk(text)
+            }
+            "jwks" => {
+                let text = self.string(file, value)?;
+                self.validate_jwk(file, &text, true);
+                KeySource::Jwks(text)
+            }
+            "jwks_file" => {
+                let path = self.string(file, value)?;
+                if path.value.trim().is_empty() {
+                    self.report(Diagnostic::error(Code::WrongType, file, path.span, "file path is empty"));
+                }
+                KeySource::JwksFile(path)
+            }
+            _ => {
+                let url = self.string(file, value)?;
+                self.validate_url(file, &url);
+                let fetch = self.fetch(file, &fields);
+                if kind == "jwks_url" { KeySource::JwksUrl(url, fetch) } else { KeySource::Discovery(url, fetch) }
+            }
+        };
+        Some(source)
+    }
+
+    fn fetch(&mut self, file: FileId, fields: &Fields<'_>) -> Fetch {
+        let refresh = fields.setting("refresh").and_then(|s| self.duration(file, &s.value)).unwrap_or(DEFAULT_REFRESH);
+        let timeout = fields.setting("timeout").and_then(|s| self.duration(file, &s.value)).unwrap_or(DEFAULT_TIMEOUT);
+        let cache_max_age = fields
+            .setting("cache_max_age")
+            .and_then(|s| self.duration(file, &s.value))
+            .unwrap_or(DEFAULT_CACHE_MAX_AGE);
+        if let Some(s) = fields.setting("refresh")
+            && refresh < 10
+        {
+            self.report(
+                Diagnostic::error(Code::InvalidDuration, file, s.value.span, "refresh interval is shorter than 10s")
+                    .help("key sets change rarely; refetching this often only loads the issuer"),
+            );
+        }
+        if let Some(s) = fields.setting("timeout")
+            && !(1..=120).contains(&timeout)
+        {
+            self.report(Diagnostic::error(
+                Code::InvalidDuration,
+                file,
+                s.value.span,
+                "request timeout must be between 1s and 2m",
+            ));
+        }
+        if let (Some(s), true) = (fields.setting("cache_max_age"), cache_max_age < refresh) {
+            self.report(
+                Diagnostic::error(
+                    Code::InvalidDuration,
+                    file,
+                    s.value.span,
+                    "cache max age is shorter than the refresh interval",
+                )
+                .help("a cached key set must outlive at least one refresh, or every failed refresh locks logins out"),
+            );
+        }
+        let ca = match (fields.setting("ca_pem"), fields.setting("ca_file")) {
+            (Some(pem), Some(path)) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::ConflictingSettings,
+                        file,
+                        path.name.span,
+                        "both `ca_pem` and `ca_file` are set",
+                    )
+                    .related(file, pem.name.span, "`ca_pem` is set here")
+                    .help("pin the CA once"),
+                );
+                None
+            }
+            (Some(pem), None) => self.string(file, &pem.value).map(|text| {
+                self.validate_certificate(file, &text);
+                CaSource::Pem(text)
+            }),
+            (None, Some(path)) => self.string(file, &path.value).map(CaSource::File),
+            (None, None) => None,
+        };
+        Fetch { refresh, timeout, cache_max_age, ca }
+    }
+
+    fn algorithms(&mut self, file: FileId, value: &Value) -> AlgorithmSet {
+        let Some(items) = self.list_of_words(file, value, "algorithm names such as `[RS256, ES256]`") else {
+            return AlgorithmSet::default();
+        };
+        let mut set = AlgorithmSet::EMPTY;
+        for (name, span) in items {
+            match name.parse::<Algorithm>() {
+                Ok(alg) => {
+                    set.insert(alg);
+                }
+                Err(error) => {
+                    let help = match error {
+                        AlgorithmError::None => "unsigned tokens can be forged by anyone; remove it",
+                        AlgorithmError::Symmetric(_) => {
+                            "an HMAC secret shared with the issuer lets anyone who holds it mint tokens; claimgate verifies with public keys only"
+                        }
+                        _ => "supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+                    };
+                    self.report(
+                        Diagnostic::error(Code::RefusedAlgorithm, file, span, error.to_string())
+                            .label("refused")
+                            .help(help),
+                    );
+                }
+            }
+        }
+        if set.is_empty()
+            && !self.diagnostics.iter().any(|d| d.file == file && value.span.range().contains(&(d.span.start as usize)))
+        {
+            self.report(
+                Diagnostic::error(Code::WrongType, file, value.span, "no algorithm is allowed")
+                    .help("list at least one algorithm, or remove the setting for the default list"),
+            );
+        }
+        set
+    }
+
+    fn time_claims(&mut self, file: FileId, value: &Value) -> TimeClaims {
+        let mut claims = TimeClaims { exp: false, nbf: false, iat: false };
+        let Some(items) = self.list_of_words(file, value, "a list of time claims such as `[exp, iat]`") else {
+            return TimeClaims::default();
+        };
+        for (name, span) in items {
+            match name.as_str() {
+                "exp" => claims.exp = true,
+                "nbf" => claims.nbf = true,
+                "iat" => claims.iat = true,
+                _ => self.report(
+                    Diagnostic::error(Code::WrongType, file, span, format!("`{name}` is not a time claim"))
+                        .help("time claims are `exp`, `nbf` and `iat`"),
+                ),
+            }
+        }
+        claims
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Roles
+
+    fn role(&mut self, file: FileId, item: &TopItem, names: &Names<'_>) -> Option<Role> {
+        let fields = self.fields(
+            file,
+            &item.body,
+            "role",
+            &["description", "provider", "audience", "identity", "user", "groups", "policies"],
+            &["metadata", "token"],
+            true,
+        );
+        let description = fields.setting("description").and_then(|s| self.string(file, &s.value)).map(|t| t.value);
+        let provider = match fields.setting("provider") {
+            Some(s) => self.reference(file, &s.value, TopKind::Provider, names),
+            None => {
+                self.missing(
+                    file,
+                    item,
+                    "provider",
+                    "name the provider whose tokens this role accepts: `provider = NAME`",
+                );
+                None
+            }
+        };
+        let audience = match fields.setting("audience") {
+            Some(s) => self.audience(file, &s.value),
+            None => {
+                self.report(
+                    Diagnostic::error(
+                        Code::NoAudience,
+                        file,
+                        item.name.span,
+                        format!("role `{}` does not say which audiences it accepts", item.name.name),
+                    )
+                    .label("no `audience` setting")
+                    .help("bind the audience with `audience = \"...\"`, or write `audience = any` to accept every audience on purpose"),
+                );
+                None
+            }
+        };
+        let conditions = match fields.require() {
+            Some(require) => {
+                for condition in &require.conditions {
+                    self.condition(file, condition);
+                }
+                require.conditions.clone()
+            }
+            None => Vec::new(),
+        };
+        let identity = match fields.setting("identity") {
+            Some(s) => self.template(file, &s.value),
+            None => Some(Template {
+                parts: vec![TemplatePart::Claim(ClaimPath {
+                    segments: vec![Segment::Key("sub".into())],
+                    span: item.name.span,
+                })],
+                span: item.name.span,
+            }),
+        };
+        let user = fields.setting("user").and_then(|s| self.path(file, &s.value));
+        let groups = fields.setting("groups").and_then(|s| self.path(file, &s.value));
+        let metadata = fields.block("metadata").map(|b| self.metadata(file, b)).unwrap_or_default();
+        let policies = fields.setting("policies").map(|s| self.policies(file, &s.value)).unwrap_or_default();
+        let token = fields.block("token").map(|b| self.token(file, b)).unwrap_or_default();
+        Some(Role {
+            name: item.name.name.clone(),
+            file,
+            span: item.name.span,
+            description,
+            provider: provider?,
+            audience: audience?,
+            conditions,
+            identity: identity?,
+            user,
+            groups,
+            metadata,
+            policies,
+            token,
+        })
+    }
+
+    fn audience(&mut self, file: FileId, value: &Value) -> Option<Audience> {
+        if let [Term::Ident(word)] = value.terms.as_slice()
+            && word.name == "any"
+        {
+            return Some(Audience::Any(word.span));
+        }
+        let audiences = self.string_or_strings(file, value, "an audience, a list of audiences, or `any`")?;
+        if audiences.is_empty() {
+            self.report(
+                Diagnostic::error(Code::WrongType, file, value.span, "the audience list is empty")
+                    .help("an empty list accepts no token; write `audience = any` to accept every audience"),
+            );
+            return None;
+        }
+        Some(Audience::OneOf(audiences))
+    }
+
+    fn condition(&mut self, file: FileId, condition: &Condition) {
+        match &condition.kind {
+            ConditionKind::Group(group) => {
+                if group.conditions.is_empty() {
+                    let meaning = match group.kind {
+                        GroupKind::Any => "never holds",
+                        GroupKind::All => "always holds",
+                    };
+                    self.report(
+                        Diagnostic::error(
+                            Code::WrongType,
+                            file,
+                            group.span,
+                            format!("an empty `{}` group {meaning}", group.kind.keyword()),
+                        )
+                        .help("add conditions to the group or remove it"),
+                    );
+                }
+                for inner in &group.conditions {
+                    self.condition(file, inner);
+                }
+            }
+            ConditionKind::Not(inner) => self.condition(file, inner),
+            ConditionKind::Compare(comparison) => self.comparison(file, comparison),
+        }
+    }
+
+    fn comparison(&mut self, file: FileId, comparison: &Comparison) {
+        match &comparison.op {
+            Op::Glob(pattern) => {
+                if pattern.value.len() > self.limits.max_glob_len {
+                    self.report(Diagnostic::error(
+                        Code::LimitExceeded,
+                        file,
+                        pattern.span,
+                        format!("glob pattern is longer than {} bytes", self.limits.max_glob_len),
+                    ));
+                } else if let Err(error) = Glob::new(&pattern.value) {
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidGlob,
+                            file,
+                            pattern.span,
+                            format!("invalid glob pattern: {error}"),
+                        )
+                        .help("write `\\\\` for a literal backslash"),
+                    );
+                }
+            }
+            Op::Matches(pattern) => {
+                if let Err(message) = compile_regex(&pattern.value, self.limits.regex_size_limit) {
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidRegex,
+                            file,
+                            pattern.span,
+                            format!("invalid regular expression: {message}"),
+                        )
+                        .help("patterns use the syntax of the Rust regex crate and are anchored at both ends"),
+                    );
+                }
+            }
+            Op::In(list) | Op::ContainsAny(list) | Op::ContainsAll(list) if list.items.is_empty() => {
+                let meaning = if matches!(comparison.op, Op::ContainsAll(_)) { "always holds" } else { "never holds" };
+                self.report(Diagnostic::error(
+                    Code::WrongType,
+                    file,
+                    list.span,
+                    format!("a test against an empty list {meaning}"),
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn template(&mut self, file: FileId, value: &Value) -> Option<Template> {
+        let mut parts = Vec::new();
+        for term in &value.terms {
+            match term {
+                Term::Str(s) => parts.push(TemplatePart::Literal(s.value.clone())),
+                Term::Path(p) => parts.push(TemplatePart::Claim(p.clone())),
+                other => {
+                    self.wrong_type(file, other.span(), "a string or a claim path", other);
+                    return None;
+                }
+            }
+        }
+        if !parts.iter().any(|p| matches!(p, TemplatePart::Claim(_))) {
+            self.report(Diagnostic::error(Code::WrongType, file, value.span, "the identity reads no claim").help(
+                "every token would log in as the same identity; build it from a claim: `\"prefix/\" + claims.sub`",
+            ));
+            return None;
+        }
+        Some(Template { parts, span: value.span })
+    }
+
+    fn metadata(&mut self, file: FileId, block: &Block) -> Vec<Mapping> {
+        let mut mappings = Vec::new();
+        let mut seen: HashMap<&str, Span> = HashMap::new();
+        for item in &block.body.items {
+            match item {
+                Item::Setting(setting) => {
+                    if let Some(first) = seen.insert(&setting.name.name, setting.name.span) {
+                        self.duplicate(file, &setting.name, first);
+                        continue;
+                    }
+                    match setting.value.terms.as_slice() {
+                        [Term::Path(path)] => mappings.push(Mapping {
+                            name: setting.name.name.clone(),
+                            path: path.clone(),
+                            optional: false,
+                            span: setting.span,
+                        }),
+                        [Term::Optional(path, _)] => mappings.push(Mapping {
+                            name: setting.name.name.clone(),
+                            path: path.clone(),
+                            optional: true,
+                            span: setting.span,
+                        }),
+                        _ => self.report(
+                            Diagnostic::error(Code::WrongType, file, setting.value.span, "expected a claim path")
+                                .help("map a claim: `name = claims.path`, or `name = optional claims.path` when it may be missing"),
+                        ),
+                    }
+                }
+                other => self.report(Diagnostic::error(
+                    Code::UnknownSetting,
+                    file,
+                    other.span(),
+                    "`metadata` holds only `name = claims.path` mappings",
+                )),
+            }
+        }
+        mappings
+    }
+
+    fn policies(&mut self, file: FileId, value: &Value) -> Policies {
+        let mut policies = Policies::default();
+        for term in &value.terms {
+            match term {
+                Term::Str(s) => policies.fixed.push(Text { value: s.value.clone(), span: s.span }),
+                Term::Path(p) => policies.from_claims.push(p.clone()),
+                Term::List(list) => {
+                    for item in &list.items {
+                        match item {
+                            Term::Str(s) => policies.fixed.push(Text { value: s.value.clone(), span: s.span }),
+                            other => self.wrong_type(file, other.span(), "a policy name in quotes", other),
+                        }
+                    }
+                }
+                other => self.wrong_type(file, other.span(), "a list of policy names or a claim path", other),
+            }
+        }
+        policies
+    }
+
+    fn token(&mut self, file: FileId, block: &Block) -> TokenSettings {
+        let fields = self.fields(
+            file,
+            &block.body,
+            "token",
+            &["ttl", "max_ttl", "explicit_max_ttl", "period", "num_uses", "bound_cidrs", "type"],
+            &[],
+            false,
+        );
+        let mut token = TokenSettings {
+            ttl: fields.setting("ttl").and_then(|s| self.positive_duration(file, &s.value)),
+            max_ttl: fields.setting("max_ttl").and_then(|s| self.positive_duration(file, &s.value)),
+            explicit_max_ttl: fields.setting("explicit_max_ttl").and_then(|s| self.positive_duration(file, &s.value)),
+            period: fields.setting("period").and_then(|s| self.positive_duration(file, &s.value)),
+            ..TokenSettings::default()
+        };
+        if let Some(s) = fields.setting("num_uses") {
+            match s.value.terms.as_slice() {
+                [Term::Number(n)] if n.value.as_u64().is_some() => token.num_uses = n.value.as_u64().unwrap_or(0),
+                [other] => self.wrong_type(file, other.span(), "a whole number (0 for unlimited)", other),
+                _ => self.wrong_type_value(file, &s.value, "a whole number (0 for unlimited)"),
+            }
+        }
+        if let Some(s) = fields.setting("bound_cidrs")
+            && let Some(blocks) = self.string_or_strings(file, &s.value, "a list of CIDR blocks")
+        {
+            for block in blocks {
+                match normalize_cidr(&block.value) {
+                    Ok(cidr) => token.bound_cidrs.push(cidr),
+                    Err(problem) => self.report(
+                        Diagnostic::error(
+                            Code::InvalidCidr,
+                            file,
+                            block.span,
+                            format!("invalid CIDR block: {problem}"),
+                        )
+                        .help("write an address and prefix length such as \"10.0.0.0/8\" or \"2001:db8::/32\""),
+                    ),
+                }
+            }
+        }
+        if let Some(s) = fields.setting("type") {
+            match s.value.terms.as_slice() {
+                [Term::Ident(word)] if word.name == "service" => token.token_type = TokenType::Service,
+                [Term::Ident(word)] if word.name == "batch" => token.token_type = TokenType::Batch,
+                [Term::Ident(word)] if word.name == "default" => token.token_type = TokenType::Default,
+                _ => self.wrong_type_value(file, &s.value, "`service`, `batch` or `default`"),
+            }
+        }
+        for (lower, lower_name, upper_name) in [
+            (token.ttl, "ttl", "max_ttl"),
+            (token.ttl, "ttl", "explicit_max_ttl"),
+            (token.max_ttl, "max_ttl", "explicit_max_ttl"),
+        ] {
+            let upper = if upper_name == "max_ttl" { token.max_ttl } else { token.explicit_max_ttl };
+            if let (Some(lower), Some(upper), Some(s)) = (lower, upper, fields.setting(lower_name))
+                && lower > upper
+            {
+                self.report(Diagnostic::error(
+                    Code::InvalidDuration,
+                    file,
+                    s.value.span,
+                    format!("`{lower_name}` is longer than `{upper_name}`"),
+                ));
+            }
+        }
+        token
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Tests
+
+    fn test(&mut self, file: FileId, item: &TopItem, names: &Names<'_>) -> Option<Test> {
+        let fields = self.fields(file, &item.body, "test", &["role", "now", "claims"], &["expect"], false);
+        let role = match fields.setting("role") {
+            Some(s) => match s.value.terms.as_slice() {
+                [Term::Ident(word)] if word.name == "auto" => Some(RoleChoice::Auto),
+                _ => self.reference(file, &s.value, TopKind::Role, names).map(RoleChoice::Named),
+            },
+            None => {
+                self.missing(
+                    file,
+                    item,
+                    "role",
+                    "name the role to log in as, or `role = auto` to let claimgate choose",
+                );
+                None
+            }
+        };
+        let now = match fields.setting("now") {
+            Some(s) => self.time(file, &s.value),
+            None => {
+                self.missing(
+                    file,
+                    item,
+                    "now",
+                    "tests run at a fixed time: `now = 1732350100` or `now = \"2024-11-23T08:21:40Z\"`",
+                );
+                None
+            }
+        };
+        let claims = match fields.setting("claims") {
+            Some(s) => self.string(file, &s.value),
+            None => {
+                self.missing(file, item, "claims", "give the token's claims as JSON: `claims = \"\"\" {...} \"\"\"`");
+                None
+            }
+        };
+        let claims_json = claims.as_ref().and_then(|c| self.claims_json(file, c));
+        let expect = match fields.block("expect") {
+            Some(block) => self.expectation(file, block, names),
+            None => {
+                self.missing(file, item, "expect", "say what should happen: `expect allow { }` or `expect deny { }`");
+                None
+            }
+        };
+        Some(Test {
+            name: item.name.name.clone(),
+            file,
+            span: item.name.span,
+            role: role?,
+            now: now?,
+            claims: claims?,
+            claims_json: claims_json?,
+            expect: expect?,
+        })
+    }
+
+    fn time(&mut self, file: FileId, value: &Value) -> Option<i64> {
+        match value.terms.as_slice() {
+            [Term::Number(n)] => match n.value.as_i64() {
+                Some(seconds) => Some(seconds),
+                None => {
+                    self.report(Diagnostic::error(
+                        Code::InvalidTest,
+                        file,
+                        n.span,
+                        "`now` must be whole seconds since the Unix epoch",
+                    ));
+                    None
+                }
+            },
+            [Term::Str(s)] => match parse_rfc3339(&s.value) {
+                Some(seconds) => Some(seconds),
+                None => {
+                    self.report(
+                        Diagnostic::error(
+                            Code::InvalidTest,
+                            file,
+                            s.span,
+                            format!("`{}` is not an RFC 3339 time", s.value),
+                        )
+                        .help("write a time such as \"2024-11-23T08:21:40Z\", or seconds since the Unix epoch"),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type_value(file, value, "seconds since the Unix epoch or an RFC 3339 time in quotes");
+                None
+            }
+        }
+    }
+
+    fn claims_json(&mut self, file: FileId, claims: &Text) -> Option<serde_json::Value> {
+        match claimgate_jose::json::parse_value(claims.value.as_bytes(), 64) {
+            Ok(value @ serde_json::Value::Object(_)) => Some(value),
+            Ok(_) => {
+                self.report(Diagnostic::error(Code::InvalidTest, file, claims.span, "claims must be a JSON object"));
+                None
+            }
+            Err(error) => {
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidTest,
+                        file,
+                        claims.span,
+                        format!("claims are not valid JSON: {error}"),
+                    )
+                    .label("in this JSON"),
+                );
+                None
+            }
+        }
+    }
+
+    fn expectation(&mut self, file: FileId, block: &Block, names: &Names<'_>) -> Option<Expectation> {
+        let outcome = block.label.as_ref().map(|l| l.name.as_str());
+        match outcome {
+            Some("allow") => {
+                let fields = self.fields(
+                    file,
+                    &block.body,
+                    "expect allow",
+                    &["role", "identity", "user", "groups", "policies"],
+                    &["metadata"],
+                    false,
+                );
+                let mut expect = ExpectAllow { span: block.span, ..ExpectAllow::default() };
+                expect.role = fields.setting("role").and_then(|s| self.reference(file, &s.value, TopKind::Role, names));
+                expect.identity = fields.setting("identity").and_then(|s| self.string(file, &s.value)).map(|t| t.value);
+                expect.user = fields.setting("user").and_then(|s| self.string(file, &s.value)).map(|t| t.value);
+                expect.groups = fields.setting("groups").and_then(|s| self.strings(file, &s.value));
+                expect.policies = fields.setting("policies").and_then(|s| self.strings(file, &s.value));
+                if let Some(metadata) = fields.block("metadata") {
+                    let mut pairs = Vec::new();
+                    for item in &metadata.body.items {
+                        match item {
+                            Item::Setting(s) => {
+                                if let Some(text) = self.string(file, &s.value) {
+                                    pairs.push((s.name.name.clone(), text.value));
+                                }
+                            }
+                            other => self.report(Diagnostic::error(
+                                Code::UnknownSetting,
+                                file,
+                                other.span(),
+                                "expected metadata holds only `name = \"value\"` pairs",
+                            )),
+                        }
+                    }
+                    expect.metadata = Some(pairs);
+                }
+                Some(Expectation::Allow(expect))
+            }
+            Some("deny") => {
+                let fields = self.fields(file, &block.body, "expect deny", &["role", "condition", "code"], &[], false);
+                let mut expect = ExpectDeny { span: block.span, ..ExpectDeny::default() };
+                expect.role = fields.setting("role").and_then(|s| self.reference(file, &s.value, TopKind::Role, names));
+                if let Some(s) = fields.setting("condition") {
+                    expect.condition = match s.value.terms.as_slice() {
+                        [Term::Path(p)] => Some(ExpectedCondition::Claim(p.clone())),
+                        [Term::Str(text)] => Some(ExpectedCondition::Text(text.value.clone())),
+                        _ => {
+                            self.wrong_type_value(
+                                file,
+                                &s.value,
+                                "the claim path the failing condition reads, or its text in quotes",
+                            );
+                            None
+                        }
+                    };
+                }
+                if let Some(s) = fields.setting("code") {
+                    expect.code = match s.value.terms.as_slice() {
+                        [Term::Ident(word)] => Some(word.name.clone()),
+                        [Term::Str(text)] => Some(text.value.clone()),
+                        _ => {
+                            self.wrong_type_value(file, &s.value, "a denial code such as `token_expired`");
+                            None
+                        }
+                    };
+                }
+                Some(Expectation::Deny(expect))
+            }
+            _ => {
+                let span = block.label.as_ref().map_or(block.name.span, |l| l.span);
+                self.report(
+                    Diagnostic::error(Code::InvalidTest, file, span, "a test expects `allow` or `deny`")
+                        .help("write `expect allow { ... }` or `expect deny { ... }`"),
+                );
+                None
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Values
+
+    /// Reads the items of a body against the settings and blocks allowed there, reporting unknown
+    /// and duplicate ones.
+    #[allow(clippy::too_many_arguments)]
+    fn fields<'a>(
+        &mut self,
+        file: FileId,
+        body: &'a Body,
+        context: &str,
+        settings: &[&str],
+        blocks: &[&str],
+        allow_require: bool,
+    ) -> Fields<'a> {
+        let mut fields = Fields::default();
+        for item in &body.items {
+            let (name, is_block) = match item {
+                Item::Setting(s) => (&s.name, false),
+                Item::Block(b) => (&b.name, true),
+                Item::Require(r) => {
+                    if !allow_require {
+                        self.report(
+                            Diagnostic::error(
+                                Code::UnknownSetting,
+                                file,
+                                Span { start: r.span.start, end: r.span.start + 7 },
+                                format!("`require` is not allowed in {context}"),
+                            )
+                            .help("conditions belong in a role"),
+                        );
+                    } else if let Some(first) = &fields.require {
+                        self.report(
+                            Diagnostic::error(
+                                Code::DuplicateSetting,
+                                file,
+                                Span { start: r.span.start, end: r.span.start + 7 },
+                                "a role has one `require` block",
+                            )
+                            .related(
+                                file,
+                                Span { start: first.span.start, end: first.span.start + 7 },
+                                "first `require` block",
+                            )
+                            .help("move these conditions into the first block"),
+                        );
+                    } else {
+                        fields.require = Some(r);
+                    }
+                    continue;
+                }
+            };
+            let known = if is_block { blocks } else { settings };
+            if !known.contains(&name.name.as_str()) {
+                let other = if is_block { settings } else { blocks };
+                let diagnostic = if other.contains(&name.name.as_str()) {
+                    let help = if is_block {
+                        format!("`{0}` is a setting: write `{0} = ...`", name.name)
+                    } else {
+                        format!("`{0}` is a block: write `{0} {{ ... }}`", name.name)
+                    };
+                    Diagnostic::error(
+                        Code::WrongType,
+                        file,
+                        name.span,
+                        format!("`{}` is used the wrong way in {context}", name.name),
+                    )
+                    .help(help)
+                } else {
+                    let what = if is_block { "block" } else { "setting" };
+                    let mut d = Diagnostic::error(
+                        Code::UnknownSetting,
+                        file,
+                        name.span,
+                        format!("unknown {what} `{}` in {context}", name.name),
+                    )
+                    .label(format!("not a {context} {what}"));
+                    let candidates: Vec<&str> = settings.iter().chain(blocks).copied().collect();
+                    d = match suggest(&name.name, &candidates) {
+                        Some(s) => d.help(format!("did you mean `{s}`?")),
+                        None => d.help(format!(
+                            "{context} accepts: {}",
+                            candidates.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", ")
+                        )),
+                    };
+                    d
+                };
+                self.report(diagnostic);
+                continue;
+            }
+            if let Some(first) = fields.items.get(name.name.as_str()) {
+                self.duplicate(file, name, first.name_span());
+                continue;
+            }
+            fields.items.insert(name.name.as_str(), FieldRef::from(item));
+        }
+        fields
+    }
+
+    fn duplicate(&mut self, file: FileId, name: &Ident, first: Span) {
+        self.report(
+            Diagnostic::error(
+                Code::DuplicateSetting,
+                file,
+                name.span,
+                format!("`{}` is set more than once", name.name),
+            )
+            .label("set again here")
+            .related(file, first, "first set here")
+            .help("keep one; lists take several values: `[\"a\", \"b\"]`"),
+        );
+    }
+
+    fn missing(&mut self, file: FileId, item: &TopItem, setting: &str, help: &str) {
+        self.report(
+            Diagnostic::error(
+                Code::MissingSetting,
+                file,
+                item.name.span,
+                format!("{} `{}` has no `{setting}`", item.kind.keyword(), item.name.name),
+            )
+            .label(format!("`{setting}` missing"))
+            .help(help),
+        );
+    }
+
+    fn wrong_type(&mut self, file: FileId, span: Span, expected: &str, found: &Term) {
+        self.report(Diagnostic::error(
+            Code::WrongType,
+            file,
+            span,
+            format!("expected {expected}, found {}", describe_term(found)),
+        ));
+    }
+
+    fn wrong_type_value(&mut self, file: FileId, value: &Value, expected: &str) {
+        match value.terms.as_slice() {
+            [one] => self.wrong_type(file, one.span(), expected, one),
+            _ => self.report(Diagnostic::error(
+                Code::WrongType,
+                file,
+                value.span,
+                format!("expected {expected}, found a `+` expression"),
+            )),
+        }
+    }
+
+    fn string(&mut self, file: FileId, value: &Value) -> Option<Text> {
+        match value.terms.as_slice() {
+            [Term::Str(s)] => Some(Text { value: s.value.clone(), span: s.span }),
+            _ => {
+                self.wrong_type_value(file, value, "a string");
+                None
+            }
+        }
+    }
+
+    /// A list of strings.
+    fn strings(&mut self, file: FileId, value: &Value) -> Option<Vec<String>> {
+        match value.terms.as_slice() {
+            [Term::List(list)] => {
+                let mut out = Vec::new();
+                for item in &list.items {
+                    match item {
+                        Term::Str(s) => out.push(s.value.clone()),
+                        other => {
+                            self.wrong_type(file, other.span(), "a string", other);
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                self.wrong_type_value(file, value, "a list of strings");
+                None
+            }
+        }
+    }
+
+    /// One string or a list of strings.
+    fn string_or_strings(&mut self, file: FileId, value: &Value, expected: &str) -> Option<Vec<Text>> {
+        match value.terms.as_slice() {
+            [Term::Str(s)] => Some(vec![Text { value: s.value.clone(), span: s.span }]),
+            [Term::List(list)] => {
+                let mut out = Vec::new();
+                for item in &list.items {
+                    match item {
+                        Term::Str(s) => out.push(Text { value: s.value.clone(), span: s.span }),
+                        other => {
+                            self.wrong_type(file, other.span(), "a string", other);
+                            return None;
+                        }
+                    }
+                }
+                Some(out)
+            }
+            _ => {
+                self.wrong_type_value(file, value, expected);
+                None
+            }
+        }
+    }
+
+    /// A list of bare words or strings (algorithm names, time claims).
+    fn list_of_words(&mut self, file: FileId, value: &Value, expected: &str) -> Option<Vec<(String, Span)>> {
+        let items = match value.terms.as_slice() {
+            [Term::List(list)] => list.items.as_slice(),
+            [single @ (Term::Ident(_) | Term::Str(_))] => std::slice::from_ref(single),
+            _ => {
+                self.wrong_type_value(file, value, expected);
+                return None;
+            }
+        };
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                Term::Ident(word) => out.push((word.name.clone(), word.span)),
+                Term::Str(s) => out.push((s.value.clone(), s.span)),
+                other => {
+                    self.wrong_type(file, other.span(), "a name", other);
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn duration(&mut self, file: FileId, value: &Value) -> Option<u64> {
+        match value.terms.as_slice() {
+            [Term::Duration(d)] => Some(d.seconds),
+            [Term::Number(n)] => {
+                self.report(
+                    Diagnostic::error(Code::InvalidDuration, file, n.span, "a duration needs a unit")
+                        .help(format!("write `{}s` for seconds, or use `m`, `h` or `d`", n.text)),
+                );
+                None
+            }
+            _ => {
+                self.wrong_type_value(file, value, "a duration such as `90s`, `15m` or `8h`");
+                None
+            }
+        }
+    }
+
+    fn positive_duration(&mut self, file: FileId, value: &Value) -> Option<u64> {
+        let seconds = self.duration(file, value)?;
+        if seconds == 0 {
+            self.report(
+                Diagnostic::error(Code::InvalidDuration, file, value.span, "duration must be longer than zero")
+                    .help("remove the setting to leave it unset"),
+            );
+            return None;
+        }
+        Some(seconds)
+    }
+
+    fn path(&mut self, file: FileId, value: &Value) -> Option<ClaimPath> {
+        match value.terms.as_slice() {
+            [Term::Path(p)] => Some(p.clone()),
+            _ => {
+                self.wrong_type_value(file, value, "a claim path such as `claims.sub`");
+                None
+            }
+        }
+    }
+
+    /// A provider or role name; returns its index.
+    fn reference(&mut self, file: FileId, value: &Value, kind: TopKind, names: &Names<'_>) -> Option<usize> {
+        let word = match value.terms.as_slice() {
+            [Term::Ident(word)] => word,
+            _ => {
+                self.wrong_type_value(file, value, &format!("a {} name", kind.keyword()));
+                return None;
+            }
+        };
+        let defined = if kind == TopKind::Provider { &names.providers } else { &names.roles };
+        if let Some(index) = defined.iter().position(|n| *n == word.name) {
+            return Some(index);
+        }
+        if names.unparsed.contains(&(kind, word.name.as_str())) {
+            return None; // already reported as a syntax error
+        }
+        let mut d = Diagnostic::error(
+            Code::UnknownName,
+            file,
+            word.span,
+            format!("unknown {} `{}`", kind.keyword(), word.name),
+        )
+        .label(format!("no {} has this name", kind.keyword()));
+        if let Some(s) = suggest(&word.name, defined) {
+            d = d.help(format!("did you mean `{s}`?"));
+        } else if defined.is_empty() {
+            d = d.help(format!("define it with `{} {} {{ ... }}`", kind.keyword(), word.name));
+        }
+        self.report(d);
+        None
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Keys and URLs
+
+    fn validate_pem(&mut self, file: FileId, pem: &Text) {
+        if let Err(error) = claimgate_jose::KeySet::from_pem(&pem.value) {
+            self.report(
+                Diagnostic::error(Code::InvalidKey, file, pem.span, format!("invalid PEM key: {error}"))
+                    .help("give a `PUBLIC KEY`, `RSA PUBLIC KEY` or `CERTIFICATE` block"),
+            );
+        }
+    }
+
+    fn validate_certificate(&mut self, file: FileId, pem: &Text) {
+        if !pem.value.contains("-----BEGIN CERTIFICATE-----") {
+            self.report(
+                Diagnostic::error(Code::InvalidKey, file, pem.span, "the pinned CA is not a PEM certificate")
+                    .help("give the CA certificate as a `-----BEGIN CERTIFICATE-----` block"),
+            );
+        } else if let Err(error) = claimgate_jose::KeySet::from_pem(&pem.value) {
+            self.report(Diagnostic::error(
+                Code::InvalidKey,
+                file,
+                pem.span,
+                format!("invalid CA certificate: {error}"),
+            ));
+        }
+    }
+
+    fn validate_jwk(&mut self, file: FileId, json: &Text, set: bool) {
+        let result = if set {
+            claimgate_jose::KeySet::from_jwks_json(json.value.as_bytes())
+        } else {
+            claimgate_jose::KeySet::from_jwk_json(json.value.as_bytes())
+        };
+        let what = if set { "JWK set" } else { "JWK" };
+        match result {
+            Err(error) => {
+                self.report(Diagnostic::error(Code::InvalidKey, file, json.span, format!("invalid {what}: {error}")))
+            }
+            Ok(keys) if !keys.skipped().is_empty() => {
+                let reasons: Vec<String> = keys.skipped().iter().map(|s| s.to_string()).collect();
+                self.report(
+                    Diagnostic::error(
+                        Code::InvalidKey,
+                        file,
+                        json.span,
+                        format!("{} of the keys in this {what} cannot verify signatures", reasons.len()),
+                    )
+                    .help(format!("remove them: {}", reasons.join("; "))),
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+
+    fn validate_url(&mut self, file: FileId, url: &Text) {
+        match url::Url::parse(&url.value) {
+            Err(error) => {
+                self.report(Diagnostic::error(Code::InvalidUrl, file, url.span, format!("invalid URL: {error}")))
+            }
+            Ok(parsed) => {
+                let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+                    self.report(
+                        Diagnostic::error(Code::InvalidUrl, file, url.span, "keys must be fetched over https")
+                            .help("anyone on the network path could replace keys fetched over plain http"),
+                    );
+                } else if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
+                    self.report(Diagnostic::error(
+                        Code::InvalidUrl,
+                        file,
+                        url.span,
+                        "the URL carries credentials or a fragment",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Names known across the set, for reference checks.
+struct Names<'a> {
+    providers: Vec<&'a str>,
+    roles: Vec<&'a str>,
+    unparsed: Vec<(TopKind, &'a str)>,
+}
+
+#[derive(Clone, Copy)]
+enum FieldRef<'a> {
+    Setting(&'a Setting),
+    Block(&'a Block),
+}
+
+impl<'a> FieldRef<'a> {
+    fn from(item: &'a Item) -> FieldRef<'a> {
+        match item {
+            Item::Setting(s) => FieldRef::Setting(s),
+            Item::Block(b) => FieldRef::Block(b),
+            Item::Require(_) => unreachable!("require blocks are handled before"),
+        }
+    }
+
+    fn name_span(self) -> Span {
+        match self {
+            FieldRef::Setting(s) => s.name.span,
+            FieldRef::Block(b) => b.name.span,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Fields<'a> {
+    items: HashMap<&'a str, FieldRef<'a>>,
+    require: Option<&'a Require>,
+}
+
+impl<'a> Fields<'a> {
+    fn setting(&self, name: &str) -> Option<&'a Setting> {
+        match self.items.get(name) {
+            Some(FieldRef::Setting(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn block(&self, name: &str) -> Option<&'a Block> {
+        match self.items.get(name) {
+            Some(FieldRef::Block(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn require(&self) -> Option<&'a Require> {
+        self.require
+    }
+}
+
+fn describe_term(term: &Term) -> String {
+    match term {
+        Term::Str(_) => "a string".into(),
+        Term::Number(n) => format!("the number `{}`", n.text),
+        Term::Bool(b) => format!("`{}`", b.value),
+        Term::Duration(d) => format!("the duration `{}`", d.text),
+        Term::Ident(word) => format!("`{}`", word.name),
+        Term::Path(_) => "a claim path".into(),
+        Term::Optional(..) => "an optional claim path".into(),
+        Term::List(_) => "a list".into(),
+    }
+}
+
+/// The closest candidate within a small edit distance, for "did you mean".
+fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::levenshtein(name, c), *c))
+        .filter(|(distance, c)| *distance <= 2.max(c.len() / 4) && *distance < c.len())
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// Compiles a claim regex the way the evaluator will: anchored at both ends, with a bound on the
+/// compiled size (the regex crate's engines run in time linear in the input).
+pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<regex::Regex, String> {
+    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(size_limit)
+        .dfa_size_limit(size_limit)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!("compiles to more than {limit} bytes"),
+            regex::Error::Syntax(text) => {
+                text.lines().last().unwrap_or("syntax error").trim_start_matches("error: ").to_string()
+            }
+            other => other.to_string(),
+        })
+}
+
+/// Parses `10.0.0.0/8` (or a single address) and returns it normalised; refuses host bits set
+/// beyond the prefix, which usually means the wrong prefix length.
+pub fn normalize_cidr(text: &str) -> Result<String, String> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let ip: std::net::IpAddr = address.parse().map_err(|_| format!("`{address}` is not an IP address"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix: u32 = match prefix {
+        Some(p) => p
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("prefix length `{p}` is not between 0 and {max}"))?,
+        None => max,
+    };
+    let bits: u128 = match ip {
+        std::net::IpAddr::V4(v4) => u32::from(v4) as u128,
+        std::net::IpAddr::V6(v6) => u128::from(v6),
+    };
+    let host_bits = max - prefix;
+    let host_mask: u128 = if host_bits == 0 {
+        0
+    } else if host_bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
+    if bits & host_mask != 0 {
+        return Err(format!("`{text}` has bits set after the /{prefix} prefix"));
+    }
+    Ok(format!("{ip}/{prefix}"))
+}
+
+/// Parses an RFC 3339 time into seconds since the Unix epoch.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok().map(|t| t.unix_timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(normalize_cidr("10.0.0.0/8").unwrap(), "10.0.0.0/8");
+        assert_eq!(normalize_cidr("192.168.1.7").unwrap(), "192.168.1.7/32");
+        assert_eq!(normalize_cidr("2001:db8::/32").unwrap(), "2001:db8::/32");
+        assert!(normalize_cidr("10.0.0.1/8").is_err());
+        assert!(normalize_cidr("10.0.0.0/33").is_err());
+        assert!(normalize_cidr("ten/8").is_err());
+        assert_eq!(normalize_cidr("0.0.0.0/0").unwrap(), "0.0.0.0/0");
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("isuer", &["issuer", "keys"]), Some("issuer"));
+        assert_eq!(suggest("zzz", &["issuer", "keys"]), None);
+    }
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(parse_rfc3339("2024-11-23T08:21:40Z"), Some(1_732_350_100));
+        assert_eq!(parse_rfc3339("2024-11-23"), None);
+    }
+}

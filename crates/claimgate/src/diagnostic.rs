@@ -1,0 +1,356 @@
+//! Diagnostics: what the parser and the checker say about a policy, and how it is shown.
+//!
+//! The wording follows one style everywhere: a lowercase message with no final period that names
+//! the problem in the policy author's terms (never a Rust type or a grammar rule), an underline
+//! under the offending text with a short label, a `help:` line when there is something to do, and
+//! a stable code (`E0203`) that tools and documentation can refer to. `docs/language.md` lists
+//! every code.
+
+use std::fmt;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use serde::Serialize;
+
+use crate::source::{FileId, SourceMap, Span};
+
+/// Stable diagnostic codes. The number never changes meaning once released; new problems get
+/// new numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// The text is not in the language's syntax.
+    Syntax,
+    /// A file exceeds a configured size or nesting limit.
+    LimitExceeded,
+    /// A provider, role or test name is defined twice in the policy set.
+    DuplicateName,
+    /// A name refers to a provider or role that does not exist.
+    UnknownName,
+    /// Two providers accept the same issuer, so selection by issuer would be ambiguous.
+    DuplicateIssuer,
+    /// A setting or block that does not exist where it is written.
+    UnknownSetting,
+    /// The same setting or block is written twice.
+    DuplicateSetting,
+    /// A setting that must be present is not.
+    MissingSetting,
+    /// Settings that cannot be used together.
+    ConflictingSettings,
+    /// A value of the wrong kind for its setting.
+    WrongType,
+    /// A role says nothing about audiences.
+    NoAudience,
+    /// A duration that is malformed, out of range or inconsistent with another.
+    InvalidDuration,
+    /// A glob pattern that cannot be matched as written.
+    InvalidGlob,
+    /// A regular expression that does not compile.
+    InvalidRegex,
+    /// A string literal with an invalid escape or layout.
+    InvalidString,
+    /// A number that is out of range or not allowed here.
+    InvalidNumber,
+    /// A PEM or JWK key that does not parse or cannot verify signatures.
+    InvalidKey,
+    /// An algorithm that is refused (`none`, HMAC) or unknown.
+    RefusedAlgorithm,
+    /// A malformed or insecure URL.
+    InvalidUrl,
+    /// A malformed CIDR block.
+    InvalidCidr,
+    /// An inline test that is malformed (claims, time, expectation).
+    InvalidTest,
+    /// A file or directory could not be read.
+    Io,
+}
+
+impl Code {
+    pub const ALL: [Code; 22] = [
+        Code::Syntax,
+        Code::LimitExceeded,
+        Code::DuplicateName,
+        Code::UnknownName,
+        Code::DuplicateIssuer,
+        Code::UnknownSetting,
+        Code::DuplicateSetting,
+        Code::MissingSetting,
+        Code::ConflictingSettings,
+        Code::WrongType,
+        Code::NoAudience,
+        Code::InvalidDuration,
+        Code::InvalidGlob,
+        Code::InvalidRegex,
+        Code::InvalidString,
+        Code::InvalidNumber,
+        Code::InvalidKey,
+        Code::RefusedAlgorithm,
+        Code::InvalidUrl,
+        Code::InvalidCidr,
+        Code::InvalidTest,
+        Code::Io,
+    ];
+
+    /// The code as printed, e.g. `E0203`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Syntax => "E0001",
+            Code::LimitExceeded => "E0002",
+            Code::Io => "E0003",
+            Code::DuplicateName => "E0101",
+            Code::UnknownName => "E0102",
+            Code::DuplicateIssuer => "E0103",
+            Code::UnknownSetting => "E0201",
+            Code::DuplicateSetting => "E0202",
+            Code::MissingSetting => "E0203",
+            Code::ConflictingSettings => "E0204",
+            Code::WrongType => "E0205",
+            Code::NoAudience => "E0206",
+            Code::InvalidDuration => "E0301",
+            Code::InvalidGlob => "E0302",
+            Code::InvalidRegex => "E0303",
+            Code::InvalidString => "E0304",
+            Code::InvalidNumber => "E0305",
+            Code::InvalidKey => "E0401",
+            Code::RefusedAlgorithm => "E0402",
+            Code::InvalidUrl => "E0403",
+            Code::InvalidCidr => "E0404",
+            Code::InvalidTest => "E0501",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// Another place that explains a diagnostic, possibly in another file ("first defined here").
+#[derive(Clone, Debug, Serialize)]
+pub struct Related {
+    pub file: FileId,
+    pub span: Span,
+    pub message: String,
+}
+
+/// One problem found in a policy set.
+#[derive(Clone, Debug, Serialize)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    pub file: FileId,
+    pub span: Span,
+    /// Short text shown under the underline.
+    pub label: Option<String>,
+    pub help: Option<String>,
+    pub related: Vec<Related>,
+}
+
+impl Diagnostic {
+    pub fn error(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            file,
+            span,
+            label: None,
+            help: None,
+            related: Vec::new(),
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
+        self.label = Some(label.into());
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn related(mut self, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
+        self.related.push(Related { file, span, message: message.into() });
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// How [`render`] draws diagnostics.
+#[derive(Clone, Copy, Debug)]
+pub struct RenderOptions {
+    pub color: bool,
+    pub width: usize,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions { color: false, width: 100 }
+    }
+}
+
+/// Renders diagnostics like a compiler: `file:line:col`, the source line, an underline, the
+/// message, the code and a help line.
+pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, options: RenderOptions) -> String {
+    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false);
+    let mut out = String::new();
+    for diagnostic in diagnostics {
+        let view = View::new(diagnostic, sources);
+        // Writing into a String cannot fail.
+        let _ = handler.render_report(&mut out, &view);
+    }
+    out
+}
+
+/// A diagnostic as JSON for editors and CI annotations: positions are 1-based line/column
+/// (characters) plus byte offsets.
+pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
+    let located = |file: FileId, span: Span| {
+        let source = sources.get(file);
+        let start = source.line_col(span.start as usize);
+        let end = source.line_col(span.end as usize);
+        serde_json::json!({
+            "file": source.name,
+            "line": start.line,
+            "column": start.column,
+            "end_line": end.line,
+            "end_column": end.column,
+            "offset": span.start,
+            "length": span.len(),
+        })
+    };
+    serde_json::Value::Array(
+        diagnostics
+            .iter()
+            .map(|d| {
+                let mut value = located(d.file, d.span);
+                value["code"] = d.code.as_str().into();
+                value["severity"] = serde_json::to_value(d.severity).unwrap_or_default();
+                value["message"] = d.message.clone().into();
+                value["label"] = d.label.clone().into();
+                value["help"] = d.help.clone().into();
+                value["related"] = d
+                    .related
+                    .iter()
+                    .map(|r| {
+                        let mut v = located(r.file, r.span);
+                        v["message"] = r.message.clone().into();
+                        v
+                    })
+                    .collect();
+                value
+            })
+            .collect(),
+    )
+}
+
+/// A diagnostic joined with its source text, in the shape miette draws. Related places in the
+/// same file become secondary underlines; places in other files become related reports.
+struct View {
+    code: Option<Code>,
+    severity: miette::Severity,
+    message: String,
+    help: Option<String>,
+    labels: Vec<LabeledSpan>,
+    source: NamedSource<std::sync::Arc<str>>,
+    related: Vec<View>,
+}
+
+impl View {
+    fn new(d: &Diagnostic, sources: &SourceMap) -> View {
+        let file = sources.get(d.file);
+        let mut labels = vec![LabeledSpan::new_primary_with_span(d.label.clone(), d.span.range())];
+        let mut related = Vec::new();
+        for r in &d.related {
+            if r.file == d.file {
+                labels.push(LabeledSpan::new_with_span(Some(r.message.clone()), r.span.range()));
+            } else {
+                let other = sources.get(r.file);
+                related.push(View {
+                    code: None,
+                    severity: miette::Severity::Advice,
+                    message: format!("see {}", other.name),
+                    help: None,
+                    labels: vec![LabeledSpan::new_primary_with_span(Some(r.message.clone()), r.span.range())],
+                    source: NamedSource::new(other.name.clone(), other.text.clone()),
+                    related: Vec::new(),
+                });
+            }
+        }
+        labels.sort_by_key(|l| l.offset());
+        View {
+            code: Some(d.code),
+            severity: match d.severity {
+                Severity::Error => miette::Severity::Error,
+                Severity::Warning => miette::Severity::Warning,
+            },
+            message: d.message.clone(),
+            help: d.help.clone(),
+            labels,
+            source: NamedSource::new(file.name.clone(), file.text.clone()),
+            related,
+        }
+    }
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for View {}
+
+impl miette::Diagnostic for View {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.code.map(|c| Box::new(c.as_str()) as Box<dyn fmt::Display>)
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(self.severity)
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        Some(&self.source)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        if self.related.is_empty() {
+            None
+        } else {
+            Some(Box::new(self.related.iter().map(|r| r as &dyn miette::Diagnostic)))
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! claimgate: a policy language for workload JWT logins.
+//!
+//! A policy set says which identity providers are trusted and which roles a token may log in
+//! as. This crate holds the language, one module per stage:
+//!
+//! | stage | module | what it does |
+//! |---|---|---|
+//! | grammar | `grammar/claimgate.pest` (repository root) | the syntax, in pest |
+//! | parser | [`parser`] | bounds the input, runs pest, words syntax errors, lowers to [`ast`] |
+//! | syntax tree | [`ast`] | the file as written, every node with a [`source::Span`] |
+//! | checker | [`check`] | names, settings, values, keys → the checked [`model`] |
+//! | formatter | [`fmt`] | the canonical layout, comments kept |
+//! | diagnostics | [`diagnostic`] | coded, located errors, rendered like a compiler's |
+//!
+//! The signature core lives in the `claimgate-jose` crate; the compiler to bytecode and the
+//! evaluator build on [`model::PolicySet`].
+//!
+//! ```
+//! use claimgate::{PolicySet, Policy};
+//!
+//! let text = r#"
+//! provider gitlab {
+//!   issuer = "https://gitlab.example.com"
+//!   keys {
+//!     jwks_url = "https://gitlab.example.com/oauth/discovery/keys"
+//!   }
+//! }
+//!
+//! role deploy {
+//!   provider = gitlab
+//!   audience = "strongbox"
+//!   require {
+//!     claims.ref == "main"
+//!   }
+//! }
+//! "#;
+//! let policy = Policy::from_sources([("deploy.cg", text)]);
+//! assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+//! let set: &PolicySet = policy.set();
+//! assert_eq!(set.roles[0].name, "deploy");
+//! ```
+
+pub mod ast;
+pub mod check;
+pub mod diagnostic;
+pub mod fmt;
+pub mod glob;
+pub mod model;
+pub mod parser;
+pub mod source;
+
+pub use check::{CheckLimits, Checked};
+pub use diagnostic::{Code, Diagnostic, RenderOptions, Severity};
+pub use model::PolicySet;
+pub use parser::{Limits, Parsed};
+pub use source::{FileId, SourceMap, Span};
+
+/// A policy set loaded from source text: its files, their syntax trees, the checked set and
+/// every diagnostic. File order is the order given; callers that read a directory sort by path.
+#[derive(Debug)]
+pub struct Policy {
+    pub sources: SourceMap,
+    pub parsed: Vec<Parsed>,
+    pub checked: Checked,
+}
+
+impl Policy {
+    /// Parses and checks the given `(name, text)` files as one policy set with default limits.
+    pub fn from_sources<N: Into<String>, T: AsRef<str>>(files: impl IntoIterator<Item = (N, T)>) -> Policy {
+        let mut sources = SourceMap::new();
+        for (name, text) in files {
+            sources.add(name, text.as_ref());
+        }
+        Policy::load(sources, &Limits::default(), &CheckLimits::default())
+    }
+
+    /// Parses and checks every file of `sources`.
+    pub fn load(sources: SourceMap, limits: &Limits, check_limits: &CheckLimits) -> Policy {
+        let parsed: Vec<Parsed> = sources.iter().map(|(id, file)| parser::parse(id, &file.text, limits)).collect();
+        let checked = check::check(&parsed, check_limits);
+        Policy { sources, parsed, checked }
+    }
+
+    pub fn set(&self) -> &PolicySet {
+        &self.checked.set
+    }
+
+    /// Syntax errors first (file by file), then the checker's findings.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all: Vec<Diagnostic> = self.parsed.iter().flat_map(|p| p.diagnostics.iter().cloned()).collect();
+        all.extend(self.checked.diagnostics.iter().cloned());
+        all.sort_by_key(|d| (d.file, d.span.start));
+        all
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.parsed.iter().any(Parsed::has_errors) || self.checked.has_errors()
+    }
+
+    pub fn render_diagnostics(&self, color: bool) -> String {
+        diagnostic::render(&self.diagnostics(), &self.sources, RenderOptions { color, ..RenderOptions::default() })
+    }
+}
+
+impl Policy {
+    /// Reads and checks the JWK Set files that providers name with `jwks_file`, through `read`
+    /// (given the naming policy file's name and the path as written), so that `claimgate check`
+    /// catches a missing or broken key file before deployment. The library itself does no I/O.
+    pub fn check_key_files(&mut self, read: impl Fn(&str, &str) -> Result<Vec<u8>, String>) {
+        for provider in &self.checked.set.providers {
+            let model::KeySource::JwksFile(path) = &provider.keys else { continue };
+            let policy_file = &self.sources.get(provider.file).name;
+            let problem = match read(policy_file, &path.value) {
+                Err(error) => Some((format!("cannot read key file `{}`: {error}", path.value), None)),
+                Ok(bytes) => match claimgate_jose::KeySet::from_jwks_json(&bytes) {
+                    Err(error) => Some((format!("key file `{}` is not a usable JWK set: {error}", path.value), None)),
+                    Ok(keys) if !keys.skipped().is_empty() => Some((
+                        format!("{} of the keys in `{}` cannot verify signatures", keys.skipped().len(), path.value),
+                        Some(keys.skipped().iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ")),
+                    )),
+                    Ok(_) => None,
+                },
+            };
+            if let Some((message, help)) = problem {
+                let mut diagnostic = Diagnostic::error(Code::InvalidKey, provider.file, path.span, message);
+                diagnostic.help = Some(help.unwrap_or_else(|| "paths are relative to the policy file".to_string()));
+                self.checked.diagnostics.push(diagnostic);
+            }
+        }
+    }
+}

@@ -1,0 +1,786 @@
+//! From text to syntax tree: the pest grammar in `grammar/claimgate.pest`, the bounds checked
+//! before pest runs, the wording of syntax errors, and the lowering of pest's parse tree into
+//! [`crate::ast`] (the one place that knows both).
+
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use crate::ast::*;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{FileId, Span};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../../../grammar/claimgate.pest"]
+struct Grammar;
+
+/// Bounds applied to untrusted policy text before and while it is parsed.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest policy file accepted, in bytes.
+    pub max_file_bytes: usize,
+    /// Deepest nesting of `{ }` and `[ ]`; bounds recursion in the parser and everything after it.
+    pub max_nesting: usize,
+    /// pest's call limit (rule invocations per parse), a guard against pathological backtracking.
+    /// Scaled with the file size: `call_limit_per_byte * len + 100_000`.
+    pub call_limit_per_byte: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_file_bytes: 16 * 1024 * 1024, max_nesting: 32, call_limit_per_byte: 64 }
+    }
+}
+
+/// The result of parsing one file: the items that parsed, and a diagnostic for each that did not.
+#[derive(Debug)]
+pub struct Parsed {
+    pub ast: PolicyFile,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Names of top-level blocks that failed to parse, so that the checker does not also report
+    /// every reference to them as unknown.
+    pub unparsed_names: Vec<(TopKind, String)>,
+}
+
+impl Parsed {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Parses one policy file. Never panics; every problem is a diagnostic.
+pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
+    let mut parsed = Parsed {
+        ast: PolicyFile { file, items: Vec::new(), comments: Vec::new() },
+        diagnostics: Vec::new(),
+        unparsed_names: Vec::new(),
+    };
+    if text.len() > limits.max_file_bytes {
+        parsed.diagnostics.push(
+            Diagnostic::error(
+                Code::LimitExceeded,
+                file,
+                Span::new(0, 0),
+                format!("policy file is {} bytes, more than the limit of {}", text.len(), limits.max_file_bytes),
+            )
+            .help("split the policy set into several files"),
+        );
+        return parsed;
+    }
+    if let Some(diagnostic) = check_nesting(file, text, limits.max_nesting) {
+        parsed.diagnostics.push(diagnostic);
+        return parsed;
+    }
+    let call_limit = limits.call_limit_per_byte.saturating_mul(text.len()).saturating_add(100_000);
+    pest::set_call_limit(NonZeroUsize::new(call_limit));
+    pest::set_error_detail(true);
+
+    let pairs = match Grammar::parse(Rule::policy_file, text) {
+        Ok(pairs) => pairs,
+        Err(error) => {
+            parsed.diagnostics.push(syntax_error(file, text, 0, &error));
+            return parsed;
+        }
+    };
+    for pair in pairs.clone().flatten() {
+        if pair.as_rule() == Rule::COMMENT {
+            parsed.ast.comments.push(Comment { text: pair.as_str().trim_end().to_string(), span: span(&pair) });
+        }
+    }
+    let comment_starts = parsed.ast.comments.iter().map(|c| (c.span.end as usize, c.span.start as usize)).collect();
+    let mut lower = Lower { file, text, comment_starts, diagnostics: Vec::new() };
+    let Some(root) = pairs.into_iter().next() else { return parsed };
+    for pair in root.into_inner() {
+        match pair.as_rule() {
+            Rule::provider | Rule::role | Rule::test => parsed.ast.items.push(lower.top_item(pair)),
+            Rule::broken_item => {
+                let start = pair.as_span().start();
+                let chunk = pair.as_str();
+                if let Some(name) = unparsed_name(chunk) {
+                    parsed.unparsed_names.push(name);
+                }
+                match Grammar::parse(Rule::single_item, chunk) {
+                    Err(error) => parsed.diagnostics.push(syntax_error(file, text, start, &error)),
+                    // The chunk parses alone but not in place: only possible at a boundary the
+                    // resynchronisation chose badly. Say so rather than accept it silently.
+                    Ok(_) => parsed.diagnostics.push(Diagnostic::error(
+                        Code::Syntax,
+                        file,
+                        Span::new(start, start + chunk.trim_end().len()),
+                        "this block could not be parsed in place",
+                    )),
+                }
+            }
+            _ => {}
+        }
+    }
+    parsed.diagnostics.append(&mut lower.diagnostics);
+    parsed
+}
+
+/// Checks brace and bracket nesting without recursion, skipping strings and comments, so that a
+/// hostile file cannot exhaust the stack of the recursive-descent parser.
+fn check_nesting(file: FileId, text: &str, max: usize) -> Option<Diagnostic> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max {
+                    return Some(
+                        Diagnostic::error(
+                            Code::LimitExceeded,
+                            file,
+                            Span::new(i, i + 1),
+                            format!("blocks are nested more than {max} deep"),
+                        )
+                        .label("too deep")
+                        .help("flatten the conditions: `all { }` inside `require { }` is implied"),
+                    );
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// `role deploy-prod {` → (Role, "deploy-prod"), for a block that did not parse.
+fn unparsed_name(chunk: &str) -> Option<(TopKind, String)> {
+    let mut words = chunk.split_whitespace();
+    let kind = match words.next()? {
+        "provider" => TopKind::Provider,
+        "role" => TopKind::Role,
+        "test" => TopKind::Test,
+        _ => return None,
+    };
+    let name = words.next()?.trim_end_matches('{');
+    let name = name.trim_matches('"');
+    (!name.is_empty()).then(|| (kind, name.to_string()))
+}
+
+fn span(pair: &Pair<'_, Rule>) -> Span {
+    let s = pair.as_span();
+    Span::new(s.start(), s.end())
+}
+
+/// Children of a pair without comments (comments are collected once, for the formatter).
+fn inner<'a>(pair: Pair<'a, Rule>) -> impl Iterator<Item = Pair<'a, Rule>> {
+    pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Syntax errors
+
+/// Words for a grammar rule, as a policy author would say them. `None` hides the rule.
+fn describe(rule: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        policy_file | single_item | top_keyword => "`provider`, `role` or `test`",
+        provider | kw_provider => "`provider`",
+        role | kw_role => "`role`",
+        test | kw_test => "`test`",
+        body => "`{`",
+        setting => "a setting",
+        block => "a block",
+        require | kw_require => "`require`",
+        condition | comparison => "a condition",
+        message | kw_message => "`message`",
+        negation | kw_not => "`not`",
+        group | group_kind => "`any` or `all`",
+        path => "a claim path such as `claims.sub`",
+        compare_eq | eq_op | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob | compare_matches
+        | kw_matches | compare_contains_any | compare_contains_all | compare_contains | kw_contains
+        | compare_exists | kw_exists | compare_absent | kw_absent => {
+            "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `exists`, `absent`)"
+        }
+        kw_any => "`any`",
+        kw_all => "`all`",
+        field => "a claim name",
+        quoted_field => "a quoted claim name",
+        index => "an array index",
+        value => "a value",
+        optional | kw_optional => "`optional`",
+        list => "a list",
+        duration => "a duration such as `90s`",
+        duration_unit => "a duration unit (`d`, `h`, `m` or `s`)",
+        number => "a number",
+        boolean => "`true` or `false`",
+        string | quoted_string | multiline_string => "a string",
+        escape => "an escape (`\\\"`, `\\\\`, `\\n`, `\\r`, `\\t` or `\\u{...}`)",
+        name | ident => "a name",
+        EOI => "end of file",
+        broken_item | COMMENT | WHITESPACE | top_item | item | segment | term | list_item | scalar | ident_start
+        | ident_char => return None,
+    })
+}
+
+/// Literal tokens worth naming in an error; the rest (characters inside numbers, strings or
+/// names) would only be noise next to the rule that wanted them.
+const STRUCTURAL_TOKENS: &[&str] = &["=", "{", "}", "[", "]", ",", "+", "."];
+
+fn syntax_error(file: FileId, text: &str, offset: usize, error: &pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let location = match error.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((s, _)) => s,
+    };
+    if let ErrorVariant::CustomError { message } = &error.variant {
+        // The only custom error pest raises by itself is the call limit.
+        let at = offset + location;
+        return Diagnostic::error(Code::LimitExceeded, file, Span::new(at, at), "the policy is too complex to parse")
+            .help(format!("pest stopped: {message}; split the file or simplify it"));
+    }
+    let attempts = error.parse_attempts();
+    let position = offset + attempts.as_ref().map_or(location, |a| a.max_position.max(location));
+    let mut expected = BTreeSet::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &error.variant {
+        expected.extend(positives.iter().filter_map(|r| describe(*r)));
+    }
+    if let Some(attempts) = &attempts {
+        for token in attempts.expected_tokens() {
+            // pest does not export its token type; its Display is the literal text.
+            let token = token.to_string();
+            if let Some(known) = STRUCTURAL_TOKENS.iter().find(|t| **t == token) {
+                expected.insert(match *known {
+                    "=" => "`=`",
+                    "{" => "`{`",
+                    "}" => "`}`",
+                    "[" => "`[`",
+                    "]" => "`]`",
+                    "," => "`,`",
+                    "+" => "`+`",
+                    _ => "`.`",
+                });
+            }
+        }
+    }
+    if ["a number", "`true` or `false`", "a string"].iter().all(|d| expected.contains(d)) {
+        for d in ["a number", "`true` or `false`", "a string"] {
+            expected.remove(d);
+        }
+        expected.insert("a string, number or boolean");
+    }
+    let (found, end) = found_at(text, position);
+    let message = if expected.is_empty() {
+        format!("unexpected {found}")
+    } else {
+        format!("expected {}, found {found}", join_or(expected.iter().copied()))
+    };
+    let mut diagnostic = Diagnostic::error(Code::Syntax, file, Span::new(position, end), message);
+    if text[position..].starts_with('"') && !text[position..].starts_with("\"\"\"") {
+        let line_end = text[position..].find('\n').map_or(text.len(), |i| position + i);
+        if !text[position + 1..line_end].contains('"') {
+            diagnostic =
+                diagnostic.help("a `\"` string ends on the line it starts; use `\"\"\"` for text over several lines");
+        }
+    }
+    diagnostic
+}
+
+/// A short description of the text at `position` and where it ends.
+fn found_at(text: &str, position: usize) -> (String, usize) {
+    let rest = text.get(position..).unwrap_or("");
+    let Some(first) = rest.chars().next() else { return ("end of file".to_string(), position) };
+    let word_len = if first.is_ascii_alphanumeric() || first == '_' {
+        rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-')).unwrap_or(rest.len())
+    } else if first == '"' {
+        let close = rest[1..].find(['"', '\n']).map_or(rest.len(), |i| i + 2);
+        close.min(rest.len())
+    } else {
+        first.len_utf8()
+    };
+    let word = &rest[..word_len];
+    let shown = if first == '\n' {
+        "end of line".to_string()
+    } else if word.chars().count() > 24 {
+        format!("`{}…`", word.chars().take(24).collect::<String>())
+    } else {
+        format!("`{word}`")
+    };
+    (shown, position + word_len)
+}
+
+fn join_or<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.collect();
+    match items.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lowering: pest pairs → ast
+
+struct Lower<'t> {
+    file: FileId,
+    text: &'t str,
+    /// Start of each comment, by its end offset.
+    comment_starts: std::collections::HashMap<usize, usize>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Lower<'_> {
+    /// The span of a pair without the white space and comments that pest's implicit whitespace
+    /// leaves at the end of rules ending in a repetition (`value`, `condition`, ...), so that
+    /// underlines stop at the last character and the formatter sees trailing comments.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let start = pair.as_span().start();
+        let mut end = pair.as_span().end();
+        loop {
+            let trimmed = self.text[start..end].trim_end().len() + start;
+            match self.comment_starts.get(&trimmed) {
+                Some(&comment_start) if comment_start >= start => end = comment_start,
+                _ => {
+                    end = trimmed;
+                    break;
+                }
+            }
+        }
+        Span::new(start, end)
+    }
+
+    fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, self.file, span, message)
+    }
+
+    fn report(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn top_item(&mut self, pair: Pair<'_, Rule>) -> TopItem {
+        let kind = match pair.as_rule() {
+            Rule::provider => TopKind::Provider,
+            Rule::role => TopKind::Role,
+            _ => TopKind::Test,
+        };
+        let item_span = self.span(&pair);
+        let mut children = inner(pair).skip(1); // the keyword
+        let name_pair = children.next().expect("grammar: name");
+        let name = if name_pair.as_rule() == Rule::string {
+            let s = self.string(name_pair);
+            Ident { name: s.value, span: s.span }
+        } else {
+            self.ident(name_pair)
+        };
+        let body = self.body(children.next().expect("grammar: body"));
+        TopItem { kind, name, body, span: item_span }
+    }
+
+    fn ident(&mut self, pair: Pair<'_, Rule>) -> Ident {
+        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+    }
+
+    fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
+        let body_span = self.span(&pair);
+        let items = inner(pair)
+            .map(|item| match item.as_rule() {
+                Rule::setting => {
+                    let item_span = self.span(&item);
+                    let mut children = inner(item);
+                    let name = self.ident(children.next().expect("grammar: setting name"));
+                    let value = self.value(children.next().expect("grammar: setting value"));
+                    Item::Setting(Setting { name, value, span: item_span })
+                }
+                Rule::block => {
+                    let item_span = self.span(&item);
+                    let mut children = inner(item).peekable();
+                    let name = self.ident(children.next().expect("grammar: block name"));
+                    let label = match children.peek().map(|p| p.as_rule()) {
+                        Some(Rule::ident) => children.next().map(|p| self.ident(p)),
+                        _ => None,
+                    };
+                    let body = self.body(children.next().expect("grammar: block body"));
+                    Item::Block(Block { name, label, body, span: item_span })
+                }
+                _ => {
+                    let item_span = self.span(&item);
+                    let conditions =
+                        inner(item).filter(|p| p.as_rule() == Rule::condition).map(|p| self.condition(p)).collect();
+                    Item::Require(Require { conditions, span: item_span })
+                }
+            })
+            .collect();
+        Body { items, span: body_span }
+    }
+
+    fn condition(&mut self, pair: Pair<'_, Rule>) -> Condition {
+        let condition_span = self.span(&pair);
+        let mut children = inner(pair);
+        let first = children.next().expect("grammar: condition");
+        let kind = self.condition_kind(first);
+        let message = children.next().map(|m| {
+            let string = inner(m).nth(1).expect("grammar: message string");
+            self.string(string)
+        });
+        Condition { kind, message, span: condition_span }
+    }
+
+    fn condition_kind(&mut self, pair: Pair<'_, Rule>) -> ConditionKind {
+        match pair.as_rule() {
+            Rule::negation => {
+                let negation_span = self.span(&pair);
+                let target = inner(pair).nth(1).expect("grammar: negated condition");
+                let target_span = self.span(&target);
+                let kind = self.condition_kind(target);
+                let inner = Condition { kind, message: None, span: target_span };
+                let _ = negation_span;
+                ConditionKind::Not(Box::new(inner))
+            }
+            Rule::group => {
+                let group_span = self.span(&pair);
+                let mut children = inner(pair);
+                let kind = match children.next().map(|k| k.as_str()) {
+                    Some("all") => GroupKind::All,
+                    _ => GroupKind::Any,
+                };
+                let conditions = children.map(|c| self.condition(c)).collect();
+                ConditionKind::Group(Group { kind, conditions, span: group_span })
+            }
+            _ => ConditionKind::Compare(self.comparison(pair)),
+        }
+    }
+
+    fn comparison(&mut self, pair: Pair<'_, Rule>) -> Comparison {
+        let comparison_span = self.span(&pair);
+        let mut children = inner(pair);
+        let path = self.path(children.next().expect("grammar: path"));
+        let op_pair = children.next().expect("grammar: operator");
+        let rule = op_pair.as_rule();
+        let mut parts = inner(op_pair);
+        let op = match rule {
+            Rule::compare_eq => {
+                let op = parts.next().expect("grammar: eq_op").as_str();
+                let scalar = self.scalar(parts.next().expect("grammar: scalar"));
+                if op == "==" { Op::Eq(scalar) } else { Op::Ne(scalar) }
+            }
+            Rule::compare_ord => {
+                let op = parts.next().expect("grammar: ord_op").as_str();
+                let number = self.number(parts.next().expect("grammar: number"));
+                match op {
+                    "<" => Op::Lt(number),
+                    "<=" => Op::Le(number),
+                    ">" => Op::Gt(number),
+                    _ => Op::Ge(number),
+                }
+            }
+            Rule::compare_in => Op::In(self.scalar_list(parts.nth(1).expect("grammar: list"))),
+            Rule::compare_glob => Op::Glob(self.string(parts.nth(1).expect("grammar: glob"))),
+            Rule::compare_matches => Op::Matches(self.string(parts.nth(1).expect("grammar: regex"))),
+            Rule::compare_contains_any => Op::ContainsAny(self.scalar_list(parts.nth(2).expect("grammar: list"))),
+            Rule::compare_contains_all => Op::ContainsAll(self.scalar_list(parts.nth(2).expect("grammar: list"))),
+            Rule::compare_contains => Op::Contains(self.scalar(parts.nth(1).expect("grammar: scalar"))),
+            Rule::compare_exists => Op::Exists,
+            _ => Op::Absent,
+        };
+        Comparison { path, op, span: comparison_span }
+    }
+
+    fn path(&mut self, pair: Pair<'_, Rule>) -> ClaimPath {
+        let path_span = self.span(&pair);
+        let segments = inner(pair)
+            .map(|segment| match segment.as_rule() {
+                Rule::field => Segment::Key(segment.as_str().to_string()),
+                Rule::quoted_field => {
+                    let string = self.string(inner(segment).next().expect("grammar: quoted field"));
+                    Segment::Key(string.value)
+                }
+                _ => {
+                    let text = segment.as_str();
+                    match text.parse::<u32>() {
+                        Ok(i) => Segment::Index(i),
+                        Err(_) => {
+                            let d = self.error(Code::InvalidNumber, self.span(&segment), "array index is too large");
+                            self.report(d.label("at most 4294967295"));
+                            Segment::Index(u32::MAX)
+                        }
+                    }
+                }
+            })
+            .collect();
+        ClaimPath { segments, span: path_span }
+    }
+
+    fn scalar_list(&mut self, pair: Pair<'_, Rule>) -> ScalarList {
+        let list_span = self.span(&pair);
+        let mut items = Vec::new();
+        for item in inner(pair) {
+            if item.as_rule() == Rule::ident {
+                let s = self.span(&item);
+                let d = self.error(
+                    Code::WrongType,
+                    s,
+                    format!("expected a string, number or boolean, found `{}`", item.as_str()),
+                );
+                self.report(d.help(format!("to compare with the text, quote it: \"{}\"", item.as_str())));
+                continue;
+            }
+            items.push(self.scalar(item));
+        }
+        ScalarList { items, span: list_span }
+    }
+
+    fn scalar(&mut self, pair: Pair<'_, Rule>) -> Scalar {
+        match pair.as_rule() {
+            Rule::number => Scalar::Number(self.number(pair)),
+            Rule::boolean => Scalar::Bool(BoolLit { value: pair.as_str() == "true", span: self.span(&pair) }),
+            _ => Scalar::Str(self.string(pair)),
+        }
+    }
+
+    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
+        let value_span = self.span(&pair);
+        let terms = inner(pair).map(|t| self.term(t)).collect();
+        Value { terms, span: value_span }
+    }
+
+    fn term(&mut self, pair: Pair<'_, Rule>) -> Term {
+        match pair.as_rule() {
+            Rule::string => Term::Str(self.string(pair)),
+            Rule::number => Term::Number(self.number(pair)),
+            Rule::boolean => Term::Bool(BoolLit { value: pair.as_str() == "true", span: self.span(&pair) }),
+            Rule::duration => Term::Duration(self.duration(pair)),
+            Rule::path => Term::Path(self.path(pair)),
+            Rule::optional => {
+                let optional_span = self.span(&pair);
+                let path = self.path(inner(pair).nth(1).expect("grammar: optional path"));
+                Term::Optional(path, optional_span)
+            }
+            Rule::list => {
+                let list_span = self.span(&pair);
+                let items = inner(pair).map(|t| self.term(t)).collect();
+                Term::List(List { items, span: list_span })
+            }
+            _ => Term::Ident(self.ident(pair)),
+        }
+    }
+
+    fn number(&mut self, pair: Pair<'_, Rule>) -> NumLit {
+        let text = pair.as_str();
+        let number_span = self.span(&pair);
+        let is_integer = !text.contains(['.', 'e', 'E']);
+        let value = match serde_json::from_str::<serde_json::Number>(text) {
+            Ok(n) if !is_integer || n.is_i64() || n.is_u64() => n,
+            _ => {
+                let message = if is_integer { "integer does not fit in 64 bits" } else { "number is out of range" };
+                self.report(self.error(Code::InvalidNumber, number_span, message));
+                serde_json::Number::from(0)
+            }
+        };
+        NumLit { text: text.to_string(), value, span: number_span }
+    }
+
+    fn duration(&mut self, pair: Pair<'_, Rule>) -> DurationLit {
+        let text = pair.as_str();
+        let duration_span = self.span(&pair);
+        match parse_duration(text) {
+            Ok(seconds) => DurationLit { text: text.to_string(), seconds, span: duration_span },
+            Err(problem) => {
+                let d = self.error(Code::InvalidDuration, duration_span, problem);
+                self.report(d.help("write units from largest to smallest, each once: `1d`, `8h`, `1h30m`, `90s`"));
+                DurationLit { text: text.to_string(), seconds: 0, span: duration_span }
+            }
+        }
+    }
+
+    fn string(&mut self, pair: Pair<'_, Rule>) -> StrLit {
+        let string_span = self.span(&pair);
+        let literal = inner(pair).next().expect("grammar: string kind");
+        let multiline = literal.as_rule() == Rule::multiline_string;
+        let text = literal.as_str();
+        let result = if multiline {
+            unindent_multiline(&text[3..text.len() - 3])
+        } else {
+            unescape(&text[1..text.len() - 1]).map_err(|(offset, len, message)| {
+                let start = string_span.start as usize + 1 + offset;
+                (Span::new(start, start + len), message)
+            })
+        };
+        match result {
+            Ok(value) => StrLit { value, multiline, span: string_span },
+            Err((problem_span, message)) => {
+                let problem_span = if problem_span.is_empty() { string_span } else { problem_span };
+                let mut diagnostic = self.error(Code::InvalidString, problem_span, message);
+                if multiline {
+                    diagnostic = diagnostic.help(
+                        "put the text on the lines after `\"\"\"` and the closing `\"\"\"` on its own line; \
+                         its indentation is removed from every line",
+                    );
+                }
+                self.report(diagnostic);
+                StrLit { value: String::new(), multiline, span: string_span }
+            }
+        }
+    }
+}
+
+/// Parses `1h30m` into seconds. Units must be in decreasing order, each at most once.
+pub fn parse_duration(text: &str) -> Result<u64, String> {
+    let mut total: u64 = 0;
+    let mut last_unit = u64::MAX;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3_600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(format!("`{c}` is not a duration unit")),
+        };
+        if unit >= last_unit {
+            return Err(format!("duration `{text}` repeats a unit or lists units out of order"));
+        }
+        last_unit = unit;
+        let amount: u64 = digits.parse().map_err(|_| format!("duration `{text}` is too long"))?;
+        total = amount
+            .checked_mul(unit)
+            .and_then(|s| total.checked_add(s))
+            .filter(|s| *s <= MAX_DURATION_SECONDS)
+            .ok_or_else(|| format!("duration `{text}` is too long"))?;
+        digits.clear();
+    }
+    Ok(total)
+}
+
+/// The longest duration accepted anywhere: 100 years, far beyond any sensible token setting,
+/// and small enough that adding it to a timestamp cannot overflow.
+pub const MAX_DURATION_SECONDS: u64 = 100 * 365 * 86_400;
+
+/// Resolves the escapes of a `"..."` string. Errors carry the byte offset and length of the bad
+/// escape inside the literal's contents.
+fn unescape(raw: &str) -> Result<String, (usize, usize, String)> {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some((_, '"')) => out.push('"'),
+            Some((_, '\\')) => out.push('\\'),
+            Some((_, 'n')) => out.push('\n'),
+            Some((_, 'r')) => out.push('\r'),
+            Some((_, 't')) => out.push('\t'),
+            Some((_, 'u')) => {
+                // The grammar guarantees `u{` 1-6 hex digits `}`.
+                let close = raw[i..].find('}').map_or(raw.len(), |j| i + j);
+                let hex = raw.get(i + 3..close).unwrap_or("");
+                let code = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
+                match code {
+                    Some(ch) => out.push(ch),
+                    None => {
+                        return Err((i, close + 1 - i, format!("`\\u{{{hex}}}` is not a unicode character")));
+                    }
+                }
+                while let Some((j, _)) = chars.next() {
+                    if j >= close {
+                        break;
+                    }
+                }
+            }
+            _ => return Err((i, 2, "invalid escape".to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// The contents of a `"""` string: the line break after the opening quotes is dropped, and the
+/// indentation of the closing quotes (which must stand on a line of their own) is removed from
+/// every line, so a PEM block can be indented with the policy around it.
+fn unindent_multiline(raw: &str) -> Result<String, (Span, String)> {
+    let Some(body) = raw.strip_prefix('\n').or_else(|| raw.strip_prefix("\r\n")) else {
+        return Err((Span::default(), "text of a `\"\"\"` string starts on the line after the quotes".to_string()));
+    };
+    let (content, indent) = match body.rfind('\n') {
+        Some(last) if body[last + 1..].chars().all(|c| c == ' ' || c == '\t') => (&body[..last], &body[last + 1..]),
+        _ if body.chars().all(|c| c == ' ' || c == '\t') => ("", body),
+        _ => return Err((Span::default(), "the closing `\"\"\"` must be on a line of its own".to_string())),
+    };
+    if content.is_empty() && !body.contains('\n') {
+        return Ok(String::new());
+    }
+    let mut out = String::with_capacity(content.len());
+    for (n, line) in content.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        match line.strip_prefix(indent) {
+            Some(rest) => out.push_str(rest),
+            None => {
+                return Err((
+                    Span::default(),
+                    format!("line {} of the string is indented less than the closing `\"\"\"`", n + 1),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("1h30m"), Ok(5400));
+        assert_eq!(parse_duration("1d"), Ok(86_400));
+        assert!(parse_duration("30m1h").is_err());
+        assert!(parse_duration("1h1h").is_err());
+        assert!(parse_duration("99999999999999999999s").is_err());
+        assert!(parse_duration("36600d").is_err());
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(unescape(r#"a\"b\\c\n\t\u{1F600}"#).unwrap(), "a\"b\\c\n\t😀");
+        assert!(unescape(r"\u{D800}").is_err());
+    }
+
+    #[test]
+    fn multiline_strings_strip_the_closing_indentation() {
+        assert_eq!(unindent_multiline("\n    a\n      b\n\n    c\n    ").unwrap(), "a\n  b\n\nc");
+        assert_eq!(unindent_multiline("\nx\n").unwrap(), "x");
+        assert!(unindent_multiline("x\n").is_err());
+        assert!(unindent_multiline("\n  a\n b\n  ").is_err());
+        assert!(unindent_multiline("\n  a").is_err());
+    }
+}
