@@ -165,13 +165,20 @@ pub struct List {
     pub span: Span,
 }
 
-/// A string literal, already unescaped.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A string literal, already unescaped. Two literals are equal when their values are: whether
+/// one was written as `"""..."""` is layout, like its span.
+#[derive(Clone, Debug, Eq, Hash)]
 pub struct StrLit {
     pub value: String,
     /// Written as `"""..."""`; the formatter keeps multi-line strings multi-line.
     pub multiline: bool,
     pub span: Span,
+}
+
+impl PartialEq for StrLit {
+    fn eq(&self, other: &StrLit) -> bool {
+        self.value == other.value
+    }
 }
 
 /// A number literal. `text` is kept so that the formatter prints it as written; `value` is what

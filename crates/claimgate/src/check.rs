@@ -184,6 +184,7 @@ impl<'l> Checker<'l> {
             Some(s) => self.string_or_strings(file, &s.value, "an issuer URL").unwrap_or_default(),
             None => {
                 self.missing(
+                    &fields,
                     file,
                     item,
                     "issuer",
@@ -201,6 +202,7 @@ impl<'l> Checker<'l> {
             Some(block) => self.keys(file, block),
             None => {
                 self.missing(
+                    &fields,
                     file,
                     item,
                     "keys",
@@ -411,6 +413,10 @@ impl<'l> Checker<'l> {
                     set.insert(alg);
                 }
                 Err(error) => {
+                    let message = match &error {
+                        AlgorithmError::Unknown(_) => format!("unknown algorithm `{name}`"),
+                        other => other.to_string(),
+                    };
                     let help = match error {
                         AlgorithmError::None => "unsigned tokens can be forged by anyone; remove it",
                         AlgorithmError::Symmetric(_) => {
@@ -419,9 +425,7 @@ impl<'l> Checker<'l> {
                         _ => "supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
                     };
                     self.report(
-                        Diagnostic::error(Code::RefusedAlgorithm, file, span, error.to_string())
-                            .label("refused")
-                            .help(help),
+                        Diagnostic::error(Code::RefusedAlgorithm, file, span, message).label("refused").help(help),
                     );
                 }
             }
@@ -473,6 +477,7 @@ impl<'l> Checker<'l> {
             Some(s) => self.reference(file, &s.value, TopKind::Provider, names),
             None => {
                 self.missing(
+                    &fields,
                     file,
                     item,
                     "provider",
@@ -483,6 +488,7 @@ impl<'l> Checker<'l> {
         };
         let audience = match fields.setting("audience") {
             Some(s) => self.audience(file, &s.value),
+            None if fields.misused.contains(&"audience") => None,
             None => {
                 self.report(
                     Diagnostic::error(
@@ -792,6 +798,7 @@ impl<'l> Checker<'l> {
             },
             None => {
                 self.missing(
+                    &fields,
                     file,
                     item,
                     "role",
@@ -804,6 +811,7 @@ impl<'l> Checker<'l> {
             Some(s) => self.time(file, &s.value),
             None => {
                 self.missing(
+                    &fields,
                     file,
                     item,
                     "now",
@@ -815,7 +823,13 @@ impl<'l> Checker<'l> {
         let claims = match fields.setting("claims") {
             Some(s) => self.string(file, &s.value),
             None => {
-                self.missing(file, item, "claims", "give the token's claims as JSON: `claims = \"\"\" {...} \"\"\"`");
+                self.missing(
+                    &fields,
+                    file,
+                    item,
+                    "claims",
+                    "give the token's claims as JSON: `claims = \"\"\" {...} \"\"\"`",
+                );
                 None
             }
         };
@@ -823,7 +837,13 @@ impl<'l> Checker<'l> {
         let expect = match fields.block("expect") {
             Some(block) => self.expectation(file, block, names),
             None => {
-                self.missing(file, item, "expect", "say what should happen: `expect allow { }` or `expect deny { }`");
+                self.missing(
+                    &fields,
+                    file,
+                    item,
+                    "expect",
+                    "say what should happen: `expect allow { }` or `expect deny { }`",
+                );
                 None
             }
         };
@@ -1033,6 +1053,7 @@ impl<'l> Checker<'l> {
             if !known.contains(&name.name.as_str()) {
                 let other = if is_block { settings } else { blocks };
                 let diagnostic = if other.contains(&name.name.as_str()) {
+                    fields.misused.push(name.name.as_str());
                     let help = if is_block {
                         format!("`{0}` is a setting: write `{0} = ...`", name.name)
                     } else {
@@ -1090,7 +1111,10 @@ impl<'l> Checker<'l> {
         );
     }
 
-    fn missing(&mut self, file: FileId, item: &TopItem, setting: &str, help: &str) {
+    fn missing(&mut self, fields: &Fields<'_>, file: FileId, item: &TopItem, setting: &str, help: &str) {
+        if fields.misused.contains(&setting) {
+            return; // reported as written the wrong way
+        }
         self.report(
             Diagnostic::error(
                 Code::MissingSetting,
@@ -1390,6 +1414,8 @@ impl<'a> FieldRef<'a> {
 struct Fields<'a> {
     items: HashMap<&'a str, FieldRef<'a>>,
     require: Option<&'a Require>,
+    /// Known names written the wrong way (a setting as a block or the reverse), already reported.
+    misused: Vec<&'a str>,
 }
 
 impl<'a> Fields<'a> {

@@ -59,12 +59,10 @@ pub enum Code {
     InvalidCidr,
     /// An inline test that is malformed (claims, time, expectation).
     InvalidTest,
-    /// A file or directory could not be read.
-    Io,
 }
 
 impl Code {
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 21] = [
         Code::Syntax,
         Code::LimitExceeded,
         Code::DuplicateName,
@@ -86,7 +84,6 @@ impl Code {
         Code::InvalidUrl,
         Code::InvalidCidr,
         Code::InvalidTest,
-        Code::Io,
     ];
 
     /// The code as printed, e.g. `E0203`.
@@ -94,7 +91,6 @@ impl Code {
         match self {
             Code::Syntax => "E0001",
             Code::LimitExceeded => "E0002",
-            Code::Io => "E0003",
             Code::DuplicateName => "E0101",
             Code::UnknownName => "E0102",
             Code::DuplicateIssuer => "E0103",

@@ -85,10 +85,21 @@ impl Policy {
         &self.checked.set
     }
 
-    /// Syntax errors first (file by file), then the checker's findings.
+    /// Every diagnostic, in file and position order. A checker finding about a value the parser
+    /// already rejected (an empty placeholder for a malformed string, say) is left out: it would
+    /// only repeat the first error in a more confusing way.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
         let mut all: Vec<Diagnostic> = self.parsed.iter().flat_map(|p| p.diagnostics.iter().cloned()).collect();
-        all.extend(self.checked.diagnostics.iter().cloned());
+        let overlaps_parse_error = |d: &Diagnostic| {
+            all.iter().any(|p| {
+                p.file == d.file
+                    && p.span.start < d.span.end.max(d.span.start + 1)
+                    && d.span.start < p.span.end.max(p.span.start + 1)
+            })
+        };
+        let checker: Vec<Diagnostic> =
+            self.checked.diagnostics.iter().filter(|d| !overlaps_parse_error(d)).cloned().collect();
+        all.extend(checker);
         all.sort_by_key(|d| (d.file, d.span.start));
         all
     }

@@ -123,53 +123,27 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
 /// Checks brace and bracket nesting without recursion, skipping strings and comments, so that a
 /// hostile file cannot exhaust the stack of the recursive-descent parser.
 fn check_nesting(file: FileId, text: &str, max: usize) -> Option<Diagnostic> {
-    let bytes = text.as_bytes();
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+    let mut too_deep = None;
+    scan_structure(text, |i, b| match b {
+        b'{' | b'[' => {
+            depth += 1;
+            if depth > max && too_deep.is_none() {
+                too_deep = Some(i);
             }
-            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
-                i += 3;
-                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b'"' => {
-                i += 1;
-                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                    if bytes[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                if depth > max {
-                    return Some(
-                        Diagnostic::error(
-                            Code::LimitExceeded,
-                            file,
-                            Span::new(i, i + 1),
-                            format!("blocks are nested more than {max} deep"),
-                        )
-                        .label("too deep")
-                        .help("flatten the conditions: `all { }` inside `require { }` is implied"),
-                    );
-                }
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
         }
-        i += 1;
-    }
-    None
+        _ => depth = depth.saturating_sub(1),
+    });
+    too_deep.map(|i| {
+        Diagnostic::error(
+            Code::LimitExceeded,
+            file,
+            Span::new(i, i + 1),
+            format!("blocks are nested more than {max} deep"),
+        )
+        .label("too deep")
+        .help("flatten the conditions: `all { }` inside `require { }` is implied")
+    })
 }
 
 /// `role deploy-prod {` → (Role, "deploy-prod"), for a block that did not parse.
@@ -294,15 +268,89 @@ fn syntax_error(file: FileId, text: &str, offset: usize, error: &pest::error::Er
     } else {
         format!("expected {}, found {found}", join_or(expected.iter().copied()))
     };
+    if let Some(quote) = unterminated_quote(text, position) {
+        let line_end = text[quote..].find('\n').map_or(text.len(), |i| quote + i);
+        return Diagnostic::error(Code::Syntax, file, Span::new(quote, line_end), "unterminated string")
+            .label("this string is not closed on its line")
+            .help("a `\"` string ends on the line it starts; use `\"\"\"` for text over several lines");
+    }
     let mut diagnostic = Diagnostic::error(Code::Syntax, file, Span::new(position, end), message);
-    if text[position..].starts_with('"') && !text[position..].starts_with("\"\"\"") {
-        let line_end = text[position..].find('\n').map_or(text.len(), |i| position + i);
-        if !text[position + 1..line_end].contains('"') {
-            diagnostic =
-                diagnostic.help("a `\"` string ends on the line it starts; use `\"\"\"` for text over several lines");
-        }
+    if position >= text.len()
+        && let Some(open) = unclosed_brace(text)
+    {
+        diagnostic = diagnostic.related(file, Span::new(open, open + 1), "this block is not closed");
     }
     diagnostic
+}
+
+/// The opening quote of a `"` string that is still open at `position` on its line, if any.
+fn unterminated_quote(text: &str, position: usize) -> Option<usize> {
+    let position = position.min(text.len());
+    let line_start = text[..position].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[position..].find('\n').map_or(text.len(), |i| position + i);
+    let line = &text[line_start..line_end];
+    if line.contains("\"\"\"") {
+        return None;
+    }
+    let mut open = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if open.is_some() => escaped = true,
+            '"' => open = if open.is_some() { None } else { Some(line_start + i) },
+            '#' if open.is_none() => break,
+            _ => {}
+        }
+    }
+    open.filter(|&q| q <= position)
+}
+
+/// The last `{` left open at the end of the text (strings and comments skipped).
+fn unclosed_brace(text: &str) -> Option<usize> {
+    let mut stack = Vec::new();
+    scan_structure(text, |i, b| match b {
+        b'{' => stack.push(i),
+        b'}' => {
+            stack.pop();
+        }
+        _ => {}
+    });
+    stack.last().copied()
+}
+
+/// Calls `f` with the offset of every brace and bracket outside strings and comments.
+fn scan_structure(text: &str, mut f: impl FnMut(usize, u8)) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' if bytes[i..].starts_with(b"\"\"\"") => {
+                i += 3;
+                while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    if bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b @ (b'{' | b'[' | b'}' | b']') => f(i, b),
+            _ => {}
+        }
+        i += 1;
+    }
 }
 
 /// A short description of the text at `position` and where it ends.
