@@ -167,7 +167,7 @@ pub struct List {
 
 /// A string literal, already unescaped. Two literals are equal when their values are: whether
 /// one was written as `"""..."""` is layout, like its span.
-#[derive(Clone, Debug, Eq, Hash)]
+#[derive(Clone, Debug, Eq)]
 pub struct StrLit {
     pub value: String,
     /// Written as `"""..."""`; the formatter keeps multi-line strings multi-line.
@@ -178,6 +178,12 @@ pub struct StrLit {
 impl PartialEq for StrLit {
     fn eq(&self, other: &StrLit) -> bool {
         self.value == other.value
+    }
+}
+
+impl std::hash::Hash for StrLit {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.value.hash(state);
     }
 }
 

@@ -75,7 +75,9 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
     }
     let call_limit = limits.call_limit_per_byte.saturating_mul(text.len()).saturating_add(100_000);
     pest::set_call_limit(NonZeroUsize::new(call_limit));
-    pest::set_error_detail(true);
+    // Detailed parse attempts (which tokens were expected) cost a lot on every rule; the whole
+    // file parses without them, and only broken blocks are parsed again with them.
+    pest::set_error_detail(false);
 
     let pairs = match Grammar::parse(Rule::policy_file, text) {
         Ok(pairs) => pairs,
@@ -101,7 +103,10 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
                 if let Some(name) = unparsed_name(chunk) {
                     parsed.unparsed_names.push(name);
                 }
-                match Grammar::parse(Rule::single_item, chunk) {
+                pest::set_error_detail(true);
+                let reparsed = Grammar::parse(Rule::single_item, chunk);
+                pest::set_error_detail(false);
+                match reparsed {
                     Err(error) => parsed.diagnostics.push(syntax_error(file, text, start, &error)),
                     // The chunk parses alone but not in place: only possible at a boundary the
                     // resynchronisation chose badly. Say so rather than accept it silently.
@@ -212,7 +217,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         name | ident => "a name",
         EOI => "end of file",
         broken_item | COMMENT | WHITESPACE | top_item | item | segment | term | list_item | scalar | ident_start
-        | ident_char => return None,
+        | ident_char | not_newline | plain_char => return None,
     })
 }
 
@@ -753,7 +758,7 @@ fn unescape(raw: &str) -> Result<String, (usize, usize, String)> {
                         return Err((i, close + 1 - i, format!("`\\u{{{hex}}}` is not a unicode character")));
                     }
                 }
-                while let Some((j, _)) = chars.next() {
+                for (j, _) in chars.by_ref() {
                     if j >= close {
                         break;
                     }
