@@ -1,15 +1,16 @@
 //! The policy language front end: parsing plus checking a large policy set, and formatting it.
 //!
 //! Goal (issue: the policy language): parse + check 10,000 roles in under 100 ms on one core.
-//! The retained memory of the checked set is measured with a counting allocator and printed once
-//! before the timings, so that the figure comes from the same run.
+//! Two role shapes are measured (see `RoleShape`): typical roles and rich ones. The retained
+//! memory of a loaded set is measured with a counting allocator and printed once before the
+//! timings, so that the figures come from the same run.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use claimgate::parser::{self, Limits};
 use claimgate::{FileId, Policy};
-use claimgate_benches::generated_policy_set;
+use claimgate_benches::{RoleShape, generated_policy_set};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 /// Counts bytes currently allocated, to report what a loaded policy set keeps.
@@ -32,15 +33,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn report_memory(roles: usize) {
-    let text = generated_policy_set(roles, 100);
+fn report_memory(roles: usize, shape: RoleShape) {
+    let text = generated_policy_set(roles, 100, shape);
     let before = LIVE.load(Ordering::Relaxed);
     let policy = Policy::from_sources([("generated.cg", text.as_str())]);
     let after = LIVE.load(Ordering::Relaxed);
     assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
     let retained = after - before;
     eprintln!(
-        "memory: {roles} roles, source {} bytes; loaded policy (source copy, syntax trees, checked set) retains {} bytes ({} bytes per role)",
+        "memory: {roles} {shape:?} roles, source {} bytes; loaded policy (source copy, checked set) retains {} bytes ({} bytes per role)",
         text.len(),
         retained,
         retained / roles as isize
@@ -49,25 +50,27 @@ fn report_memory(roles: usize) {
 }
 
 fn parse_and_check(c: &mut Criterion) {
-    report_memory(10_000);
-    let mut group = c.benchmark_group("language/parse_check");
-    group.sample_size(10);
-    for roles in [100, 1_000, 10_000] {
-        let text = generated_policy_set(roles, 100);
-        group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(roles), &text, |b, text| {
-            b.iter(|| {
-                let policy = Policy::from_sources([("generated.cg", text.as_str())]);
-                assert!(!policy.has_errors());
-                policy
-            })
-        });
+    for shape in [RoleShape::Typical, RoleShape::Rich] {
+        report_memory(10_000, shape);
+        let mut group = c.benchmark_group(format!("language/parse_check/{shape:?}"));
+        group.sample_size(10);
+        for roles in [100, 1_000, 10_000] {
+            let text = generated_policy_set(roles, 100, shape);
+            group.throughput(Throughput::Bytes(text.len() as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(roles), &text, |b, text| {
+                b.iter(|| {
+                    let policy = Policy::from_sources([("generated.cg", text.as_str())]);
+                    assert!(!policy.has_errors());
+                    policy
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn format(c: &mut Criterion) {
-    let text = generated_policy_set(10_000, 100);
+    let text = generated_policy_set(10_000, 100, RoleShape::Rich);
     let parsed = parser::parse(FileId(0), &text, &Limits::default());
     let mut group = c.benchmark_group("language/format");
     group.sample_size(10);

@@ -2,12 +2,22 @@
 
 use std::fmt::Write;
 
-/// A policy set with `roles` roles spread over `issuers` providers, written the way the example
-/// policies are (bound audience, five conditions of different kinds, identity, metadata, policies,
-/// token settings). Returned as one file's text.
-pub fn generated_policy_set(roles: usize, issuers: usize) -> String {
+/// How much each generated role says.
+#[derive(Clone, Copy, Debug)]
+pub enum RoleShape {
+    /// What most Vault or Strongbox roles hold: provider, audience, two bound claims, identity,
+    /// policies (about 230 bytes).
+    Typical,
+    /// A role like the richest example policies: five conditions of different kinds (equality,
+    /// glob, membership, negation, presence), identity, a metadata mapping, policies and token
+    /// settings (about 450 bytes).
+    Rich,
+}
+
+/// A policy set with `roles` roles spread over `issuers` providers, as one file's text.
+pub fn generated_policy_set(roles: usize, issuers: usize, shape: RoleShape) -> String {
     let issuers = issuers.max(1);
-    let mut out = String::with_capacity(roles * 700 + issuers * 300);
+    let mut out = String::with_capacity(roles * 500 + issuers * 300);
     for p in 0..issuers {
         let _ = write!(
             out,
@@ -16,10 +26,16 @@ pub fn generated_policy_set(roles: usize, issuers: usize) -> String {
     }
     for r in 0..roles {
         let p = r % issuers;
-        let _ = write!(
-            out,
-            "role role-{r} {{\n  provider = issuer-{p}\n  audience = \"service-{r}\"\n  require {{\n    claims.project_path == \"group-{p}/project-{r}\"\n    claims.ref glob \"refs/heads/release-*\"\n    claims.environment in [\"prod\", \"staging\"]\n    not claims.actor == \"dependabot[bot]\"\n    claims.pipeline_id exists\n  }}\n  identity = \"ci/\" + claims.project_path\n  metadata {{\n    pipeline = claims.pipeline_id\n  }}\n  policies = [\"deploy-{r}\"]\n  token {{\n    ttl = 15m\n  }}\n}}\n\n"
-        );
+        let _ = match shape {
+            RoleShape::Typical => write!(
+                out,
+                "role role-{r} {{\n  provider = issuer-{p}\n  audience = \"service-{r}\"\n  require {{\n    claims.project_path == \"group-{p}/project-{r}\"\n    claims.ref == \"main\"\n  }}\n  identity = \"ci/\" + claims.project_path\n  policies = [\"deploy-{r}\"]\n}}\n\n"
+            ),
+            RoleShape::Rich => write!(
+                out,
+                "role role-{r} {{\n  provider = issuer-{p}\n  audience = \"service-{r}\"\n  require {{\n    claims.project_path == \"group-{p}/project-{r}\"\n    claims.ref glob \"refs/heads/release-*\"\n    claims.environment in [\"prod\", \"staging\"]\n    not claims.actor == \"dependabot[bot]\"\n    claims.pipeline_id exists\n  }}\n  identity = \"ci/\" + claims.project_path\n  metadata {{\n    pipeline = claims.pipeline_id\n  }}\n  policies = [\"deploy-{r}\"]\n  token {{\n    ttl = 15m\n  }}\n}}\n\n"
+            ),
+        };
     }
     out
 }

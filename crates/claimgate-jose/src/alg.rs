@@ -116,9 +116,7 @@ pub enum AlgorithmError {
     #[error("the `none` algorithm is refused: tokens must be signed")]
     None,
     /// An HMAC algorithm. Holds the (registered, so safe to show) name.
-    #[error(
-        "symmetric algorithms are refused: {0} needs a shared secret, configure an asymmetric key instead"
-    )]
+    #[error("symmetric algorithms are refused: {0} needs a shared secret, configure an asymmetric key instead")]
     Symmetric(&'static str),
     /// A name this core does not know. Holds an escaped, length-bounded
     /// copy of the name (never the raw input).
@@ -212,6 +210,12 @@ impl AlgorithmSet {
     pub fn bits(self) -> u16 {
         self.0
     }
+
+    /// Builds a set from raw bits (bit i = `Algorithm::ALL[i]`); bits that
+    /// name no algorithm are dropped.
+    pub fn from_bits(bits: u16) -> AlgorithmSet {
+        AlgorithmSet(bits & AlgorithmSet::ALL.0)
+    }
 }
 
 impl Default for AlgorithmSet {
@@ -275,18 +279,9 @@ mod tests {
 
     #[test]
     fn symmetric_and_unknown_are_distinct() {
-        assert_eq!(
-            "HS256".parse::<Algorithm>(),
-            Err(AlgorithmError::Symmetric("HS256"))
-        );
-        assert!(matches!(
-            "rs256".parse::<Algorithm>(),
-            Err(AlgorithmError::Unknown(_))
-        ));
-        assert!(matches!(
-            "ES512".parse::<Algorithm>(),
-            Err(AlgorithmError::Unknown(_))
-        ));
+        assert_eq!("HS256".parse::<Algorithm>(), Err(AlgorithmError::Symmetric("HS256")));
+        assert!(matches!("rs256".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
+        assert!(matches!("ES512".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
         let err = "\u{1b}]evil".parse::<Algorithm>().unwrap_err();
         assert_eq!(err.to_string(), "unknown algorithm \"\\u{1b}]evil\"");
     }
@@ -303,10 +298,9 @@ mod tests {
         assert!(set.remove(Algorithm::ES256));
         assert!(set.is_empty());
         assert_eq!(AlgorithmSet::default().len(), 9);
-        assert_eq!(
-            AlgorithmSet::default().iter().collect::<Vec<_>>(),
-            Algorithm::ALL.to_vec()
-        );
+        assert_eq!(AlgorithmSet::default().iter().collect::<Vec<_>>(), Algorithm::ALL.to_vec());
+        assert_eq!(AlgorithmSet::from_bits(u16::MAX), AlgorithmSet::ALL);
+        assert_eq!(AlgorithmSet::from_bits(1).iter().collect::<Vec<_>>(), [Algorithm::RS256]);
         let set: AlgorithmSet = [Algorithm::EdDSA, Algorithm::RS256].into_iter().collect();
         assert_eq!(set.to_string(), "RS256, EdDSA");
     }

@@ -18,9 +18,7 @@ pub struct DecodeError;
 /// Decodes strict base64url into a new vector.
 pub fn decode(input: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut out = vec![0u8; decoded_len_upper(input.len())];
-    let n = URL_SAFE_NO_PAD
-        .decode_slice(input, &mut out)
-        .map_err(|_| DecodeError)?;
+    let n = URL_SAFE_NO_PAD.decode_slice(input, &mut out).map_err(|_| DecodeError)?;
     out.truncate(n);
     Ok(out)
 }
@@ -33,12 +31,12 @@ pub fn encode(input: &[u8]) -> String {
 /// An upper bound on the decoded size of `encoded_len` base64 characters,
 /// used to size buffers and to reject oversized parts before decoding.
 pub fn decoded_len_upper(encoded_len: usize) -> usize {
-    encoded_len / 4 * 3 + (encoded_len % 4) * 3 / 4 + 1
+    (encoded_len / 4).saturating_mul(3).saturating_add((encoded_len % 4) * 3 / 4 + 1)
 }
 
 /// The encoded length of `decoded_len` bytes (no padding).
 pub fn encoded_len(decoded_len: usize) -> usize {
-    decoded_len / 3 * 4 + (decoded_len % 3 * 4).div_ceil(3)
+    (decoded_len / 3).saturating_mul(4).saturating_add((decoded_len % 3 * 4).div_ceil(3))
 }
 
 #[cfg(test)]
@@ -54,6 +52,12 @@ mod tests {
             assert!(decoded_len_upper(enc.len()) >= len);
             assert_eq!(decode(enc.as_bytes()), Ok(data));
         }
+    }
+
+    #[test]
+    fn length_helpers_saturate() {
+        assert_eq!(encoded_len(usize::MAX), usize::MAX);
+        assert_eq!(decoded_len_upper(usize::MAX), usize::MAX / 4 * 3 + 3);
     }
 
     #[test]

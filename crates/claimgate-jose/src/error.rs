@@ -87,7 +87,7 @@ pub enum JoseError {
     KeyUnusable(String),
     /// The signature has the wrong shape for the algorithm (checked before
     /// any cryptography runs).
-    #[error("{alg} signature must be {expected} bytes, got {actual}")]
+    #[error("signature for {alg} must be {expected} bytes, got {actual}")]
     SignatureLength {
         /// The algorithm name.
         alg: &'static str,
@@ -185,10 +185,7 @@ fn no_usable_message(skipped: &[SkippedKey]) -> String {
     match skipped.first() {
         None => "no usable key: the input holds no keys".to_owned(),
         Some(first) if skipped.len() == 1 => format!("no usable key: {first}"),
-        Some(first) => format!(
-            "no usable key: {first} (and {} more skipped)",
-            skipped.len() - 1
-        ),
+        Some(first) => format!("no usable key: {first} (and {} more skipped)", skipped.len() - 1),
     }
 }
 

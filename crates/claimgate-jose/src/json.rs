@@ -66,18 +66,11 @@ pub fn parse_object(bytes: &[u8], max_depth: usize) -> Result<Map<String, Value>
 pub fn parse_value(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
     let failure = Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let seed = Strict {
-        depth: 0,
-        max_depth,
-        failure: &failure,
-    };
+    let seed = Strict { depth: 0, max_depth, failure: &failure };
     let result = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
     match result {
         Ok(v) => Ok(v),
-        Err(e) => Err(failure.take().unwrap_or(JsonError::Syntax {
-            line: e.line(),
-            column: e.column(),
-        })),
+        Err(e) => Err(failure.take().unwrap_or(JsonError::Syntax { line: e.line(), column: e.column() })),
     }
 }
 
@@ -98,14 +91,9 @@ impl Strict<'_> {
 
     fn deeper<E: de::Error>(&self) -> Result<Self, E> {
         if self.depth >= self.max_depth {
-            return Err(self.fail(JsonError::TooDeep {
-                max: self.max_depth,
-            }));
+            return Err(self.fail(JsonError::TooDeep { max: self.max_depth }));
         }
-        Ok(Strict {
-            depth: self.depth + 1,
-            ..*self
-        })
+        Ok(Strict { depth: self.depth + 1, ..*self })
     }
 }
 
@@ -194,59 +182,29 @@ mod tests {
 
     #[test]
     fn rejects_duplicates_at_every_depth() {
-        assert_eq!(
-            parse_object(br#"{"alg":"RS256","alg":"none"}"#, 8),
-            Err(JsonError::DuplicateKey("alg".into()))
-        );
-        assert_eq!(
-            parse_object(br#"{"a":{"b":1,"b":2}}"#, 8),
-            Err(JsonError::DuplicateKey("b".into()))
-        );
-        assert_eq!(
-            parse_object(br#"{"a":[{"c":1},{"c":1,"c":1}]}"#, 8),
-            Err(JsonError::DuplicateKey("c".into()))
-        );
+        assert_eq!(parse_object(br#"{"alg":"RS256","alg":"none"}"#, 8), Err(JsonError::DuplicateKey("alg".into())));
+        assert_eq!(parse_object(br#"{"a":{"b":1,"b":2}}"#, 8), Err(JsonError::DuplicateKey("b".into())));
+        assert_eq!(parse_object(br#"{"a":[{"c":1},{"c":1,"c":1}]}"#, 8), Err(JsonError::DuplicateKey("c".into())));
         // Escapes are compared after decoding.
-        assert_eq!(
-            parse_object(br#"{"alg":1,"\u0061lg":2}"#, 8),
-            Err(JsonError::DuplicateKey("alg".into()))
-        );
+        assert_eq!(parse_object(br#"{"alg":1,"\u0061lg":2}"#, 8), Err(JsonError::DuplicateKey("alg".into())));
     }
 
     #[test]
     fn bounds_depth() {
         assert!(parse_object(br#"{"a":{"b":{}}}"#, 3).is_ok());
-        assert_eq!(
-            parse_object(br#"{"a":{"b":{}}}"#, 2),
-            Err(JsonError::TooDeep { max: 2 })
-        );
-        assert_eq!(
-            parse_object(br#"{"a":[[[]]]}"#, 3),
-            Err(JsonError::TooDeep { max: 3 })
-        );
+        assert_eq!(parse_object(br#"{"a":{"b":{}}}"#, 2), Err(JsonError::TooDeep { max: 2 }));
+        assert_eq!(parse_object(br#"{"a":[[[]]]}"#, 3), Err(JsonError::TooDeep { max: 3 }));
         let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(
-            parse_value(deep.as_bytes(), 32),
-            Err(JsonError::TooDeep { max: 32 })
-        );
+        assert_eq!(parse_value(deep.as_bytes(), 32), Err(JsonError::TooDeep { max: 32 }));
     }
 
     #[test]
     fn rejects_non_objects_and_garbage() {
         assert_eq!(parse_object(b"[]", 8), Err(JsonError::NotObject));
         assert_eq!(parse_object(b"\"x\"", 8), Err(JsonError::NotObject));
-        assert!(matches!(
-            parse_object(b"{} x", 8),
-            Err(JsonError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_object(b"{\"a\":\xff}", 8),
-            Err(JsonError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_object(br#"{"a":"\ud800"}"#, 8),
-            Err(JsonError::Syntax { .. })
-        ));
+        assert!(matches!(parse_object(b"{} x", 8), Err(JsonError::Syntax { .. })));
+        assert!(matches!(parse_object(b"{\"a\":\xff}", 8), Err(JsonError::Syntax { .. })));
+        assert!(matches!(parse_object(br#"{"a":"\ud800"}"#, 8), Err(JsonError::Syntax { .. })));
         assert!(matches!(parse_object(b"", 8), Err(JsonError::Syntax { .. })));
     }
 }

@@ -49,19 +49,13 @@ impl KeySet {
             }));
         };
         let Value::Array(keys) = keys else {
-            return Err(KeyError::Malformed(
-                "jwk set member \"keys\" is not an array".to_owned(),
-            ));
+            return Err(KeyError::Malformed("jwk set member \"keys\" is not an array".to_owned()));
         };
         let mut loaded = Vec::new();
         let mut skipped = Vec::new();
         for (index, jwk) in keys.iter().enumerate() {
             let Value::Object(jwk) = jwk else {
-                skipped.push(SkippedKey {
-                    index,
-                    kid: None,
-                    reason: "not a json object".to_owned(),
-                });
+                skipped.push(SkippedKey { index, kid: None, reason: "not a json object".to_owned() });
                 continue;
             };
             match load_jwk(index, jwk)? {
@@ -77,9 +71,7 @@ impl KeySet {
     pub fn from_jwk_json(bytes: &[u8]) -> Result<KeySet, KeyError> {
         let jwk = parse(bytes)?;
         if jwk.contains_key("keys") && !jwk.contains_key("kty") {
-            return Err(KeyError::Malformed(
-                "expected a single jwk, found a jwk set".to_owned(),
-            ));
+            return Err(KeyError::Malformed("expected a single jwk, found a jwk set".to_owned()));
         }
         match load_jwk(0, &jwk)? {
             Ok(key) => KeySet::build(vec![key], Vec::new()),
@@ -90,10 +82,7 @@ impl KeySet {
 
 fn parse(bytes: &[u8]) -> Result<Map<String, Value>, KeyError> {
     if bytes.len() > MAX_KEY_SET_BYTES {
-        return Err(KeyError::TooLarge {
-            len: bytes.len(),
-            max: MAX_KEY_SET_BYTES,
-        });
+        return Err(KeyError::TooLarge { len: bytes.len(), max: MAX_KEY_SET_BYTES });
     }
     json::parse_object(bytes, MAX_KEY_JSON_DEPTH).map_err(|e| KeyError::Malformed(e.to_string()))
 }
@@ -106,21 +95,14 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
         Some(Value::String(s)) => Some(snippet(s)),
         _ => None,
     };
-    let skip = |reason: String| {
-        Ok(Err(SkippedKey {
-            index,
-            kid: kid_shown.clone(),
-            reason,
-        }))
-    };
+    let skip = |reason: String| Ok(Err(SkippedKey { index, kid: kid_shown.clone(), reason }));
 
     let kty = match jwk.get("kty") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return skip("\"kty\" is not a string".to_owned()),
         None => return skip("missing \"kty\"".to_owned()),
     };
-    if matches!(kty, "RSA" | "EC" | "OKP") && PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m))
-    {
+    if matches!(kty, "RSA" | "EC" | "OKP") && PRIVATE_MEMBERS.iter().any(|m| jwk.contains_key(*m)) {
         return Err(KeyError::PrivateKey { index });
     }
     let family_hint = match kty {
@@ -139,10 +121,7 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
         None => {}
         Some(Value::String(u)) if u == "sig" => {}
         Some(Value::String(u)) => {
-            return skip(format!(
-                "\"use\" is \"{}\", not \"sig\": not a signature key",
-                snippet(u)
-            ));
+            return skip(format!("\"use\" is \"{}\", not \"sig\": not a signature key", snippet(u)));
         }
         Some(_) => return skip("\"use\" is not a string".to_owned()),
     }
@@ -163,10 +142,7 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
         Some(Value::String(a)) => match a.parse::<Algorithm>() {
             Ok(alg) => Some(alg),
             Err(_) => {
-                return skip(format!(
-                    "key algorithm \"{}\" is not supported",
-                    snippet(a)
-                ));
+                return skip(format!("key algorithm \"{}\" is not supported", snippet(a)));
             }
         },
         Some(_) => return skip("\"alg\" is not a string".to_owned()),
@@ -211,26 +187,16 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
     };
     match alg {
         Some(alg) if alg.family() != material.family() => {
-            return skip(format!(
-                "key algorithm {} does not fit {}",
-                alg.name(),
-                material.describe()
-            ));
+            return skip(format!("key algorithm {} does not fit {}", alg.name(), material.describe()));
         }
         _ => {}
     }
-    Ok(Ok(Key {
-        index,
-        kid,
-        alg,
-        material,
-    }))
+    Ok(Ok(Key { index, kid, alg, material }))
 }
 
 fn member_b64(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
     match jwk.get(name) {
-        Some(Value::String(s)) => b64::decode(s.as_bytes())
-            .map_err(|_| format!("\"{name}\" is not strict base64url")),
+        Some(Value::String(s)) => b64::decode(s.as_bytes()).map_err(|_| format!("\"{name}\" is not strict base64url")),
         Some(_) => Err(format!("\"{name}\" is not a string")),
         None => Err(format!("missing \"{name}\"")),
     }
@@ -244,9 +210,7 @@ mod tests {
 
     #[test]
     fn loads_rfc7520_rsa_key() {
-        let jwk = format!(
-            r#"{{"kty":"RSA","kid":"bilbo","use":"sig","n":"{RSA_N}","e":"AQAB"}}"#
-        );
+        let jwk = format!(r#"{{"kty":"RSA","kid":"bilbo","use":"sig","n":"{RSA_N}","e":"AQAB"}}"#);
         let set = KeySet::from_jwk_json(jwk.as_bytes()).unwrap();
         assert_eq!(set.len(), 1);
         let info = set.iter().next().unwrap();
@@ -257,10 +221,7 @@ mod tests {
     #[test]
     fn private_material_is_fatal() {
         let jwk = format!(r#"{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","d":"AQAB"}}"#);
-        assert_eq!(
-            KeySet::from_jwk_json(jwk.as_bytes()).unwrap_err(),
-            KeyError::PrivateKey { index: 0 }
-        );
+        assert_eq!(KeySet::from_jwk_json(jwk.as_bytes()).unwrap_err(), KeyError::PrivateKey { index: 0 });
     }
 
     #[test]
@@ -299,15 +260,9 @@ mod tests {
         let set = format!(
             r#"{{"keys":[{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"a"}},{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"a"}}]}}"#
         );
-        assert_eq!(
-            KeySet::from_jwks_json(set.as_bytes()).unwrap_err().code(),
-            "duplicate_kid"
-        );
+        assert_eq!(KeySet::from_jwks_json(set.as_bytes()).unwrap_err().code(), "duplicate_kid");
         let dup = format!(r#"{{"kty":"RSA","n":"{RSA_N}","e":"AQAB","e":"AQAB"}}"#);
-        assert_eq!(
-            KeySet::from_jwk_json(dup.as_bytes()).unwrap_err().code(),
-            "key_malformed"
-        );
+        assert_eq!(KeySet::from_jwk_json(dup.as_bytes()).unwrap_err().code(), "key_malformed");
     }
 
     #[test]
@@ -324,9 +279,6 @@ mod tests {
 
     #[test]
     fn empty_set_is_an_error() {
-        assert_eq!(
-            KeySet::from_jwks_json(br#"{"keys":[]}"#).unwrap_err().code(),
-            "no_usable_keys"
-        );
+        assert_eq!(KeySet::from_jwks_json(br#"{"keys":[]}"#).unwrap_err().code(), "no_usable_keys");
     }
 }

@@ -23,12 +23,8 @@ pub struct Limits {
 
 impl Limits {
     /// The defaults: 16 KiB tokens, 4 KiB headers of depth 4, payload depth 32.
-    pub const DEFAULT: Limits = Limits {
-        max_token_bytes: 16 * 1024,
-        max_header_bytes: 4 * 1024,
-        max_header_depth: 4,
-        max_payload_depth: 32,
-    };
+    pub const DEFAULT: Limits =
+        Limits { max_token_bytes: 16 * 1024, max_header_bytes: 4 * 1024, max_header_depth: 4, max_payload_depth: 32 };
 }
 
 impl Default for Limits {
@@ -84,34 +80,21 @@ struct Parts<'a> {
 
 fn split<'a>(token: &'a [u8], limits: &Limits) -> Result<Parts<'a>, JoseError> {
     if token.len() > limits.max_token_bytes {
-        return Err(JoseError::TooLarge {
-            what: "token",
-            len: token.len(),
-            max: limits.max_token_bytes,
-        });
+        return Err(JoseError::TooLarge { what: "token", len: token.len(), max: limits.max_token_bytes });
     }
     if token.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        return Err(JoseError::Unsupported(
-            "json serialization: only compact tokens are accepted".to_owned(),
-        ));
+        return Err(JoseError::Unsupported("json serialization: only compact tokens are accepted".to_owned()));
     }
-    let mut dots = token
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'.')
-        .map(|(i, _)| i);
+    let mut dots = token.iter().enumerate().filter(|(_, b)| **b == b'.').map(|(i, _)| i);
     let (Some(first), Some(second)) = (dots.next(), dots.next()) else {
         return Err(segment_error(token));
     };
     if dots.next().is_some() {
         return Err(segment_error(token));
     }
-    let (Some(header_b64), Some(payload_b64), Some(signature_b64), Some(signing_input)) = (
-        token.get(..first),
-        token.get(first + 1..second),
-        token.get(second + 1..),
-        token.get(..second),
-    ) else {
+    let (Some(header_b64), Some(payload_b64), Some(signature_b64), Some(signing_input)) =
+        (token.get(..first), token.get(first + 1..second), token.get(second + 1..), token.get(..second))
+    else {
         return Err(segment_error(token));
     };
     if header_b64.len() > b64::encoded_len(limits.max_header_bytes) {
@@ -121,12 +104,7 @@ fn split<'a>(token: &'a [u8], limits: &Limits) -> Result<Parts<'a>, JoseError> {
             max: limits.max_header_bytes,
         });
     }
-    Ok(Parts {
-        header_b64,
-        payload_b64,
-        signature_b64,
-        signing_input,
-    })
+    Ok(Parts { header_b64, payload_b64, signature_b64, signing_input })
 }
 
 fn segment_error(token: &[u8]) -> JoseError {
@@ -134,9 +112,7 @@ fn segment_error(token: &[u8]) -> JoseError {
     if segments == 5 {
         JoseError::Unsupported("jwe (five segments): only signed tokens are accepted".to_owned())
     } else {
-        JoseError::Malformed(format!(
-            "a compact jws has 3 dot-separated segments, found {segments}"
-        ))
+        JoseError::Malformed(format!("a compact jws has 3 dot-separated segments, found {segments}"))
     }
 }
 
@@ -148,9 +124,7 @@ fn optional_string(map: &Map<String, Value>, name: &str) -> Result<Option<String
     match map.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(JoseError::Malformed(format!(
-            "header member \"{name}\" is not a string"
-        ))),
+        Some(_) => Err(JoseError::Malformed(format!("header member \"{name}\" is not a string"))),
     }
 }
 
@@ -164,14 +138,10 @@ fn parse_header(header_b64: &[u8], limits: &Limits) -> Result<Header, JoseError>
     let alg = match map.get("alg") {
         Some(Value::String(name)) => name.parse::<Algorithm>()?,
         Some(_) => {
-            return Err(JoseError::Malformed(
-                "header member \"alg\" is not a string".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header member \"alg\" is not a string".to_owned()));
         }
         None => {
-            return Err(JoseError::Malformed(
-                "header has no \"alg\" member".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header has no \"alg\" member".to_owned()));
         }
     };
     // RFC 7515 4.1.11: a recipient must reject a token whose `crit` lists an
@@ -179,19 +149,13 @@ fn parse_header(header_b64: &[u8], limits: &Limits) -> Result<Header, JoseError>
     // ill-typed `crit` is itself an error (the RFC forbids both).
     if let Some(crit) = map.get("crit") {
         let Value::Array(names) = crit else {
-            return Err(JoseError::Malformed(
-                "header member \"crit\" is not an array".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header member \"crit\" is not an array".to_owned()));
         };
         let Some(first) = names.first() else {
-            return Err(JoseError::Malformed(
-                "header member \"crit\" is empty".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header member \"crit\" is empty".to_owned()));
         };
         let Value::String(first) = first else {
-            return Err(JoseError::Malformed(
-                "header member \"crit\" holds a non-string".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header member \"crit\" holds a non-string".to_owned()));
         };
         return Err(JoseError::Unsupported(format!(
             "critical header extension \"{}\" is not understood",
@@ -202,14 +166,10 @@ fn parse_header(header_b64: &[u8], limits: &Limits) -> Result<Header, JoseError>
     match map.get("b64") {
         None | Some(Value::Bool(true)) => {}
         Some(Value::Bool(false)) => {
-            return Err(JoseError::Unsupported(
-                "unencoded payloads (\"b64\": false) are not supported".to_owned(),
-            ));
+            return Err(JoseError::Unsupported("unencoded payloads (\"b64\": false) are not supported".to_owned()));
         }
         Some(_) => {
-            return Err(JoseError::Malformed(
-                "header member \"b64\" is not a boolean".to_owned(),
-            ));
+            return Err(JoseError::Malformed("header member \"b64\" is not a boolean".to_owned()));
         }
     }
     Ok(Header {
@@ -240,12 +200,8 @@ pub fn decode_unverified(token: &str, limits: &Limits) -> Result<(Header, Vec<u8
 /// evaluator calls; it returns the parsed object so nothing parses twice.
 /// Duplicate claims are refused for the same reason as duplicate header
 /// members: two parsers could otherwise read two different `sub`s.
-pub fn check_payload_json(
-    payload: &[u8],
-    limits: &Limits,
-) -> Result<Map<String, Value>, JoseError> {
-    json::parse_object(payload, limits.max_payload_depth)
-        .map_err(|e| JoseError::BadPayload(e.to_string()))
+pub fn check_payload_json(payload: &[u8], limits: &Limits) -> Result<Map<String, Value>, JoseError> {
+    json::parse_object(payload, limits.max_payload_depth).map_err(|e| JoseError::BadPayload(e.to_string()))
 }
 
 /// Verifies compact JWS tokens against one provider's keys and algorithms.
@@ -262,11 +218,7 @@ pub struct Verifier {
 impl Verifier {
     /// A verifier with default [`Limits`].
     pub fn new(keys: KeySet, algorithms: AlgorithmSet) -> Verifier {
-        Verifier {
-            keys,
-            algorithms,
-            limits: Limits::DEFAULT,
-        }
+        Verifier { keys, algorithms, limits: Limits::DEFAULT }
     }
 
     /// Replaces the limits.
@@ -311,11 +263,7 @@ impl Verifier {
         // malleable encodings away from the crypto entirely.
         match alg.fixed_signature_len() {
             Some(expected) if signature.len() != expected => {
-                return Err(JoseError::SignatureLength {
-                    alg: alg.name(),
-                    expected,
-                    actual: signature.len(),
-                });
+                return Err(JoseError::SignatureLength { alg: alg.name(), expected, actual: signature.len() });
             }
             _ => {}
         }
@@ -333,21 +281,13 @@ impl Verifier {
                 let Some(&only) = candidates.peek() else {
                     return Err(JoseError::NoMatchingKey { kid: None });
                 };
-                match candidates.find(|k| k.material.verify(alg, parts.signing_input, &signature))
-                {
+                match candidates.find(|k| k.material.verify(alg, parts.signing_input, &signature)) {
                     Some(key) => key,
                     None => return Err(self.signature_error(only, alg, &signature)),
                 }
             }
         };
-        Ok(Verified {
-            header,
-            payload,
-            key: KeyRef {
-                index: key.index,
-                kid: key.kid.clone(),
-            },
-        })
+        Ok(Verified { header, payload, key: KeyRef { index: key.index, kid: key.kid.clone() } })
     }
 
     /// Exact-match lookup; the kid is never interpreted (no paths, no URLs,
@@ -358,18 +298,16 @@ impl Verifier {
             Some(key) => Err(JoseError::KeyUnusable(key.misfit_reason(alg))),
             // Skipped keys only keep an escaped, bounded kid; match on it only
             // when that copy is exact, to explain why a named key is absent.
-            None => match self.keys.skipped.iter().find(|s| {
-                kid.chars().count() <= SNIPPET_MAX_CHARS
-                    && s.kid.as_deref() == Some(snippet(kid).as_str())
-            }) {
-                Some(skipped) => Err(JoseError::KeyUnusable(format!(
-                    "key {} was not loaded: {}",
-                    skipped.index, skipped.reason
-                ))),
-                None => Err(JoseError::NoMatchingKey {
-                    kid: Some(snippet(kid)),
-                }),
-            },
+            None => {
+                match self.keys.skipped.iter().find(|s| {
+                    kid.chars().count() <= SNIPPET_MAX_CHARS && s.kid.as_deref() == Some(snippet(kid).as_str())
+                }) {
+                    Some(skipped) => {
+                        Err(JoseError::KeyUnusable(format!("key {} was not loaded: {}", skipped.index, skipped.reason)))
+                    }
+                    None => Err(JoseError::NoMatchingKey { kid: Some(snippet(kid)) }),
+                }
+            }
         }
     }
 
@@ -378,11 +316,7 @@ impl Verifier {
     fn signature_error(&self, key: &Key, alg: Algorithm, signature: &[u8]) -> JoseError {
         match key.material.rsa_signature_len() {
             Some(expected) if expected != signature.len() && self.single_rsa_candidate(key, alg) => {
-                JoseError::SignatureLength {
-                    alg: alg.name(),
-                    expected,
-                    actual: signature.len(),
-                }
+                JoseError::SignatureLength { alg: alg.name(), expected, actual: signature.len() }
             }
             _ => JoseError::BadSignature,
         }
@@ -398,12 +332,7 @@ mod tests {
     use super::*;
 
     fn tok(header: &str, payload: &[u8], sig: &[u8]) -> String {
-        format!(
-            "{}.{}.{}",
-            b64::encode(header.as_bytes()),
-            b64::encode(payload),
-            b64::encode(sig)
-        )
+        format!("{}.{}.{}", b64::encode(header.as_bytes()), b64::encode(payload), b64::encode(sig))
     }
 
     #[test]
@@ -441,10 +370,7 @@ mod tests {
         let big = "a".repeat(l.max_token_bytes + 1);
         assert_eq!(decode_unverified(&big, &l).unwrap_err().code(), "too_large");
         let header = format!(r#"{{"alg":"ES256","pad":"{}"}}"#, "x".repeat(5000));
-        assert_eq!(
-            decode_unverified(&tok(&header, b"", b""), &l).unwrap_err().code(),
-            "too_large"
-        );
+        assert_eq!(decode_unverified(&tok(&header, b"", b""), &l).unwrap_err().code(), "too_large");
     }
 
     #[test]

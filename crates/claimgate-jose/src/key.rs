@@ -50,10 +50,7 @@ pub struct KeyInfo<'a> {
 pub(crate) enum Material {
     /// Modulus and exponent without leading zeros, as ring wants them;
     /// `len` is the modulus length in bytes (= the signature length).
-    Rsa {
-        components: RsaPublicKeyComponents<Vec<u8>>,
-        bits: usize,
-    },
+    Rsa { components: RsaPublicKeyComponents<Vec<u8>>, bits: usize },
     /// Uncompressed SEC1 point `04 || x || y`, validated.
     P256(Vec<u8>),
     /// Uncompressed SEC1 point `04 || x || y`, validated.
@@ -100,14 +97,10 @@ impl Material {
         let e = strip_zeros(e);
         let bits = bit_len(n);
         if bits < RSA_MIN_BITS {
-            return Err(format!(
-                "rsa modulus is {bits} bits, at least {RSA_MIN_BITS} are required"
-            ));
+            return Err(format!("rsa modulus is {bits} bits, at least {RSA_MIN_BITS} are required"));
         }
         if bits > RSA_MAX_BITS {
-            return Err(format!(
-                "rsa modulus is {bits} bits, at most {RSA_MAX_BITS} are supported"
-            ));
+            return Err(format!("rsa modulus is {bits} bits, at most {RSA_MAX_BITS} are supported"));
         }
         if n.last().is_none_or(|b| b & 1 == 0) {
             return Err("rsa modulus is even".to_owned());
@@ -132,17 +125,10 @@ impl Material {
         }
         if has_roca_fingerprint(n) {
             return Err(
-                "rsa modulus has the roca fingerprint (cve-2017-15361): its private key is recoverable"
-                    .to_owned(),
+                "rsa modulus has the roca fingerprint (cve-2017-15361): its private key is recoverable".to_owned()
             );
         }
-        Ok(Material::Rsa {
-            components: RsaPublicKeyComponents {
-                n: n.to_vec(),
-                e: e.to_vec(),
-            },
-            bits,
-        })
+        Ok(Material::Rsa { components: RsaPublicKeyComponents { n: n.to_vec(), e: e.to_vec() }, bits })
     }
 
     /// Builds an EC key from big-endian affine coordinates, which must be
@@ -154,10 +140,7 @@ impl Material {
             _ => return Err("not an ec curve".to_owned()),
         };
         if x.len() != curve.size || y.len() != curve.size {
-            return Err(format!(
-                "ec coordinates for {} must be {} bytes each",
-                curve.name, curve.size
-            ));
+            return Err(format!("ec coordinates for {} must be {} bytes each", curve.name, curve.size));
         }
         if !curves::on_weierstrass_curve(curve, x, y) {
             return Err(format!("ec point is not on {}", curve.name));
@@ -219,19 +202,13 @@ impl Material {
                 components.verify(params, msg, sig).is_ok()
             }
             (Material::P256(point), Algorithm::ES256) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(msg, sig).is_ok()
             }
             (Material::P384(point), Algorithm::ES384) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point).verify(msg, sig).is_ok()
             }
             (Material::Ed25519(point), Algorithm::EdDSA) => {
-                UnparsedPublicKey::new(&signature::ED25519, point)
-                    .verify(msg, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ED25519, point).verify(msg, sig).is_ok()
             }
             _ => false,
         }
@@ -266,16 +243,10 @@ impl Key {
     /// Explains why [`Key::fits`] is false, for error messages.
     pub(crate) fn misfit_reason(&self, alg: Algorithm) -> String {
         match self.alg {
-            Some(bound) if self.material.family() == alg.family() => format!(
-                "the key is bound to {} and cannot verify {}",
-                bound.name(),
-                alg.name()
-            ),
-            _ => format!(
-                "the key is {} and cannot verify {}",
-                self.material.describe(),
-                alg.name()
-            ),
+            Some(bound) if self.material.family() == alg.family() => {
+                format!("the key is bound to {} and cannot verify {}", bound.name(), alg.name())
+            }
+            _ => format!("the key is {} and cannot verify {}", self.material.describe(), alg.name()),
         }
     }
 }
@@ -308,12 +279,7 @@ impl KeySet {
 
     /// The usable keys, in input order.
     pub fn iter(&self) -> impl Iterator<Item = KeyInfo<'_>> {
-        self.keys.iter().map(|k| KeyInfo {
-            index: k.index,
-            kid: k.kid.as_deref(),
-            kind: k.material.kind(),
-            alg: k.alg,
-        })
+        self.keys.iter().map(|k| KeyInfo { index: k.index, kid: k.kid.as_deref(), kind: k.material.kind(), alg: k.alg })
     }
 
     /// Loads keys from whatever `input` looks like: a JWK Set (`{"keys":...}`),
@@ -325,11 +291,7 @@ impl KeySet {
             let looks_like_set = crate::json::parse_object(input, crate::jwk::MAX_KEY_JSON_DEPTH)
                 .map(|m| m.contains_key("keys"))
                 .unwrap_or(false);
-            if looks_like_set {
-                KeySet::from_jwks_json(input)
-            } else {
-                KeySet::from_jwk_json(input)
-            }
+            if looks_like_set { KeySet::from_jwks_json(input) } else { KeySet::from_jwk_json(input) }
         } else {
             let text = std::str::from_utf8(input)
                 .map_err(|_| KeyError::Malformed("key input is neither json nor pem".to_owned()))?;
@@ -346,11 +308,7 @@ impl KeySet {
         for (i, a) in keys.iter().enumerate() {
             let Some(kid) = a.kid.as_deref() else { continue };
             if let Some(b) = keys.iter().skip(i + 1).find(|b| b.kid.as_deref() == Some(kid)) {
-                return Err(KeyError::DuplicateKid {
-                    kid: snippet(kid),
-                    first: a.index,
-                    second: b.index,
-                });
+                return Err(KeyError::DuplicateKid { kid: snippet(kid), first: a.index, second: b.index });
             }
         }
         Ok(KeySet { keys, skipped })
@@ -375,8 +333,8 @@ fn bit_len(be: &[u8]) -> usize {
 /// moduli pass all of these checks with negligible probability.
 fn has_roca_fingerprint(n: &[u8]) -> bool {
     const PRIMES: [u32; 38] = [
-        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
-        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
+        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101, 103, 107,
+        109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
     ];
     PRIMES.iter().all(|&r| {
         let residue = n.iter().fold(0u32, |acc, &b| (acc * 256 + u32::from(b)) % r);
@@ -416,23 +374,15 @@ mod curves {
     pub(super) static P256: Weierstrass = Weierstrass {
         name: "p-256",
         size: 32,
-        p: &hex32(
-            "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff",
-        ),
-        b: &hex32(
-            "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b",
-        ),
+        p: &hex32("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"),
+        b: &hex32("5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"),
     };
 
     pub(super) static P384: Weierstrass = Weierstrass {
         name: "p-384",
         size: 48,
-        p: &hex48(
-            "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff",
-        ),
-        b: &hex48(
-            "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef",
-        ),
+        p: &hex48("fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff"),
+        b: &hex48("b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
     };
 
     const fn hex_digit(c: u8) -> u8 {
@@ -569,17 +519,44 @@ mod curves {
         }
     }
 
-    fn pow_mod(base: &[u64], exp: &[u64], p: &[u64]) -> Big {
-        let mut acc = from_be(&[1], p.len());
-        for limb in exp.iter().rev() {
-            for bit in (0..64).rev() {
-                acc = mul_mod(&acc, &acc, p);
-                if (limb >> bit) & 1 == 1 {
-                    acc = mul_mod(&acc, base, p);
+    /// The Jacobi symbol (a / n) for odd n > a >= 0, by the binary
+    /// algorithm: only shifts, comparisons and subtractions, so it is cheap
+    /// even in a debug build. For prime n it is the Legendre symbol.
+    fn jacobi(a: &[u64], n: &[u64]) -> i8 {
+        let mut a = a.to_vec();
+        let mut n = n.to_vec();
+        let mut t = 1i8;
+        let is_zero = |x: &[u64]| x.iter().all(|w| *w == 0);
+        let low = |x: &[u64]| x.first().copied().unwrap_or(0);
+        while !is_zero(&a) {
+            while low(&a) & 1 == 0 {
+                shr1(&mut a);
+                if matches!(low(&n) & 7, 3 | 5) {
+                    t = -t;
                 }
             }
+            if cmp(&a, &n) == Ordering::Less {
+                std::mem::swap(&mut a, &mut n);
+                if low(&a) & 3 == 3 && low(&n) & 3 == 3 {
+                    t = -t;
+                }
+            }
+            sub_assign(&mut a, &n);
         }
-        acc
+        let mut one = vec![0u64; n.len()];
+        if let Some(w) = one.first_mut() {
+            *w = 1;
+        }
+        if cmp(&n, &one) == Ordering::Equal { t } else { 0 }
+    }
+
+    fn shr1(x: &mut [u64]) {
+        let mut carry = 0u64;
+        for w in x.iter_mut().rev() {
+            let next = *w & 1;
+            *w = (*w >> 1) | (carry << 63);
+            carry = next;
+        }
     }
 
     /// Whether (x, y) is a point of the curve: both coordinates reduced and
@@ -606,13 +583,8 @@ mod curves {
     /// any message by anyone.
     pub(super) fn check_ed25519(enc: &[u8]) -> Result<(), String> {
         // p = 2^255 - 19 and d = -121665/121666, big-endian.
-        const P: [u8; 32] =
-            hex32("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
-        const D: [u8; 32] =
-            hex32("52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3");
-        // (p - 1) / 2
-        const HALF: [u8; 32] =
-            hex32("3ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff6");
+        const P: [u8; 32] = hex32("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
+        const D: [u8; 32] = hex32("52036cee2b6ffe738cc740797779e89800700a4d4141d8ab75eb4dca135978a3");
         // y coordinates of the points of order 8 (the others are y = 0, 1, p-1).
         const ORDER8_Y: [[u8; 32]; 2] = [
             hex32("05fc536d880238b13933c6d305acdfd5f098eff289f4c345b027b2c28f95e826"),
@@ -634,9 +606,7 @@ mod curves {
         let small = cmp(&y, &zero) == Ordering::Equal
             || cmp(&y, &one) == Ordering::Equal
             || cmp(&y, &p_minus_1) == Ordering::Equal
-            || ORDER8_Y
-                .iter()
-                .any(|o| cmp(&y, &from_be(o, 4)) == Ordering::Equal);
+            || ORDER8_Y.iter().any(|o| cmp(&y, &from_be(o, 4)) == Ordering::Equal);
         if small {
             return Err("ed25519 public key is a small-order point".to_owned());
         }
@@ -647,19 +617,10 @@ mod curves {
         // x^2 = u / v has a root iff u*v is a square (v is never zero because
         // d is not a square). u = 0 means x = 0, whose sign bit must be clear.
         if cmp(&u, &zero) == Ordering::Equal {
-            return if sign {
-                Err("ed25519 public key is not canonically encoded".to_owned())
-            } else {
-                Ok(())
-            };
+            return if sign { Err("ed25519 public key is not canonically encoded".to_owned()) } else { Ok(()) };
         }
         let uv = mul_mod(&u, &v, &p);
-        let legendre = pow_mod(&uv, &from_be(&HALF, 4), &p);
-        if cmp(&legendre, &one) == Ordering::Equal {
-            Ok(())
-        } else {
-            Err("ed25519 public key is not a point on the curve".to_owned())
-        }
+        if jacobi(&uv, &p) == 1 { Ok(()) } else { Err("ed25519 public key is not a point on the curve".to_owned()) }
     }
 
     #[cfg(test)]
@@ -713,7 +674,13 @@ mod curves {
             assert_eq!(add_mod(&a, &b, &p), vec![13]);
             assert_eq!(sub_mod(&a, &b, &p), vec![87]);
             assert_eq!(mul_mod(&a, &b, &p), vec![3000 % 97]);
-            assert_eq!(pow_mod(&a, &from_be(&[96], 1), &p), vec![1]);
+            // Squares mod 97 have symbol 1, non-squares -1.
+            for x in 1u64..97 {
+                let is_square = (1u64..97).any(|r| r * r % 97 == x);
+                let expected = if is_square { 1 } else { -1 };
+                assert_eq!(jacobi(&[x], &p), expected, "{x}");
+            }
+            assert_eq!(jacobi(&[0], &p), 0);
         }
     }
 }

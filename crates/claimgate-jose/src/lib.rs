@@ -57,8 +57,23 @@
 //! * **Errors are safe to return.** Every error has a stable
 //!   [`JoseError::code`]; messages are lowercase and echo at most a short,
 //!   escaped prefix of the input.
+//! * **Payload stays bytes; claims are checked separately.** A JWS may sign
+//!   any bytes (and conformance vectors do), so [`Verifier::verify`] returns
+//!   the payload exactly as signed. The policy evaluator must then call
+//!   [`check_payload_json`], which accepts only a JSON object with unique
+//!   member names at every depth within [`Limits::max_payload_depth`] and
+//!   returns the parsed object, so claims are parsed once and duplicate
+//!   claims (`{"sub":"a","sub":"admin"}`) can never be read two ways.
 //! * **Portable.** No filesystem, network, clock or randomness: the crate
-//!   builds for `wasm32-unknown-unknown`.
+//!   builds for `wasm32-unknown-unknown` (ring's C/asm parts need `clang`
+//!   for that target; getrandom is given a source that always fails, since
+//!   nothing here ever asks for randomness).
+//!
+//! # What is deliberately not here
+//!
+//! HMAC, `none`, ES512/P-521, JWE, JSON serialisation, detached or unencoded
+//! payloads, certificate-chain validation (a PEM certificate is only a key
+//! container), fetching keys, and claims validation (`exp`, `aud`, ...).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -74,9 +89,7 @@ mod pem;
 
 pub use alg::{Algorithm, AlgorithmError, AlgorithmSet};
 pub use error::{JoseError, KeyError, SNIPPET_MAX_CHARS, SkippedKey, snippet, snippet_bytes};
-pub use jws::{
-    Header, KeyRef, Limits, Verified, Verifier, check_payload_json, decode_unverified,
-};
+pub use jws::{Header, KeyRef, Limits, Verified, Verifier, check_payload_json, decode_unverified};
 pub use key::{KeyInfo, KeyKind, KeySet, RSA_MAX_BITS, RSA_MIN_BITS};
 
 /// ring links getrandom, which on `wasm32-unknown-unknown` needs an explicit

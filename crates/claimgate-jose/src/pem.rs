@@ -29,10 +29,7 @@ impl KeySet {
     /// by block position (0-based, counting every block).
     pub fn from_pem(text: &str) -> Result<KeySet, KeyError> {
         if text.len() > MAX_KEY_SET_BYTES {
-            return Err(KeyError::TooLarge {
-                len: text.len(),
-                max: MAX_KEY_SET_BYTES,
-            });
+            return Err(KeyError::TooLarge { len: text.len(), max: MAX_KEY_SET_BYTES });
         }
         let blocks = parse_blocks(text)?;
         if blocks.is_empty() {
@@ -51,17 +48,8 @@ impl KeySet {
                 other => Err(format!("unsupported pem block \"{}\"", snippet(other))),
             };
             match material {
-                Ok(material) => keys.push(Key {
-                    index,
-                    kid: None,
-                    alg: None,
-                    material,
-                }),
-                Err(reason) => skipped.push(SkippedKey {
-                    index,
-                    kid: None,
-                    reason,
-                }),
+                Ok(material) => keys.push(Key { index, kid: None, alg: None, material }),
+                Err(reason) => skipped.push(SkippedKey { index, kid: None, reason }),
             }
         }
         KeySet::build(keys, skipped)
@@ -81,10 +69,7 @@ fn parse_blocks(text: &str) -> Result<Vec<Block>, KeyError> {
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
         let line = line.trim();
-        let Some(label) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
-        else {
+        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
             continue;
         };
         let end = format!("-----END {label}-----");
@@ -108,21 +93,12 @@ fn parse_blocks(text: &str) -> Result<Vec<Block>, KeyError> {
             body.extend(line.chars().filter(|c| !c.is_ascii_whitespace()));
         }
         if !closed {
-            return Err(KeyError::Malformed(format!(
-                "pem block \"{}\" has no matching end line",
-                snippet(label)
-            )));
+            return Err(KeyError::Malformed(format!("pem block \"{}\" has no matching end line", snippet(label))));
         }
-        let der = STANDARD.decode(body.as_bytes()).map_err(|_| {
-            KeyError::Malformed(format!(
-                "pem block \"{}\" is not valid base64",
-                snippet(label)
-            ))
-        })?;
-        blocks.push(Block {
-            label: label.to_owned(),
-            der,
-        });
+        let der = STANDARD
+            .decode(body.as_bytes())
+            .map_err(|_| KeyError::Malformed(format!("pem block \"{}\" is not valid base64", snippet(label))))?;
+        blocks.push(Block { label: label.to_owned(), der });
     }
     Ok(blocks)
 }
@@ -173,9 +149,7 @@ impl<'a> Der<'a> {
             }
             let (len_bytes, after) = rest.split_at_checked(count).ok_or_else(bad)?;
             rest = after;
-            let len = len_bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let len = len_bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             // Minimal encoding: long form only for >= 128, no leading zero.
             if len < 0x80 || len_bytes.first() == Some(&0) {
                 return Err("der length is not minimally encoded".to_owned());
@@ -187,7 +161,7 @@ impl<'a> Der<'a> {
         Ok((tag, contents))
     }
 
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], String> {
+    fn expect_tag(&mut self, tag: u8) -> Result<&'a [u8], String> {
         match self.any()? {
             (t, contents) if t == tag => Ok(contents),
             _ => Err("unexpected der structure".to_owned()),
@@ -195,11 +169,7 @@ impl<'a> Der<'a> {
     }
 
     fn finish(&self) -> Result<(), String> {
-        if self.is_empty() {
-            Ok(())
-        } else {
-            Err("trailing data after der structure".to_owned())
-        }
+        if self.is_empty() { Ok(()) } else { Err("trailing data after der structure".to_owned()) }
     }
 }
 
@@ -217,10 +187,10 @@ fn positive_integer(contents: &[u8]) -> Result<&[u8], String> {
 /// PKCS#1 RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }
 fn pkcs1(der: &[u8]) -> Result<Material, String> {
     let mut outer = Der(der);
-    let mut seq = Der(outer.expect(TAG_SEQUENCE)?);
+    let mut seq = Der(outer.expect_tag(TAG_SEQUENCE)?);
     outer.finish()?;
-    let n = positive_integer(seq.expect(TAG_INTEGER)?)?;
-    let e = positive_integer(seq.expect(TAG_INTEGER)?)?;
+    let n = positive_integer(seq.expect_tag(TAG_INTEGER)?)?;
+    let e = positive_integer(seq.expect_tag(TAG_INTEGER)?)?;
     seq.finish()?;
     Material::rsa(n, e)
 }
@@ -229,21 +199,21 @@ fn pkcs1(der: &[u8]) -> Result<Material, String> {
 ///                                     subjectPublicKey BIT STRING }
 fn spki(der: &[u8]) -> Result<Material, String> {
     let mut outer = Der(der);
-    let mut seq = Der(outer.expect(TAG_SEQUENCE)?);
+    let mut seq = Der(outer.expect_tag(TAG_SEQUENCE)?);
     outer.finish()?;
-    let mut alg_id = Der(seq.expect(TAG_SEQUENCE)?);
-    let bits = seq.expect(TAG_BIT_STRING)?;
+    let mut alg_id = Der(seq.expect_tag(TAG_SEQUENCE)?);
+    let bits = seq.expect_tag(TAG_BIT_STRING)?;
     seq.finish()?;
     let key = match bits.split_first() {
         Some((0, key)) => key,
         _ => return Err("public key bit string has unused bits".to_owned()),
     };
-    let oid = alg_id.expect(TAG_OID)?;
+    let oid = alg_id.expect_tag(TAG_OID)?;
     match oid {
         OID_RSA => {
             // Parameters must be NULL (RFC 3279); tolerate their absence.
             if !alg_id.is_empty() {
-                let null = alg_id.expect(TAG_NULL)?;
+                let null = alg_id.expect_tag(TAG_NULL)?;
                 if !null.is_empty() {
                     return Err("rsa algorithm parameters are not null".to_owned());
                 }
@@ -255,7 +225,7 @@ fn spki(der: &[u8]) -> Result<Material, String> {
             if alg_id.peek_tag() != Some(TAG_OID) {
                 return Err("ec keys with explicit curve parameters are not supported".to_owned());
             }
-            let curve = alg_id.expect(TAG_OID)?;
+            let curve = alg_id.expect_tag(TAG_OID)?;
             alg_id.finish()?;
             let family = match curve {
                 OID_P256 => Family::P256,
@@ -281,23 +251,21 @@ fn spki(der: &[u8]) -> Result<Material, String> {
 /// Returns the whole DER of subjectPublicKeyInfo (tag and length included).
 fn certificate_spki(der: &[u8]) -> Result<&[u8], String> {
     let mut outer = Der(der);
-    let mut cert = Der(outer.expect(TAG_SEQUENCE)?);
+    let mut cert = Der(outer.expect_tag(TAG_SEQUENCE)?);
     outer.finish()?;
-    let mut tbs = Der(cert.expect(TAG_SEQUENCE)?);
+    let mut tbs = Der(cert.expect_tag(TAG_SEQUENCE)?);
     if tbs.peek_tag() == Some(TAG_VERSION) {
         tbs.any()?;
     }
-    tbs.expect(TAG_INTEGER)?; // serialNumber
-    tbs.expect(TAG_SEQUENCE)?; // signature algorithm
-    tbs.expect(TAG_SEQUENCE)?; // issuer
-    tbs.expect(TAG_SEQUENCE)?; // validity
-    tbs.expect(TAG_SEQUENCE)?; // subject
+    tbs.expect_tag(TAG_INTEGER)?; // serialNumber
+    tbs.expect_tag(TAG_SEQUENCE)?; // signature algorithm
+    tbs.expect_tag(TAG_SEQUENCE)?; // issuer
+    tbs.expect_tag(TAG_SEQUENCE)?; // validity
+    tbs.expect_tag(TAG_SEQUENCE)?; // subject
     let before = tbs.0;
-    tbs.expect(TAG_SEQUENCE)?; // subjectPublicKeyInfo
+    tbs.expect_tag(TAG_SEQUENCE)?; // subjectPublicKeyInfo
     let used = before.len() - tbs.0.len();
-    before
-        .get(..used)
-        .ok_or_else(|| "truncated or invalid der".to_owned())
+    before.get(..used).ok_or_else(|| "truncated or invalid der".to_owned())
 }
 
 #[cfg(test)]
@@ -336,8 +304,7 @@ mod tests {
         assert!(parse_blocks("-----BEGIN FOO-----\nAAEC\n").is_err());
         assert!(parse_blocks("-----BEGIN FOO-----\nProc-Type: 4\n-----END FOO-----").is_err());
         assert!(parse_blocks("-----BEGIN FOO-----\nA*EC\n-----END FOO-----").is_err());
-        let err = KeySet::from_pem("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----")
-            .unwrap_err();
+        let err = KeySet::from_pem("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----").unwrap_err();
         assert_eq!(err, KeyError::PrivateKey { index: 0 });
         assert_eq!(KeySet::from_pem("hello").unwrap_err().code(), "key_malformed");
     }

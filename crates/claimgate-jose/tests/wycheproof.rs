@@ -198,8 +198,7 @@ fn json_web_signature_vectors() {
             }
             None => {
                 // HMAC groups: the private JWK is a symmetric key, refused.
-                let err = KeySet::from_jwk_json(group["private"].to_string().as_bytes())
-                    .unwrap_err();
+                let err = KeySet::from_jwk_json(group["private"].to_string().as_bytes()).unwrap_err();
                 assert_eq!(err.code(), "no_usable_keys");
                 assert!(err.to_string().contains("symmetric"), "{err}");
                 groups_without_key += 1;
@@ -224,10 +223,7 @@ fn json_web_signature_vectors() {
             if scope == Scope::Supported {
                 match (expect, &result) {
                     (Expect::Valid, Ok(_)) | (Expect::Invalid, Err(_)) => {}
-                    (Expect::Valid, Err(e)) => panic!(
-                        "tcId {tc_id} ({}) should verify: {e:?}",
-                        test["comment"]
-                    ),
+                    (Expect::Valid, Err(e)) => panic!("tcId {tc_id} ({}) should verify: {e:?}", test["comment"]),
                     (Expect::Invalid, Ok(_)) => {
                         panic!("tcId {tc_id} ({}) should fail", test["comment"])
                     }
@@ -240,15 +236,8 @@ fn json_web_signature_vectors() {
     assert_eq!(seen, doc["numberOfTests"].as_u64().unwrap());
     assert_eq!(seen, 401);
     assert_eq!(overridden, OVERRIDES.len());
-    assert_eq!(
-        groups_without_key,
-        1 + 2 + 1 + 2 + 4,
-        "hs256, 2 rfc7520 hmac, base64, 2 P-521, 4 encryption keys"
-    );
-    let summary: Vec<String> = by_scope
-        .iter()
-        .map(|((s, o), n)| format!("{s:?} {o}: {n}"))
-        .collect();
+    assert_eq!(groups_without_key, 1 + 2 + 1 + 2 + 4, "hs256, 2 rfc7520 hmac, base64, 2 P-521, 4 encryption keys");
+    let summary: Vec<String> = by_scope.iter().map(|((s, o), n)| format!("{s:?} {o}: {n}")).collect();
     // Pinned: a change in any of these means vectors were lost or reclassified.
     assert_eq!(
         summary,
@@ -300,18 +289,12 @@ fn overrides_are_justified() {
         assert_eq!(header_alg(&jws(id)).as_deref(), Some("PS384"));
         let public = groups[&id]["public"].clone();
         assert_eq!(public["alg"], "PS256");
-        let bound = Verifier::new(
-            KeySet::from_jwk_json(public.to_string().as_bytes()).unwrap(),
-            AlgorithmSet::ALL,
-        );
+        let bound = Verifier::new(KeySet::from_jwk_json(public.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
         let err = bound.verify(jws(id).as_bytes()).unwrap_err();
         assert_eq!(err.code(), "key_unusable", "{err}");
         let mut unbound = public.clone();
         unbound.as_object_mut().unwrap().remove("alg");
-        let unbound = Verifier::new(
-            KeySet::from_jwk_json(unbound.to_string().as_bytes()).unwrap(),
-            AlgorithmSet::ALL,
-        );
+        let unbound = Verifier::new(KeySet::from_jwk_json(unbound.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
         unbound.verify(jws(id).as_bytes()).unwrap();
     }
 
@@ -325,10 +308,7 @@ fn overrides_are_justified() {
         assert_eq!(public["alg"], "ES521");
         let err = KeySet::from_jwk_json(public.to_string().as_bytes()).unwrap_err();
         assert!(err.to_string().contains("ES521"), "{err}");
-        assert_eq!(
-            fallback_verifier().verify(jws(id).as_bytes()).unwrap_err().code(),
-            "alg_unknown"
-        );
+        assert_eq!(fallback_verifier().verify(jws(id).as_bytes()).unwrap_err().code(), "alg_unknown");
     }
 
     for o in OVERRIDES {
@@ -405,9 +385,7 @@ fn json_web_key_vectors() {
         (24, "missing \"n\""),
     ];
     for (id, needle) in expect_reason {
-        let reason = key_rejections
-            .get(&id)
-            .unwrap_or_else(|| panic!("tcId {id}: key loaded"));
+        let reason = key_rejections.get(&id).unwrap_or_else(|| panic!("tcId {id}: key loaded"));
         assert!(reason.contains(needle), "tcId {id}: {reason}");
     }
 }

@@ -1088,11 +1088,11 @@ impl<'l> Checker<'l> {
                 self.report(diagnostic);
                 continue;
             }
-            if let Some(first) = fields.items.get(name.name.as_str()) {
+            if let Some(first) = fields.get(&name.name) {
                 self.duplicate(file, name, first.name_span());
                 continue;
             }
-            fields.items.insert(name.name.as_str(), FieldRef::from(item));
+            fields.items.push((name.name.as_str(), FieldRef::from(item)));
         }
         fields
     }
@@ -1410,24 +1410,29 @@ impl<'a> FieldRef<'a> {
     }
 }
 
+/// The items of one body by name. A body has a handful of items, so a vector beats a map.
 #[derive(Default)]
 struct Fields<'a> {
-    items: HashMap<&'a str, FieldRef<'a>>,
+    items: Vec<(&'a str, FieldRef<'a>)>,
     require: Option<&'a Require>,
     /// Known names written the wrong way (a setting as a block or the reverse), already reported.
     misused: Vec<&'a str>,
 }
 
 impl<'a> Fields<'a> {
+    fn get(&self, name: &str) -> Option<FieldRef<'a>> {
+        self.items.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
     fn setting(&self, name: &str) -> Option<&'a Setting> {
-        match self.items.get(name) {
+        match self.get(name) {
             Some(FieldRef::Setting(s)) => Some(s),
             _ => None,
         }
     }
 
     fn block(&self, name: &str) -> Option<&'a Block> {
-        match self.items.get(name) {
+        match self.get(name) {
             Some(FieldRef::Block(b)) => Some(b),
             _ => None,
         }

@@ -55,12 +55,14 @@ pub use model::PolicySet;
 pub use parser::{Limits, Parsed};
 pub use source::{FileId, SourceMap, Span};
 
-/// A policy set loaded from source text: its files, their syntax trees, the checked set and
-/// every diagnostic. File order is the order given; callers that read a directory sort by path.
+/// A policy set loaded from source text: its files, the checked set and every diagnostic. File
+/// order is the order given; callers that read a directory sort by path. The syntax trees are
+/// dropped once checked (the formatter and other tools parse on their own).
 #[derive(Debug)]
 pub struct Policy {
     pub sources: SourceMap,
-    pub parsed: Vec<Parsed>,
+    /// Syntax errors and other problems found while parsing, file by file.
+    pub parse_diagnostics: Vec<Diagnostic>,
     pub checked: Checked,
 }
 
@@ -76,9 +78,10 @@ impl Policy {
 
     /// Parses and checks every file of `sources`.
     pub fn load(sources: SourceMap, limits: &Limits, check_limits: &CheckLimits) -> Policy {
-        let parsed: Vec<Parsed> = sources.iter().map(|(id, file)| parser::parse(id, &file.text, limits)).collect();
+        let mut parsed: Vec<Parsed> = sources.iter().map(|(id, file)| parser::parse(id, &file.text, limits)).collect();
         let checked = check::check(&parsed, check_limits);
-        Policy { sources, parsed, checked }
+        let parse_diagnostics = parsed.iter_mut().flat_map(|p| std::mem::take(&mut p.diagnostics)).collect();
+        Policy { sources, parse_diagnostics, checked }
     }
 
     pub fn set(&self) -> &PolicySet {
@@ -89,7 +92,7 @@ impl Policy {
     /// already rejected (an empty placeholder for a malformed string, say) is left out: it would
     /// only repeat the first error in a more confusing way.
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        let mut all: Vec<Diagnostic> = self.parsed.iter().flat_map(|p| p.diagnostics.iter().cloned()).collect();
+        let mut all: Vec<Diagnostic> = self.parse_diagnostics.clone();
         let overlaps_parse_error = |d: &Diagnostic| {
             all.iter().any(|p| {
                 p.file == d.file
@@ -105,7 +108,7 @@ impl Policy {
     }
 
     pub fn has_errors(&self) -> bool {
-        self.parsed.iter().any(Parsed::has_errors) || self.checked.has_errors()
+        self.parse_diagnostics.iter().any(Diagnostic::is_error) || self.checked.has_errors()
     }
 
     pub fn render_diagnostics(&self, color: bool) -> String {

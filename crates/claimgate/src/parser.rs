@@ -86,11 +86,17 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
             return parsed;
         }
     };
-    for pair in pairs.clone().flatten() {
-        if pair.as_rule() == Rule::COMMENT {
-            parsed.ast.comments.push(Comment { text: pair.as_str().trim_end().to_string(), span: span(&pair) });
-        }
-    }
+    scan(
+        text,
+        |_, _| {},
+        |start, end| {
+            parsed
+                .ast
+                .comments
+                .push(Comment { text: text[start..end].trim_end().to_string(), span: Span::new(start, end) });
+        },
+    );
+    // Comments come out of the scan in order, so their ends are sorted for binary search.
     let comment_starts = parsed.ast.comments.iter().map(|c| (c.span.end as usize, c.span.start as usize)).collect();
     let mut lower = Lower { file, text, comment_starts, diagnostics: Vec::new() };
     let Some(root) = pairs.into_iter().next() else { return parsed };
@@ -130,15 +136,19 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
 fn check_nesting(file: FileId, text: &str, max: usize) -> Option<Diagnostic> {
     let mut depth = 0usize;
     let mut too_deep = None;
-    scan_structure(text, |i, b| match b {
-        b'{' | b'[' => {
-            depth += 1;
-            if depth > max && too_deep.is_none() {
-                too_deep = Some(i);
+    scan(
+        text,
+        |i, b| match b {
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max && too_deep.is_none() {
+                    too_deep = Some(i);
+                }
             }
-        }
-        _ => depth = depth.saturating_sub(1),
-    });
+            _ => depth = depth.saturating_sub(1),
+        },
+        |_, _| {},
+    );
     too_deep.map(|i| {
         Diagnostic::error(
             Code::LimitExceeded,
@@ -165,14 +175,8 @@ fn unparsed_name(chunk: &str) -> Option<(TopKind, String)> {
     (!name.is_empty()).then(|| (kind, name.to_string()))
 }
 
-fn span(pair: &Pair<'_, Rule>) -> Span {
-    let s = pair.as_span();
-    Span::new(s.start(), s.end())
-}
-
-/// Children of a pair without comments (comments are collected once, for the formatter).
-fn inner<'a>(pair: Pair<'a, Rule>) -> impl Iterator<Item = Pair<'a, Rule>> {
-    pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT)
+fn inner(pair: Pair<'_, Rule>) -> pest::iterators::Pairs<'_, Rule> {
+    pair.into_inner()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +271,11 @@ fn syntax_error(file: FileId, text: &str, offset: usize, error: &pest::error::Er
         }
         expected.insert("a string, number or boolean");
     }
+    if expected.contains("`require`") && expected.remove("a name") {
+        // Inside a body a name starts a setting or a block; say which things can come here.
+        expected.insert("a setting");
+        expected.insert("a block");
+    }
     let (found, end) = found_at(text, position);
     let message = if expected.is_empty() {
         format!("unexpected {found}")
@@ -314,26 +323,36 @@ fn unterminated_quote(text: &str, position: usize) -> Option<usize> {
 /// The last `{` left open at the end of the text (strings and comments skipped).
 fn unclosed_brace(text: &str) -> Option<usize> {
     let mut stack = Vec::new();
-    scan_structure(text, |i, b| match b {
-        b'{' => stack.push(i),
-        b'}' => {
-            stack.pop();
-        }
-        _ => {}
-    });
+    scan(
+        text,
+        |i, b| match b {
+            b'{' => stack.push(i),
+            b'}' => {
+                stack.pop();
+            }
+            _ => {}
+        },
+        |_, _| {},
+    );
     stack.last().copied()
 }
 
-/// Calls `f` with the offset of every brace and bracket outside strings and comments.
-fn scan_structure(text: &str, mut f: impl FnMut(usize, u8)) {
+/// A linear scan that knows strings and comments as the grammar does: calls `brace` with the
+/// offset of every brace and bracket outside strings and comments, and `comment` with the range of
+/// every comment. It finds comments for the formatter (the grammar skips them, which keeps the
+/// parse tree small) and bounds nesting before the recursive parser runs.
+fn scan(text: &str, mut brace: impl FnMut(usize, u8), mut comment: impl FnMut(usize, usize)) {
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
             b'#' => {
+                let start = i;
                 while i < bytes.len() && bytes[i] != b'\n' {
                     i += 1;
                 }
+                comment(start, i);
+                continue;
             }
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i += 3;
@@ -351,7 +370,7 @@ fn scan_structure(text: &str, mut f: impl FnMut(usize, u8)) {
                     i += 1;
                 }
             }
-            b @ (b'{' | b'[' | b'}' | b']') => f(i, b),
+            b @ (b'{' | b'[' | b'}' | b']') => brace(i, b),
             _ => {}
         }
         i += 1;
@@ -397,7 +416,7 @@ struct Lower<'t> {
     file: FileId,
     text: &'t str,
     /// Start of each comment, by its end offset.
-    comment_starts: std::collections::HashMap<usize, usize>,
+    comment_starts: Vec<(usize, usize)>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -410,15 +429,12 @@ impl Lower<'_> {
         let mut end = pair.as_span().end();
         loop {
             let trimmed = self.text[start..end].trim_end().len() + start;
-            match self.comment_starts.get(&trimmed) {
-                Some(&comment_start) if comment_start >= start => end = comment_start,
-                _ => {
-                    end = trimmed;
-                    break;
-                }
+            let comment = self.comment_starts.binary_search_by_key(&trimmed, |(end, _)| *end);
+            match comment.map(|i| self.comment_starts[i].1) {
+                Ok(comment_start) if comment_start >= start => end = comment_start,
+                _ => return Span::new(start, trimmed),
             }
         }
-        Span::new(start, end)
     }
 
     fn error(&self, code: Code, span: Span, message: impl Into<String>) -> Diagnostic {

@@ -1,0 +1,298 @@
+//! Key loading: PEM (SPKI, PKCS#1, X.509), JWK validation, and the
+//! load-time point checks cross-checked against independent implementations.
+
+mod common;
+
+use claimgate_jose::{Algorithm, AlgorithmSet, KeyError, KeyKind, KeySet, Verifier, b64};
+use common::signer;
+use proptest::prelude::*;
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+use serde_json::json;
+
+const RSA_SPKI: &str = include_str!("keys/rsa2048.spki.pem");
+const RSA_PKCS1: &str = include_str!("keys/rsa2048.pkcs1.pem");
+const RSA_CERT: &str = include_str!("keys/rsa2048.cert.pem");
+const RSA_1024: &str = include_str!("keys/rsa1024.spki.pem");
+const P256_SPKI: &str = include_str!("keys/p256.spki.pem");
+const P256_CERT: &str = include_str!("keys/p256.cert.pem");
+const P256_PKCS8: &[u8] = include_bytes!("keys/p256.pk8");
+const P384_SPKI: &str = include_str!("keys/p384.spki.pem");
+const P521_SPKI: &str = include_str!("keys/p521.spki.pem");
+const ED25519_SPKI: &str = include_str!("keys/ed25519.spki.pem");
+
+#[test]
+fn rsa_pem_forms_verify_rs_and_ps_tokens() {
+    for pem in [RSA_SPKI, RSA_PKCS1, RSA_CERT] {
+        let keys = KeySet::from_pem(pem).unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys.iter().next().unwrap().kind, KeyKind::Rsa { bits: 2048 });
+        let v = Verifier::new(keys, AlgorithmSet::ALL);
+        for alg in &Algorithm::ALL[..6] {
+            let token = signer(*alg).token(None, b"{}");
+            let verified = v.verify(token.as_bytes()).unwrap();
+            assert_eq!(verified.key.index, 0);
+            assert_eq!(verified.key.kid, None);
+        }
+    }
+}
+
+#[test]
+fn ec_certificate_verifies_es256() {
+    let rng = SystemRandom::new();
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, P256_PKCS8, &rng).unwrap();
+    let input = format!("{}.{}", b64::encode(br#"{"alg":"ES256"}"#), b64::encode(b"{}"));
+    let sig = pair.sign(&rng, input.as_bytes()).unwrap();
+    let token = format!("{input}.{}", b64::encode(sig.as_ref()));
+    for pem in [P256_CERT, P256_SPKI] {
+        let v = Verifier::new(KeySet::from_pem(pem).unwrap(), AlgorithmSet::ALL);
+        v.verify(token.as_bytes()).unwrap();
+    }
+}
+
+#[test]
+fn several_pem_blocks_with_skips() {
+    let text = format!(
+        "# provider keys\n{RSA_SPKI}\n{P521_SPKI}{P384_SPKI}some text\n{ED25519_SPKI}{RSA_1024}\
+         -----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n{P256_CERT}"
+    );
+    let keys = KeySet::from_pem(&text).unwrap();
+    let kinds: Vec<(usize, KeyKind)> = keys.iter().map(|k| (k.index, k.kind)).collect();
+    assert_eq!(
+        kinds,
+        [(0, KeyKind::Rsa { bits: 2048 }), (2, KeyKind::P384), (3, KeyKind::Ed25519), (6, KeyKind::P256)]
+    );
+    let skipped: Vec<String> = keys.skipped().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        skipped,
+        [
+            "key 1: unsupported ec curve p-521",
+            "key 4: rsa modulus is 1024 bits, at least 2048 are required",
+            "key 5: unsupported pem block \"X509 CRL\"",
+        ]
+    );
+}
+
+#[test]
+fn pem_refusals() {
+    let err = KeySet::from_pem(RSA_1024).unwrap_err();
+    assert_eq!(err.code(), "no_usable_keys");
+    assert_eq!(err.to_string(), "no usable key: key 0: rsa modulus is 1024 bits, at least 2048 are required");
+    let private = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+    assert_eq!(KeySet::from_pem(&format!("{RSA_SPKI}{private}")).unwrap_err(), KeyError::PrivateKey { index: 1 });
+    let truncated = &RSA_SPKI[..RSA_SPKI.len() - 30];
+    assert_eq!(KeySet::from_pem(truncated).unwrap_err().code(), "key_malformed");
+    // Corrupt DER inside valid base64: skipped with a reason, not a panic.
+    let corrupt = "-----BEGIN PUBLIC KEY-----\nMAMCAQA=\n-----END PUBLIC KEY-----\n";
+    assert_eq!(KeySet::from_pem(corrupt).unwrap_err().code(), "no_usable_keys");
+}
+
+#[test]
+fn key_from_any_format() {
+    assert_eq!(KeySet::from_any(RSA_CERT.as_bytes()).unwrap().len(), 1);
+    let jwk = signer(Algorithm::EdDSA).public_jwk(Some("k")).to_string();
+    assert_eq!(KeySet::from_any(jwk.as_bytes()).unwrap().len(), 1);
+    let set = json!({ "keys": [signer(Algorithm::EdDSA).public_jwk(Some("k"))] }).to_string();
+    assert_eq!(KeySet::from_any(set.as_bytes()).unwrap().len(), 1);
+}
+
+#[test]
+fn jwk_rsa_exponent_and_size_checks() {
+    let (n, _) = signer(Algorithm::RS256).rsa_components().unwrap();
+    let load = |n: &[u8], e: &[u8]| {
+        let jwk = json!({"kty": "RSA", "n": b64::encode(n), "e": b64::encode(e)});
+        KeySet::from_jwk_json(jwk.to_string().as_bytes()).map(|_| ())
+    };
+    assert!(load(&n, &[1, 0, 1]).is_ok());
+    assert!(load(&[&[0u8][..], &n].concat(), &[0, 1, 0, 1]).is_ok());
+    for (e, why) in
+        [(&[1u8][..], "too small"), (&[0], "too small"), (&[], "too small"), (&[2], "too small"), (&[1, 0, 0], "odd")]
+    {
+        let err = load(&n, e).unwrap_err().to_string();
+        assert!(err.contains(why), "{e:?}: {err}");
+    }
+    assert!(load(&n[..128], &[3]).unwrap_err().to_string().contains("1024 bits"));
+    assert!(load(&[0xff; 1025], &[3]).unwrap_err().to_string().contains("at most 8192"));
+}
+
+/// Strict base64url applies to key members too.
+#[test]
+fn jwk_members_need_strict_base64url() {
+    let mut jwk = signer(Algorithm::ES256).public_jwk(None);
+    let x = jwk["x"].as_str().unwrap().to_owned();
+    jwk["x"] = json!(format!("{x}="));
+    let err = KeySet::from_jwk_json(jwk.to_string().as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("\"x\" is not strict base64url"), "{err}");
+}
+
+fn ec_jwk_loads(crv: &str, x: &[u8], y: &[u8]) -> bool {
+    let jwk = json!({"kty": "EC", "crv": crv, "x": b64::encode(x), "y": b64::encode(y)});
+    KeySet::from_jwk_json(jwk.to_string().as_bytes()).is_ok()
+}
+
+fn p256_oracle(x: &[u8], y: &[u8]) -> bool {
+    let point = [&[4u8][..], x, y].concat();
+    p256::PublicKey::from_sec1_bytes(&point).is_ok()
+}
+
+fn p384_oracle(x: &[u8], y: &[u8]) -> bool {
+    let point = [&[4u8][..], x, y].concat();
+    p384::PublicKey::from_sec1_bytes(&point).is_ok()
+}
+
+fn ed25519_loads(x: &[u8]) -> bool {
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)});
+    KeySet::from_jwk_json(jwk.to_string().as_bytes()).is_ok()
+}
+
+/// Oracle: ed25519-dalek decodes it, it is not small-order, and the
+/// encoding is canonical (y < p; dalek alone reduces y mod p).
+fn ed25519_oracle(x: &[u8; 32]) -> bool {
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(x) else {
+        return false;
+    };
+    let canonical = {
+        let mut y = *x;
+        y[31] &= 0x7f;
+        // y < p = 2^255 - 19  <=>  not (top bytes all ff/7f and low byte >= 0xed)
+        !(y[31] == 0x7f && y[1..31].iter().all(|b| *b == 0xff) && y[0] >= 0xed)
+    };
+    // x = 0 with the sign bit set is non-canonical (RFC 8032 5.1.3 step 4);
+    // dalek accepts it, so compare against the re-encoding.
+    canonical && !key.is_weak() && key.to_bytes() == *x
+}
+
+fn split_point(point: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let size = (point.len() - 1) / 2;
+    (point[1..1 + size].to_vec(), point[1 + size..].to_vec())
+}
+
+#[test]
+fn generated_points_load() {
+    for alg in [Algorithm::ES256, Algorithm::ES384] {
+        let (x, y) = split_point(&signer(alg).public_bytes());
+        let crv = if alg == Algorithm::ES256 { "P-256" } else { "P-384" };
+        assert!(ec_jwk_loads(crv, &x, &y));
+        // The wrong curve name: coordinates have the wrong size.
+        let other = if crv == "P-256" { "P-384" } else { "P-256" };
+        assert!(!ec_jwk_loads(other, &x, &y));
+    }
+    assert!(ed25519_loads(&signer(Algorithm::EdDSA).public_bytes()));
+}
+
+/// An invalid point is an error at load time, and ring agrees it is useless:
+/// a genuine signature does not verify under the tampered key.
+#[test]
+fn invalid_point_fails_at_load_and_in_ring() {
+    let s = signer(Algorithm::ES256);
+    let point = s.public_bytes();
+    let mut bad = point.clone();
+    bad[64] ^= 1;
+    let (x, y) = split_point(&bad);
+    assert!(!ec_jwk_loads("P-256", &x, &y));
+    let msg = b"hello";
+    let sig = s.sign(msg);
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &bad);
+    assert!(key.verify(msg, &sig).is_err());
+    let good = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, &point);
+    assert!(good.verify(msg, &sig).is_ok());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Mutations of a valid P-256 point: our verdict matches p256's.
+    #[test]
+    fn p256_validation_matches_oracle(bit in 0usize..512, negate in any::<bool>(), raw in any::<bool>(), junk in proptest::collection::vec(any::<u8>(), 64)) {
+        let (mut x, mut y) = split_point(&signer(Algorithm::ES256).public_bytes());
+        if raw {
+            x = junk[..32].to_vec();
+            y = junk[32..].to_vec();
+        } else if negate {
+            // (x, p - y) is the negated point: valid.
+            let p = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+            y = sub_be(&p, &y);
+        } else {
+            let target = if bit < 256 { &mut x } else { &mut y };
+            target[(bit % 256) / 8] ^= 1 << (bit % 8);
+        }
+        prop_assert_eq!(ec_jwk_loads("P-256", &x, &y), p256_oracle(&x, &y));
+    }
+
+    #[test]
+    fn p384_validation_matches_oracle(bit in 0usize..768, raw in any::<bool>(), junk in proptest::collection::vec(any::<u8>(), 96)) {
+        let (mut x, mut y) = split_point(&signer(Algorithm::ES384).public_bytes());
+        if raw {
+            x = junk[..48].to_vec();
+            y = junk[48..].to_vec();
+        } else {
+            let target = if bit < 384 { &mut x } else { &mut y };
+            target[(bit % 384) / 8] ^= 1 << (bit % 8);
+        }
+        prop_assert_eq!(ec_jwk_loads("P-384", &x, &y), p384_oracle(&x, &y));
+    }
+
+    /// Random and mutated Ed25519 encodings: our verdict matches dalek's
+    /// (plus canonical encoding and no small order).
+    #[test]
+    fn ed25519_validation_matches_oracle(bit in 0usize..256, raw in any::<bool>(), junk in any::<[u8; 32]>()) {
+        let mut x: [u8; 32] = signer(Algorithm::EdDSA).public_bytes().try_into().unwrap();
+        if raw {
+            x = junk;
+        } else {
+            x[bit / 8] ^= 1 << (bit % 8);
+        }
+        prop_assert_eq!(ed25519_loads(&x), ed25519_oracle(&x));
+    }
+
+    /// JWK and PEM loaders never panic on arbitrary input.
+    #[test]
+    fn loaders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = KeySet::from_jwks_json(&bytes);
+        let _ = KeySet::from_jwk_json(&bytes);
+        let _ = KeySet::from_any(&bytes);
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = KeySet::from_pem(&text);
+        let wrapped = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64_std(&bytes));
+        let _ = KeySet::from_pem(&wrapped);
+        let cert = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64_std(&bytes));
+        let _ = KeySet::from_pem(&cert);
+    }
+
+    /// Truncations and bit flips of real DER never panic.
+    #[test]
+    fn mutated_der_never_panics(cut in 0usize..1200, bit in 0usize..9600, which in 0usize..4) {
+        let pem = [RSA_SPKI, RSA_CERT, P256_CERT, ED25519_SPKI][which];
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let mut der = base64_std_decode(&body);
+        if bit / 8 < der.len() {
+            der[bit / 8] ^= 1 << (bit % 8);
+        }
+        der.truncate(cut.min(der.len()));
+        let label = if which == 1 || which == 2 { "CERTIFICATE" } else { "PUBLIC KEY" };
+        let text = format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", base64_std(&der));
+        let _ = KeySet::from_pem(&text);
+    }
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn base64_std_decode(text: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(text).unwrap()
+}
+
+/// a - b for big-endian equal-length numbers with a >= b.
+fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len()];
+    let mut borrow = 0i16;
+    for i in (0..a.len()).rev() {
+        let d = a[i] as i16 - b[i] as i16 - borrow;
+        borrow = if d < 0 { 1 } else { 0 };
+        out[i] = (d + 256 * borrow) as u8;
+    }
+    out
+}
