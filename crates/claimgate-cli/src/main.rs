@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod token;
+
 use claimgate::diagnostic::{self, RenderOptions};
 use claimgate::{CheckLimits, Limits, Policy, SourceMap};
 
@@ -33,7 +35,7 @@ enum Color {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Format {
     Human,
     Json,
 }
@@ -45,6 +47,22 @@ enum Command {
         /// Policy files or directories (searched for `*.cg` files). Defaults to the current directory.
         paths: Vec<PathBuf>,
     },
+    /// Show a token's header and payload as JSON, like jwt.io. The signature is NOT verified.
+    Decode {
+        /// The compact token, or `-` (or nothing) to read it from standard input.
+        token: Option<String>,
+    },
+    /// Verify a token's signature with the given keys; print its header, payload and the key used.
+    Verify {
+        /// A JWK Set, a JWK or PEM public keys / certificates.
+        #[arg(long)]
+        keys: PathBuf,
+        /// Algorithms to accept, comma-separated (default: all nine supported).
+        #[arg(long, value_delimiter = ',')]
+        alg: Vec<String>,
+        /// The compact token, or `-` (or nothing) to read it from standard input.
+        token: Option<String>,
+    },
     /// Format policy files in the canonical layout.
     Fmt {
         /// Report files that are not formatted instead of rewriting them (exit 1 if any).
@@ -55,8 +73,8 @@ enum Command {
     },
 }
 
-/// A failure that is not about the policies themselves: exit code 2.
-struct UsageError(String);
+/// A failure that is not about the policies or tokens themselves: exit code 2.
+pub(crate) struct UsageError(pub(crate) String);
 
 impl<E: std::fmt::Display> From<E> for UsageError {
     fn from(error: E) -> Self {
@@ -75,6 +93,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { paths } => check(&paths, &output),
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
+        Command::Decode { token } => token::decode(token.as_deref()),
+        Command::Verify { keys, alg, token } => token::verify(&keys, &alg, token.as_deref(), output.format),
     };
     match result {
         Ok(code) => code,
