@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+mod evaluate;
 mod token;
 
 use claimgate::diagnostic::{self, RenderOptions};
@@ -46,6 +47,30 @@ enum Command {
     Check {
         /// Policy files or directories (searched for `*.cg` files). Defaults to the current directory.
         paths: Vec<PathBuf>,
+    },
+    /// Run the tests written inside policy files; ends with `N passed, M failed`.
+    Test {
+        /// Policy files or directories. Defaults to the current directory.
+        paths: Vec<PathBuf>,
+    },
+    /// Decide whether claims may log in, and explain why. The claims are taken as given: no
+    /// signature is checked.
+    Eval {
+        /// Policy files or directories forming the policy set.
+        #[arg(long = "policy", required = true)]
+        policies: Vec<PathBuf>,
+        /// The role to log in as; without it, the first role that allows is chosen.
+        #[arg(long)]
+        role: Option<String>,
+        /// The claims as a JSON file, or `-` for standard input.
+        #[arg(long)]
+        claims: PathBuf,
+        /// The time to decide at: seconds since the Unix epoch or RFC 3339. Defaults to now.
+        #[arg(long)]
+        now: Option<String>,
+        /// Show every check of every role tried.
+        #[arg(long)]
+        explain: bool,
     },
     /// Show a token's header and payload as JSON, like jwt.io. The signature is NOT verified.
     Decode {
@@ -93,6 +118,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { paths } => check(&paths, &output),
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
+        Command::Test { paths } => evaluate::test(&paths, &output),
+        Command::Eval { policies, role, claims, now, explain } => {
+            evaluate::eval(&policies, role.as_deref(), &claims, now.as_deref(), explain, &output)
+        }
         Command::Decode { token } => token::decode(token.as_deref()),
         Command::Verify { keys, alg, token } => token::verify(&keys, &alg, token.as_deref(), output.format),
     };
@@ -105,14 +134,14 @@ fn main() -> ExitCode {
     }
 }
 
-struct Output {
-    color: bool,
-    format: Format,
+pub(crate) struct Output {
+    pub(crate) color: bool,
+    pub(crate) format: Format,
 }
 
 impl Output {
     /// Prints diagnostics: rendered on stderr for people, a JSON array on stdout for tools.
-    fn diagnostics(&self, diagnostics: &[claimgate::Diagnostic], sources: &SourceMap) {
+    pub(crate) fn diagnostics(&self, diagnostics: &[claimgate::Diagnostic], sources: &SourceMap) {
         match self.format {
             Format::Human => {
                 let rendered = diagnostic::render(
@@ -180,7 +209,7 @@ fn read_sources(files: &[PathBuf]) -> Result<SourceMap, UsageError> {
     Ok(sources)
 }
 
-fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
+pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
     let files = policy_files(paths)?;
     let sources = read_sources(&files)?;
     let mut policy = Policy::load(sources, &Limits::default(), &CheckLimits::default());
@@ -222,7 +251,7 @@ fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
     Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn plural(n: usize) -> &'static str {
+pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 

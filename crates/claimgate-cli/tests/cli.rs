@@ -108,3 +108,85 @@ fn fmt_formats_standard_input() {
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8(output.stdout).unwrap(), "role r {\n  provider = p\n  audience = any\n}\n");
 }
+
+#[test]
+fn test_runs_the_inline_tests_of_the_example_policies() {
+    let output = claimgate().args(["test", "policies/"]).output().unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    let last = stdout.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 10);
+}
+
+#[test]
+fn test_reports_failures_with_differences_and_exit_1() {
+    let output = claimgate().args(["test", "crates/claimgate/tests/cases/eval-mismatch/"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("FAIL wrong identity"), "{stdout}");
+    assert!(stdout.contains("identity: expected \"ci/y\", got \"ci/x\""), "{stdout}");
+    assert_eq!(stdout.lines().last().unwrap(), "0 passed, 12 failed");
+}
+
+const GITLAB_CLAIMS: &str = r#"{"iss":"https://gitlab.example.com","aud":"strongbox","sub":"project_path:mygroup/myproject:ref_type:branch:ref:main","iat":1732350000,"nbf":1732349995,"exp":1732353600,"namespace_id":"72","namespace_path":"mygroup","project_id":"20","project_path":"mygroup/myproject","user_login":"sample-user","pipeline_id":"574","pipeline_source":"push","ref":"main","ref_type":"branch","ref_protected":"true","environment":"production","strongbox_policies":["reader","deployer"]}"#;
+
+#[test]
+fn eval_allows_the_gitlab_example_with_automatic_role_selection() {
+    let output = claimgate()
+        .args(["eval", "--policy", "policies/", "--claims", "-", "--now", "1732350100"])
+        .write_stdin(GITLAB_CLAIMS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("allow: role `gitlab-deploy-production`"), "{stdout}");
+    assert!(stdout.contains("identity  gitlab/mygroup/myproject"), "{stdout}");
+    assert!(String::from_utf8(output.stderr).unwrap().contains("no signature was checked"));
+}
+
+#[test]
+fn eval_after_exp_denies_naming_exp_and_its_value() {
+    let output = claimgate()
+        .args(["eval", "--color", "never", "--policy", "policies/", "--claims", "-", "--now", "2024-11-23T10:00:00Z"])
+        .write_stdin(GITLAB_CLAIMS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("deny (token_expired): the token has expired"), "{stdout}");
+    assert!(stdout.contains("claims.exp"), "{stdout}");
+    assert!(stdout.contains("1732353600"), "{stdout}");
+}
+
+#[test]
+fn eval_explains_as_json() {
+    let output = claimgate()
+        .args(["eval", "--format", "json", "--explain", "--policy", "policies/", "--role", "gitlab-deploy-production"])
+        .args(["--claims", "-", "--now", "1732350100"])
+        .write_stdin(GITLAB_CLAIMS.replace("\"ref\":\"main\"", "\"ref\":\"feature\""))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["signature_checked"], false);
+    assert_eq!(json["decision"]["decision"], "deny");
+    assert_eq!(json["decision"]["code"], "claim_mismatch");
+    assert_eq!(json["decision"]["actual"], "feature");
+    assert_eq!(json["decision"]["condition"]["path"], "claims.ref");
+    assert_eq!(json["decision"]["message"], "production deploys run from the main branch");
+    let steps = json["trace"][0]["steps"].as_array().unwrap();
+    assert_eq!(steps.last().unwrap()["outcome"], "fail");
+}
+
+#[test]
+fn eval_rejects_claims_with_duplicate_keys() {
+    let output = claimgate()
+        .args(["eval", "--policy", "policies/", "--claims", "-", "--now", "1732350100"])
+        .write_stdin(r#"{"iss":"https://gitlab.example.com","ref":"dev","ref":"main"}"#)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("duplicate"));
+}

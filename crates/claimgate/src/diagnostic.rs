@@ -216,6 +216,33 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, options: RenderOp
     out
 }
 
+/// Renders a denial like a compiler diagnostic: the failing condition underlined in its policy
+/// file, labelled with the value the token had, under the denial's code and message.
+pub fn render_denial(denial: &crate::decision::Denial, sources: &SourceMap, options: RenderOptions) -> String {
+    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false);
+    let Some(check) = &denial.condition else {
+        return format!("denied ({}): {}\n", denial.code.as_str(), denial.message);
+    };
+    let file = sources.get(check.file);
+    let seen = match &denial.actual {
+        Some(value) => format!("the token has {}", crate::decision::short_json(value)),
+        None => "the token has no such claim".to_string(),
+    };
+    let view = View {
+        code: Some(denial.code.as_str()),
+        severity: miette::Severity::Error,
+        message: format!("denied: {}", denial.message),
+        help: check.message.is_none().then(|| format!("the failing check is `{}`", check.text)),
+        labels: vec![LabeledSpan::new_primary_with_span(Some(seen), check.span.range())],
+        source: NamedSource::new(file.name.clone(), file.text.clone()),
+        related: Vec::new(),
+    };
+    let mut out = String::new();
+    let _ = handler.render_report(&mut out, &view);
+    out
+}
+
 /// A diagnostic as JSON for editors and CI annotations: positions are 1-based line/column
 /// (characters) plus byte offsets.
 pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> serde_json::Value {
@@ -261,7 +288,7 @@ pub fn to_json(diagnostics: &[Diagnostic], sources: &SourceMap) -> serde_json::V
 /// A diagnostic joined with its source text, in the shape miette draws. Related places in the
 /// same file become secondary underlines; places in other files become related reports.
 struct View {
-    code: Option<Code>,
+    code: Option<&'static str>,
     severity: miette::Severity,
     message: String,
     help: Option<String>,
@@ -293,7 +320,7 @@ impl View {
         }
         labels.sort_by_key(|l| l.offset());
         View {
-            code: Some(d.code),
+            code: Some(d.code.as_str()),
             severity: match d.severity {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
@@ -323,7 +350,7 @@ impl std::error::Error for View {}
 
 impl miette::Diagnostic for View {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.code.map(|c| Box::new(c.as_str()) as Box<dyn fmt::Display>)
+        self.code.map(|c| Box::new(c) as Box<dyn fmt::Display>)
     }
 
     fn severity(&self) -> Option<miette::Severity> {

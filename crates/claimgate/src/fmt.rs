@@ -385,7 +385,11 @@ fn write_condition_inline(out: &mut String, condition: &Condition) {
 /// Prints a string: multi-line strings as `"""` blocks indented one level deeper than `indent`
 /// when their text allows it, everything else as a `"..."` literal with canonical escapes.
 fn write_string(out: &mut String, s: &StrLit, indent: usize) {
-    if s.multiline && can_be_multiline(&s.value) {
+    if s.multiline && can_be_raw_line(&s.value) {
+        out.push_str("\"\"\"");
+        out.push_str(&s.value);
+        out.push_str("\"\"\"");
+    } else if s.multiline && can_be_multiline(&s.value) {
         let pad = INDENT.repeat(indent + 1);
         out.push_str("\"\"\"\n");
         for line in s.value.split('\n') {
@@ -400,6 +404,11 @@ fn write_string(out: &mut String, s: &StrLit, indent: usize) {
     } else {
         write_quoted(out, &s.value);
     }
+}
+
+/// A one-line `"""` string is read back exactly unless it would end the quotes early.
+fn can_be_raw_line(value: &str) -> bool {
+    !value.is_empty() && !value.contains(['\n', '\r']) && !value.contains("\"\"\"") && !value.ends_with('"')
 }
 
 /// A `"""` string reads its lines back exactly unless a line is only white space (read as empty),

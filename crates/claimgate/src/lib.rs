@@ -11,6 +11,9 @@
 //! | checker | [`check`] | names, settings, values, keys → the checked [`model`] |
 //! | formatter | [`fmt`] | the canonical layout, comments kept |
 //! | diagnostics | [`diagnostic`] | coded, located errors, rendered like a compiler's |
+//! | decisions | [`decision`] | allow with a grant, or deny with a code, the failing check and the value seen |
+//! | reference interpreter | [`reference`] | the semantics, evaluated directly on the model |
+//! | inline tests | [`testing`] | runs the `test` blocks of a policy set |
 //!
 //! The signature core lives in the `claimgate-jose` crate; the compiler to bytecode and the
 //! evaluator build on [`model::PolicySet`].
@@ -42,12 +45,15 @@
 
 pub mod ast;
 pub mod check;
+pub mod decision;
 pub mod diagnostic;
 pub mod fmt;
 pub mod glob;
 pub mod model;
 pub mod parser;
+pub mod reference;
 pub mod source;
+pub mod testing;
 
 pub use check::{CheckLimits, Checked};
 pub use diagnostic::{Code, Diagnostic, RenderOptions, Severity};

@@ -786,10 +786,15 @@ fn unescape(raw: &str) -> Result<String, (usize, usize, String)> {
     Ok(out)
 }
 
-/// The contents of a `"""` string: the line break after the opening quotes is dropped, and the
-/// indentation of the closing quotes (which must stand on a line of their own) is removed from
-/// every line, so a PEM block can be indented with the policy around it.
+/// The contents of a `"""` string. On one line it is taken as written. Over several lines, the
+/// line break after the opening quotes is dropped, and the indentation of the closing quotes
+/// (which must stand on a line of their own) is removed from every line, so a PEM block can be
+/// indented with the policy around it.
 fn unindent_multiline(raw: &str) -> Result<String, (Span, String)> {
+    if !raw.contains('\n') {
+        // `"""{"a": 1}"""`: a raw string on one line, handy for JSON.
+        return Ok(raw.to_string());
+    }
     let Some(body) = raw.strip_prefix('\n').or_else(|| raw.strip_prefix("\r\n")) else {
         return Err((Span::default(), "text of a `\"\"\"` string starts on the line after the quotes".to_string()));
     };
@@ -849,6 +854,7 @@ mod tests {
         assert_eq!(unindent_multiline("\n    a\n      b\n\n    c\n    ").unwrap(), "a\n  b\n\nc");
         assert_eq!(unindent_multiline("\nx\n").unwrap(), "x");
         assert!(unindent_multiline("x\n").is_err());
+        assert_eq!(unindent_multiline(r#"{"a": "\n"}"#).unwrap(), r#"{"a": "\n"}"#);
         assert!(unindent_multiline("\n  a\n b\n  ").is_err());
         assert!(unindent_multiline("\n  a").is_err());
     }

@@ -29,7 +29,7 @@ pub fn cg_files(dir: &Path) -> Vec<PathBuf> {
 /// Every policy text the tests know of: the example policies and all case files.
 pub fn all_policy_texts() -> Vec<(String, String)> {
     let mut dirs = vec![policies_dir()];
-    for sub in ["cases/diagnostics", "cases/syntax", "cases/format"] {
+    for sub in ["cases/diagnostics", "cases/syntax", "cases/format", "cases/eval", "cases/eval-mismatch"] {
         let dir = crate_dir().join("tests").join(sub);
         dirs.push(dir.clone());
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {

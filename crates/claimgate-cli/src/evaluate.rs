@@ -1,0 +1,200 @@
+//! `claimgate test` and `claimgate eval`: decisions on claims, with explanations.
+//!
+//! Both run on the reference interpreter (`claimgate::reference`) until the bytecode VM lands;
+//! the decisions, codes and traces are the same types either way.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use claimgate::decision::{Decision, Evaluation, Outcome, Request, RoleTrace, short_json};
+use claimgate::diagnostic::{self, RenderOptions};
+use claimgate::{Policy, SourceMap, Span};
+
+use crate::{Format, Output, UsageError, load};
+
+/// Loads a policy set for running it; problems in the policies end the command with exit 1.
+fn load_clean(paths: &[PathBuf], output: &Output) -> Result<Result<Policy, ExitCode>, UsageError> {
+    let policy = load(paths)?;
+    if policy.has_errors() {
+        output.diagnostics(&policy.diagnostics(), &policy.sources);
+        eprintln!("error: the policies have problems; fix them first (`claimgate check`)");
+        return Ok(Err(ExitCode::from(1)));
+    }
+    Ok(Ok(policy))
+}
+
+fn location(sources: &SourceMap, file: claimgate::FileId, span: Span) -> String {
+    let source = sources.get(file);
+    let at = source.line_col(span.start as usize);
+    format!("{}:{}:{}", source.name, at.line, at.column)
+}
+
+pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
+    let policy = match load_clean(paths, output)? {
+        Ok(policy) => policy,
+        Err(code) => return Ok(code),
+    };
+    let set = policy.set();
+    let results = claimgate::testing::run_tests(set, |request| claimgate::reference::evaluate(set, request));
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    match output.format {
+        Format::Human => {
+            for result in &results {
+                let mark = if result.passed() { "ok  " } else { "FAIL" };
+                let at = location(&policy.sources, result.test.file, result.test.span);
+                println!("{mark} {}  ({at})", result.test.name);
+                for difference in &result.differences {
+                    println!("       {difference}");
+                }
+                if !result.passed() {
+                    print_trace(&result.evaluation, &policy.sources, "       ");
+                }
+            }
+        }
+        Format::Json => {
+            let json: Vec<serde_json::Value> = results
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "name": r.test.name,
+                        "location": location(&policy.sources, r.test.file, r.test.span),
+                        "passed": r.passed(),
+                        "differences": r.differences,
+                        "decision": r.evaluation.decision,
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Parses `--now`: whole seconds since the epoch, or an RFC 3339 time.
+fn parse_now(now: Option<&str>) -> Result<i64, UsageError> {
+    match now {
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .map_err(|_| UsageError("the system clock is before 1970".to_string())),
+        Some(text) => text.parse::<i64>().ok().or_else(|| claimgate::check::parse_rfc3339(text)).ok_or_else(|| {
+            UsageError(format!("--now `{text}` is neither seconds since the epoch nor an RFC 3339 time"))
+        }),
+    }
+}
+
+fn read_claims(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, UsageError> {
+    let bytes = if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin().take(1 << 20).read_to_end(&mut bytes)?;
+        bytes
+    } else {
+        std::fs::read(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?
+    };
+    claimgate_jose::json::parse_object(&bytes, 64)
+        .map_err(|e| UsageError(format!("`{}` is not a JSON object of claims: {e}", path.display())))
+}
+
+pub(crate) fn eval(
+    paths: &[PathBuf],
+    role: Option<&str>,
+    claims: &Path,
+    now: Option<&str>,
+    explain: bool,
+    output: &Output,
+) -> Result<ExitCode, UsageError> {
+    let now = parse_now(now)?;
+    let claims = read_claims(claims)?;
+    let policy = match load_clean(paths, output)? {
+        Ok(policy) => policy,
+        Err(code) => return Ok(code),
+    };
+    let evaluation = claimgate::reference::evaluate(policy.set(), &Request { role, claims: &claims, now });
+    let allowed = evaluation.decision.is_allow();
+    match output.format {
+        Format::Json => {
+            let mut json = serde_json::json!({
+                "signature_checked": false,
+                "now": now,
+                "decision": evaluation.decision,
+            });
+            if explain {
+                json["trace"] = serde_json::to_value(&evaluation.trace).unwrap_or_default();
+            }
+            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+        }
+        Format::Human => print_evaluation(&evaluation, &policy.sources, explain, output.color),
+    }
+    Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_evaluation(evaluation: &Evaluation, sources: &SourceMap, explain: bool, color: bool) {
+    eprintln!("note: the claims were taken as given; no signature was checked");
+    if explain {
+        print_trace(evaluation, sources, "");
+    }
+    match &evaluation.decision {
+        Decision::Allow(grant) => {
+            println!("allow: role `{}`", grant.role);
+            println!("  identity  {}", grant.identity);
+            if let Some(user) = &grant.user {
+                println!("  user      {user}");
+            }
+            if !grant.groups.is_empty() {
+                println!("  groups    {}", grant.groups.join(", "));
+            }
+            if !grant.policies.is_empty() {
+                println!("  policies  {}", grant.policies.join(", "));
+            }
+            for (name, value) in &grant.metadata {
+                println!("  metadata  {name} = {value:?}");
+            }
+            let token = &grant.token;
+            let durations = [
+                ("ttl", token.ttl),
+                ("max_ttl", token.max_ttl),
+                ("explicit_max_ttl", token.explicit_max_ttl),
+                ("period", token.period),
+            ];
+            for (name, value) in durations {
+                if let Some(seconds) = value {
+                    println!("  token     {name} = {seconds}s");
+                }
+            }
+        }
+        Decision::Deny(denial) => {
+            println!("deny ({}): {}", denial.code.as_str(), denial.message);
+            let rendered =
+                diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() });
+            if denial.condition.is_some() {
+                print!("{rendered}");
+            }
+            if !explain && evaluation.trace.len() > 1 {
+                println!("({} roles tried; --explain shows every check)", evaluation.trace.len());
+            }
+        }
+    }
+}
+
+fn print_trace(evaluation: &Evaluation, sources: &SourceMap, indent: &str) {
+    for RoleTrace { role, steps, allowed } in &evaluation.trace {
+        println!("{indent}role `{role}`: {}", if *allowed { "allows" } else { "denies" });
+        for step in steps {
+            let mark = match step.outcome {
+                Outcome::Pass => "✓",
+                Outcome::Fail => "✗",
+                Outcome::Missing => "✗ (missing)",
+            };
+            let seen = match (&step.seen, &step.check.path) {
+                (Some(value), _) => format!("  — token has {}", short_json(value)),
+                (None, Some(_)) => "  — token has no such claim".to_string(),
+                (None, None) => String::new(),
+            };
+            let pad = "  ".repeat(step.depth);
+            let at = location(sources, step.check.file, step.check.span);
+            println!("{indent}  {pad}{mark} {}{seen}  [{at}]", step.check.text);
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! What an evaluation of a token's claims decides, and why.
+//!
+//! Every evaluator (the reference interpreter now, the bytecode VM later) returns the same
+//! [`Evaluation`], so that they can be compared decision by decision and condition by condition.
+//! A [`Denial`] carries a stable code and a message that is safe to return to the client (it
+//! names the failing rule, never a key, a secret or more of the token than the value that failed);
+//! the explanation (which condition, at which place in which file, and the value seen) is for
+//! logs, `claimgate eval` and the playground.
+
+use serde::Serialize;
+
+use crate::model::TokenSettings;
+use crate::source::{FileId, Span};
+
+/// The inputs of one decision.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// The role asked for, or `None` to select the first role that allows.
+    pub role: Option<&'a str>,
+    /// The token's claims (already checked for duplicate keys and bounded in depth).
+    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    /// Seconds since the Unix epoch.
+    pub now: i64,
+}
+
+/// A decision and the trace of how it was reached.
+#[derive(Clone, Debug, Serialize)]
+pub struct Evaluation {
+    pub decision: Decision,
+    /// Every role tried, in order, with every check evaluated.
+    pub trace: Vec<RoleTrace>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "decision", rename_all = "lowercase")]
+pub enum Decision {
+    Allow(Grant),
+    Deny(Denial),
+}
+
+impl Decision {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+/// What a successful login grants.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Grant {
+    pub role: String,
+    pub identity: String,
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+    /// Mapped claims, in the order the role lists them.
+    pub metadata: Vec<(String, String)>,
+    pub policies: Vec<String>,
+    #[serde(serialize_with = "serialize_token")]
+    pub token: TokenSettings,
+}
+
+fn serialize_token<S: serde::Serializer>(token: &TokenSettings, s: S) -> Result<S::Ok, S::Error> {
+    serde_json::json!({
+        "ttl": token.ttl,
+        "max_ttl": token.max_ttl,
+        "explicit_max_ttl": token.explicit_max_ttl,
+        "period": token.period,
+        "num_uses": token.num_uses,
+        "bound_cidrs": token.bound_cidrs,
+        "type": token.token_type.as_str(),
+    })
+    .serialize(s)
+}
+
+/// Why a login is refused.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Denial {
+    pub code: DenyCode,
+    /// The role whose check failed, when one role was tried (a named role, or the only candidate).
+    pub role: Option<String>,
+    /// Safe to return to the client.
+    pub message: String,
+    /// The check that failed, with its place in the policy.
+    pub condition: Option<FailedCheck>,
+    /// The value the token had there (`None` when the claim is missing).
+    pub actual: Option<serde_json::Value>,
+}
+
+/// Stable denial codes; clients and tests match on these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyCode {
+    /// No provider accepts the token's `iss`.
+    UnknownIssuer,
+    /// The named role does not exist.
+    UnknownRole,
+    /// The named role's provider does not accept the token's `iss`.
+    IssuerMismatch,
+    /// `aud` holds none of the role's audiences.
+    AudienceMismatch,
+    /// A time claim the provider requires is missing.
+    TimeClaimMissing,
+    /// A time claim is not a number.
+    TimeClaimInvalid,
+    /// `exp` is in the past, beyond the clock skew.
+    TokenExpired,
+    /// `nbf` is in the future, beyond the clock skew.
+    TokenNotYetValid,
+    /// `iat` is in the future, beyond the clock skew.
+    IssuedInFuture,
+    /// `now - iat` exceeds the provider's `max_token_age`.
+    TokenTooOld,
+    /// `exp - iat` exceeds the provider's `max_lifetime`.
+    LifetimeTooLong,
+    /// A role condition does not hold.
+    ClaimMismatch,
+    /// A role condition reads a claim the token does not have (or that is `null`).
+    ClaimMissing,
+    /// Automatic selection found no role whose conditions hold.
+    NoRoleMatched,
+    /// The identity, user or groups claim is missing or of the wrong type.
+    IdentityUnavailable,
+    /// A required metadata mapping's claim is missing or not a scalar, or a policies claim is
+    /// not a list of strings.
+    MappingUnavailable,
+}
+
+impl DenyCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyCode::UnknownIssuer => "unknown_issuer",
+            DenyCode::UnknownRole => "unknown_role",
+            DenyCode::IssuerMismatch => "issuer_mismatch",
+            DenyCode::AudienceMismatch => "audience_mismatch",
+            DenyCode::TimeClaimMissing => "time_claim_missing",
+            DenyCode::TimeClaimInvalid => "time_claim_invalid",
+            DenyCode::TokenExpired => "token_expired",
+            DenyCode::TokenNotYetValid => "token_not_yet_valid",
+            DenyCode::IssuedInFuture => "issued_in_future",
+            DenyCode::TokenTooOld => "token_too_old",
+            DenyCode::LifetimeTooLong => "lifetime_too_long",
+            DenyCode::ClaimMismatch => "claim_mismatch",
+            DenyCode::ClaimMissing => "claim_missing",
+            DenyCode::NoRoleMatched => "no_role_matched",
+            DenyCode::IdentityUnavailable => "identity_unavailable",
+            DenyCode::MappingUnavailable => "mapping_unavailable",
+        }
+    }
+
+    pub const ALL: [DenyCode; 16] = [
+        DenyCode::UnknownIssuer,
+        DenyCode::UnknownRole,
+        DenyCode::IssuerMismatch,
+        DenyCode::AudienceMismatch,
+        DenyCode::TimeClaimMissing,
+        DenyCode::TimeClaimInvalid,
+        DenyCode::TokenExpired,
+        DenyCode::TokenNotYetValid,
+        DenyCode::IssuedInFuture,
+        DenyCode::TokenTooOld,
+        DenyCode::LifetimeTooLong,
+        DenyCode::ClaimMismatch,
+        DenyCode::ClaimMissing,
+        DenyCode::NoRoleMatched,
+        DenyCode::IdentityUnavailable,
+        DenyCode::MappingUnavailable,
+    ];
+}
+
+/// A check that failed or was traced: a role condition, or one of the provider's checks on
+/// `iss`, `aud` and the time claims (which have no source text of their own and point at the
+/// setting that configures them).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FailedCheck {
+    /// Canonical text: `claims.ref == "main"`, or `claims.exp` for a time check.
+    pub text: String,
+    /// The claim the check reads, in canonical notation (`claims."kubernetes.io".namespace`);
+    /// `None` for groups, which read several.
+    pub path: Option<String>,
+    pub file: FileId,
+    pub span: Span,
+    /// The author's `message "..."`, if any.
+    pub message: Option<String>,
+}
+
+/// How one role was tried.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleTrace {
+    pub role: String,
+    pub steps: Vec<Step>,
+    pub allowed: bool,
+}
+
+/// One check evaluated.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Step {
+    pub check: FailedCheck,
+    pub outcome: Outcome,
+    /// The value seen at the check's claim path (`None` when missing).
+    pub seen: Option<serde_json::Value>,
+    /// Nesting depth inside `any`/`all`/`not`, for display.
+    pub depth: usize,
+}
+
+/// The result of one check. A condition on a missing claim is `Missing`, which counts as a
+/// failure and stays a failure under `not`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Missing,
+}
+
+impl Outcome {
+    pub fn passed(self) -> bool {
+        self == Outcome::Pass
+    }
+}
+
+/// A JSON value in at most 60 characters, for explanations.
+pub fn short_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() <= 60 { text } else { format!("{}…", text.chars().take(59).collect::<String>()) }
+}

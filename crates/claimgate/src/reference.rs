@@ -1,0 +1,591 @@
+//! The reference interpreter: evaluates the checked model directly, written to be read, not to
+//! be fast. It is the executable statement of the semantics in `docs/language.md`; the bytecode
+//! VM must agree with it on every decision and every failing condition.
+//!
+//! Order of checks for one role: the issuer, the time claims (provider settings), the audience,
+//! the role's conditions in the order written (stopping at the first that does not hold), then the
+//! grant (identity, user, groups, metadata, policies). `any`, `all` and the list of conditions
+//! short-circuit, so the trace shows exactly the checks that decided.
+
+// Written for clarity: denials travel by value in `Result`s, as the semantics read.
+#![allow(clippy::result_large_err)]
+
+use serde_json::{Map, Number, Value};
+
+use crate::ast::{ClaimPath, Comparison, Condition, ConditionKind, GroupKind, Op, Scalar, Segment};
+use crate::check::compile_regex;
+use crate::decision::*;
+use crate::fmt::{condition_text, path_text};
+use crate::glob::Glob;
+use crate::model::{Audience, PolicySet, Provider, Role, TemplatePart};
+use crate::source::Span;
+
+/// The size limit used when the interpreter compiles a `matches` pattern (the checker has
+/// already refused larger ones).
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// Evaluates one request against a checked policy set.
+pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
+    let mut evaluation = Evaluation { decision: Decision::Deny(no_role_matched()), trace: Vec::new() };
+    let issuer = request.claims.get("iss").and_then(Value::as_str);
+    match request.role {
+        Some(name) => {
+            let Some(role) = set.roles.iter().find(|r| r.name == name) else {
+                evaluation.decision = Decision::Deny(Denial {
+                    code: DenyCode::UnknownRole,
+                    role: None,
+                    message: "the requested role does not exist".to_string(),
+                    condition: None,
+                    actual: None,
+                });
+                return evaluation;
+            };
+            let (decision, trace) = try_role(set, role, request);
+            evaluation.decision = decision;
+            evaluation.trace.push(trace);
+        }
+        None => {
+            let provider =
+                set.providers.iter().position(|p| issuer.is_some_and(|i| p.issuers.iter().any(|t| t.value == i)));
+            let Some(provider) = provider else {
+                evaluation.decision = Decision::Deny(Denial {
+                    code: DenyCode::UnknownIssuer,
+                    role: None,
+                    message: "the token's issuer is not trusted".to_string(),
+                    condition: None,
+                    actual: request.claims.get("iss").cloned(),
+                });
+                return evaluation;
+            };
+            let candidates: Vec<&Role> = set.roles.iter().filter(|r| r.provider == provider).collect();
+            let mut denials = Vec::new();
+            for role in &candidates {
+                let (decision, trace) = try_role(set, role, request);
+                evaluation.trace.push(trace);
+                match decision {
+                    Decision::Allow(grant) => {
+                        evaluation.decision = Decision::Allow(grant);
+                        return evaluation;
+                    }
+                    Decision::Deny(denial) => {
+                        // A failure of the issuer or the time claims fails every role alike.
+                        let stop = is_provider_level(denial.code);
+                        denials.push(denial);
+                        if stop {
+                            break;
+                        }
+                    }
+                }
+            }
+            let denial = match denials.first() {
+                Some(first) if candidates.len() == 1 || is_provider_level(first.code) => {
+                    let mut denial = denials.swap_remove(0);
+                    if candidates.len() > 1 {
+                        denial.role = None;
+                    }
+                    denial
+                }
+                _ => no_role_matched(),
+            };
+            evaluation.decision = Decision::Deny(denial);
+        }
+    }
+    evaluation
+}
+
+/// Denials that come from the provider's checks rather than from a role's own rules.
+fn is_provider_level(code: DenyCode) -> bool {
+    !matches!(
+        code,
+        DenyCode::AudienceMismatch
+            | DenyCode::ClaimMismatch
+            | DenyCode::ClaimMissing
+            | DenyCode::IdentityUnavailable
+            | DenyCode::MappingUnavailable
+    )
+}
+
+fn no_role_matched() -> Denial {
+    Denial {
+        code: DenyCode::NoRoleMatched,
+        role: None,
+        message: "no role accepts this token".to_string(),
+        condition: None,
+        actual: None,
+    }
+}
+
+/// Resolves a claim path in the claims. `None` when any segment is missing or of the wrong kind.
+pub fn resolve<'v>(claims: &'v Map<String, Value>, path: &ClaimPath) -> Option<&'v Value> {
+    let mut segments = path.segments.iter();
+    let mut value = match segments.next()? {
+        Segment::Key(key) => claims.get(key)?,
+        Segment::Index(_) => return None,
+    };
+    for segment in segments {
+        value = match (segment, value) {
+            (Segment::Key(key), Value::Object(map)) => map.get(key)?,
+            (Segment::Index(i), Value::Array(items)) => items.get(*i as usize)?,
+            _ => return None,
+        };
+    }
+    Some(value)
+}
+
+/// One role, start to finish, with its trace.
+struct Attempt<'a> {
+    role: &'a Role,
+    provider: &'a Provider,
+    claims: &'a Map<String, Value>,
+    steps: Vec<Step>,
+}
+
+fn try_role(set: &PolicySet, role: &Role, request: &Request<'_>) -> (Decision, RoleTrace) {
+    let provider = &set.providers[role.provider];
+    let mut attempt = Attempt { role, provider, claims: request.claims, steps: Vec::new() };
+    let decision = match attempt.run(request.now) {
+        Ok(grant) => Decision::Allow(grant),
+        Err(denial) => Decision::Deny(denial),
+    };
+    let trace = RoleTrace { role: role.name.clone(), steps: attempt.steps, allowed: decision.is_allow() };
+    (decision, trace)
+}
+
+impl Attempt<'_> {
+    fn run(&mut self, now: i64) -> Result<Grant, Denial> {
+        self.issuer()?;
+        self.time_claims(now)?;
+        self.audience()?;
+        for condition in &self.role.conditions {
+            let outcome = self.condition(condition, 0);
+            if !outcome.passed() {
+                let check = self.check_of(condition);
+                let actual = condition_value(condition).and_then(|p| resolve(self.claims, p)).cloned();
+                let code = if outcome == Outcome::Missing { DenyCode::ClaimMissing } else { DenyCode::ClaimMismatch };
+                let message = match (&condition.message, &check.path) {
+                    (Some(message), _) => message.value.clone(),
+                    (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
+                    (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{}`", self.role.name),
+                    (None, None) => format!("the token does not satisfy role `{}`", self.role.name),
+                };
+                return Err(self.deny(code, message, check, actual));
+            }
+        }
+        self.grant()
+    }
+
+    fn deny(&self, code: DenyCode, message: String, check: FailedCheck, actual: Option<Value>) -> Denial {
+        Denial { code, role: Some(self.role.name.clone()), message, condition: Some(check), actual }
+    }
+
+    /// A provider check on `claim`, located at the provider's name.
+    fn provider_check(&self, claim: &str) -> FailedCheck {
+        self.provider_check_text(claim, format!("claims.{claim}"))
+    }
+
+    fn provider_check_text(&self, claim: &str, text: String) -> FailedCheck {
+        FailedCheck {
+            text,
+            path: Some(format!("claims.{claim}")),
+            file: self.provider.file,
+            span: self.provider.span,
+            message: None,
+        }
+    }
+
+    fn step(&mut self, check: FailedCheck, outcome: Outcome, seen: Option<&Value>, depth: usize) {
+        self.steps.push(Step { check, outcome, seen: seen.cloned(), depth });
+    }
+
+    fn issuer(&mut self) -> Result<(), Denial> {
+        let iss = self.claims.get("iss");
+        let accepted = iss.and_then(Value::as_str).is_some_and(|i| self.provider.issuers.iter().any(|t| t.value == i));
+        let outcome = if iss.is_none_or(Value::is_null) {
+            Outcome::Missing
+        } else if accepted {
+            Outcome::Pass
+        } else {
+            Outcome::Fail
+        };
+        let check = self.provider_check("iss");
+        self.step(check.clone(), outcome, iss, 0);
+        if accepted {
+            return Ok(());
+        }
+        let message = format!("the token's issuer is not accepted by role `{}`", self.role.name);
+        Err(self.deny(DenyCode::IssuerMismatch, message, check, iss.cloned()))
+    }
+
+    /// Reads a time claim: `Ok(None)` when absent, an error when present but not a number.
+    fn time_claim(&mut self, name: &str, required: bool) -> Result<Option<f64>, Denial> {
+        let value = self.claims.get(name);
+        let check = self.provider_check(name);
+        match value {
+            None | Some(Value::Null) if required => {
+                self.step(check.clone(), Outcome::Missing, value, 0);
+                Err(self.deny(DenyCode::TimeClaimMissing, format!("the token has no `{name}` claim"), check, None))
+            }
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => Ok(n.as_f64()),
+            Some(other) => {
+                self.step(check.clone(), Outcome::Fail, value, 0);
+                let message = format!("the token's `{name}` claim is not a number");
+                Err(self.deny(DenyCode::TimeClaimInvalid, message, check, Some(other.clone())))
+            }
+        }
+    }
+
+    /// Time checks, boundaries inclusive: a token is still valid at `exp + skew` exactly.
+    fn time_claims(&mut self, now: i64) -> Result<(), Denial> {
+        let provider = self.provider;
+        let required = provider.required_time_claims;
+        let now = now as f64;
+        let skew = provider.clock_skew as f64;
+        let exp = self.time_claim("exp", required.exp || provider.max_lifetime.is_some())?;
+        let nbf = self.time_claim("nbf", required.nbf)?;
+        let iat = self
+            .time_claim("iat", required.iat || provider.max_token_age.is_some() || provider.max_lifetime.is_some())?;
+        let skew_text = seconds_text(provider.clock_skew);
+        let age = provider.max_token_age.map(seconds_text).unwrap_or_default();
+        let life = provider.max_lifetime.map(seconds_text).unwrap_or_default();
+        let checks: [(&str, bool, String, bool, DenyCode, &str); 5] = [
+            (
+                "exp",
+                exp.is_some(),
+                format!("now <= claims.exp + {skew_text}"),
+                exp.is_some_and(|exp| now - skew > exp),
+                DenyCode::TokenExpired,
+                "the token has expired",
+            ),
+            (
+                "nbf",
+                nbf.is_some(),
+                format!("now >= claims.nbf - {skew_text}"),
+                nbf.is_some_and(|nbf| now + skew < nbf),
+                DenyCode::TokenNotYetValid,
+                "the token is not valid yet",
+            ),
+            (
+                "iat",
+                iat.is_some(),
+                format!("now >= claims.iat - {skew_text}"),
+                iat.is_some_and(|iat| now + skew < iat),
+                DenyCode::IssuedInFuture,
+                "the token was issued in the future",
+            ),
+            (
+                "iat",
+                iat.is_some() && provider.max_token_age.is_some(),
+                format!("now <= claims.iat + {age} + {skew_text}"),
+                matches!((iat, provider.max_token_age), (Some(iat), Some(age)) if now - skew > iat + age as f64),
+                DenyCode::TokenTooOld,
+                "the token is too old",
+            ),
+            (
+                "exp",
+                exp.is_some() && iat.is_some() && provider.max_lifetime.is_some(),
+                format!("claims.exp - claims.iat <= {life}"),
+                matches!((exp, iat, provider.max_lifetime), (Some(exp), Some(iat), Some(life)) if exp - iat > life as f64),
+                DenyCode::LifetimeTooLong,
+                "the token's lifetime is longer than allowed",
+            ),
+        ];
+        for (name, applies, text, failed, code, message) in checks {
+            if !applies {
+                continue;
+            }
+            let check = self.provider_check_text(name, text);
+            let seen = self.claims.get(name).cloned();
+            self.step(check.clone(), if failed { Outcome::Fail } else { Outcome::Pass }, seen.as_ref(), 0);
+            if failed {
+                return Err(self.deny(code, message.to_string(), check, seen));
+            }
+        }
+        Ok(())
+    }
+
+    fn audience(&mut self) -> Result<(), Denial> {
+        let aud = self.claims.get("aud");
+        let (accepted, span) = match &self.role.audience {
+            Audience::Any(span) => (true, *span),
+            Audience::OneOf(audiences) => {
+                let has = |a: &str| audiences.iter().any(|t| t.value == a);
+                let accepted = match aud {
+                    Some(Value::String(a)) => has(a),
+                    Some(Value::Array(items)) => items.iter().any(|i| i.as_str().is_some_and(has)),
+                    _ => false,
+                };
+                (accepted, audiences.first().map_or(self.role.span, |t| t.span))
+            }
+        };
+        let check = FailedCheck {
+            text: "claims.aud".to_string(),
+            path: Some("claims.aud".to_string()),
+            file: self.role.file,
+            span,
+            message: None,
+        };
+        let outcome = match (accepted, aud) {
+            (true, _) => Outcome::Pass,
+            (false, None | Some(Value::Null)) => Outcome::Missing,
+            (false, _) => Outcome::Fail,
+        };
+        self.step(check.clone(), outcome, aud, 0);
+        if accepted {
+            return Ok(());
+        }
+        let message = format!("the token's audience is not accepted by role `{}`", self.role.name);
+        Err(self.deny(DenyCode::AudienceMismatch, message, check, aud.cloned()))
+    }
+
+    fn check_of(&self, condition: &Condition) -> FailedCheck {
+        FailedCheck {
+            text: condition_text(condition),
+            path: condition_value(condition).map(path_text),
+            file: self.role.file,
+            span: condition.span,
+            message: condition.message.as_ref().map(|m| m.value.clone()),
+        }
+    }
+
+    /// Evaluates a condition, recording it (and what it contains) in the trace.
+    fn condition(&mut self, condition: &Condition, depth: usize) -> Outcome {
+        let index = self.steps.len();
+        let check = self.check_of(condition);
+        let seen = condition_value(condition).and_then(|p| resolve(self.claims, p));
+        self.step(check, Outcome::Fail, seen, depth);
+        let outcome = match &condition.kind {
+            ConditionKind::Compare(comparison) => compare(comparison, seen),
+            ConditionKind::Not(inner) => match self.condition(inner, depth + 1) {
+                Outcome::Pass => Outcome::Fail,
+                Outcome::Fail => Outcome::Pass,
+                Outcome::Missing => Outcome::Missing,
+            },
+            ConditionKind::Group(group) => {
+                let mut outcomes = Vec::new();
+                for inner in &group.conditions {
+                    let outcome = self.condition(inner, depth + 1);
+                    outcomes.push(outcome);
+                    let decided = match group.kind {
+                        GroupKind::Any => outcome.passed(),
+                        GroupKind::All => !outcome.passed(),
+                    };
+                    if decided {
+                        break;
+                    }
+                }
+                match group.kind {
+                    GroupKind::Any if outcomes.iter().any(|o| o.passed()) => Outcome::Pass,
+                    GroupKind::Any if outcomes.iter().all(|o| *o == Outcome::Missing) => Outcome::Missing,
+                    GroupKind::Any => Outcome::Fail,
+                    GroupKind::All => outcomes.into_iter().find(|o| !o.passed()).unwrap_or(Outcome::Pass),
+                }
+            }
+        };
+        self.steps[index].outcome = outcome;
+        outcome
+    }
+
+    fn grant(&mut self) -> Result<Grant, Denial> {
+        let role = self.role;
+        let mut identity = String::new();
+        for part in &role.identity.parts {
+            match part {
+                TemplatePart::Literal(text) => identity.push_str(text),
+                TemplatePart::Claim(path) => match resolve(self.claims, path) {
+                    Some(Value::String(s)) => identity.push_str(s),
+                    other => {
+                        return Err(self.unavailable(
+                            DenyCode::IdentityUnavailable,
+                            "identity",
+                            path,
+                            role.identity.span,
+                            other,
+                        ));
+                    }
+                },
+            }
+        }
+        let user = match &role.user {
+            None => None,
+            Some(path) => match resolve(self.claims, path) {
+                Some(Value::String(s)) => Some(s.clone()),
+                other => return Err(self.unavailable(DenyCode::IdentityUnavailable, "user", path, path.span, other)),
+            },
+        };
+        let groups = match &role.groups {
+            None => Vec::new(),
+            Some(path) => match resolve(self.claims, path).and_then(string_list) {
+                Some(groups) => groups,
+                None => {
+                    let value = resolve(self.claims, path);
+                    return Err(self.unavailable(DenyCode::IdentityUnavailable, "groups", path, path.span, value));
+                }
+            },
+        };
+        let mut metadata = Vec::new();
+        for mapping in &role.metadata {
+            match resolve(self.claims, &mapping.path) {
+                None | Some(Value::Null) if mapping.optional => {}
+                Some(value) if scalar_text(value).is_some() => {
+                    metadata.push((mapping.name.clone(), scalar_text(value).unwrap_or_default()));
+                }
+                other => {
+                    let what = format!("metadata `{}`", mapping.name);
+                    return Err(self.unavailable(
+                        DenyCode::MappingUnavailable,
+                        &what,
+                        &mapping.path,
+                        mapping.span,
+                        other,
+                    ));
+                }
+            }
+        }
+        let mut policies: Vec<String> = Vec::new();
+        let mut add = |name: &str| {
+            if !policies.iter().any(|p| p == name) {
+                policies.push(name.to_string());
+            }
+        };
+        for fixed in &role.policies.fixed {
+            add(&fixed.value);
+        }
+        for path in &role.policies.from_claims {
+            match resolve(self.claims, path) {
+                None | Some(Value::Null) => {}
+                Some(Value::String(name)) => add(name),
+                Some(value) => match string_list(value) {
+                    Some(names) => names.iter().for_each(|n| add(n)),
+                    None => {
+                        return Err(self.unavailable(
+                            DenyCode::MappingUnavailable,
+                            "policies",
+                            path,
+                            path.span,
+                            Some(value),
+                        ));
+                    }
+                },
+            }
+        }
+        Ok(Grant { role: role.name.clone(), identity, user, groups, metadata, policies, token: role.token.clone() })
+    }
+
+    fn unavailable(&self, code: DenyCode, what: &str, path: &ClaimPath, span: Span, value: Option<&Value>) -> Denial {
+        let path_text = path_text(path);
+        let kind =
+            if code == DenyCode::MappingUnavailable && what != "policies" { "a scalar" } else { "of the right type" };
+        let message = match value {
+            None | Some(Value::Null) => format!("the token has no `{path_text}` claim, needed for the {what}"),
+            Some(_) => format!("the token's `{path_text}` is not {kind}, as the {what} needs"),
+        };
+        let check =
+            FailedCheck { text: path_text.clone(), path: Some(path_text), file: self.role.file, span, message: None };
+        self.deny(code, message, check, value.cloned())
+    }
+}
+
+/// `90s`, `15m`, `1h30m`: a duration as the language writes it.
+fn seconds_text(seconds: u64) -> String {
+    if seconds == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    let mut rest = seconds;
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
+/// The claim path a condition reads: its own for a comparison, its operand's under `not`.
+fn condition_value(condition: &Condition) -> Option<&ClaimPath> {
+    match &condition.kind {
+        ConditionKind::Compare(comparison) => Some(&comparison.path),
+        ConditionKind::Not(inner) => condition_value(inner),
+        ConditionKind::Group(_) => None,
+    }
+}
+
+/// One comparison on the value found (or not) at its path.
+fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
+    let value = match (&comparison.op, value) {
+        (Op::Exists, v) => return if v.is_some_and(|v| !v.is_null()) { Outcome::Pass } else { Outcome::Fail },
+        (Op::Absent, v) => return if v.is_none_or(Value::is_null) { Outcome::Pass } else { Outcome::Fail },
+        (_, None | Some(Value::Null)) => return Outcome::Missing,
+        (_, Some(v)) => v,
+    };
+    let holds = match &comparison.op {
+        Op::Eq(s) => is_scalar(value) && scalar_eq(value, s),
+        Op::Ne(s) => is_scalar(value) && !scalar_eq(value, s),
+        Op::Lt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_lt()),
+        Op::Le(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_le()),
+        Op::Gt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_gt()),
+        Op::Ge(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_ge()),
+        Op::In(list) => is_scalar(value) && list.items.iter().any(|s| scalar_eq(value, s)),
+        Op::Glob(pattern) => {
+            value.as_str().is_some_and(|s| Glob::new(&pattern.value).is_ok_and(|glob| glob.matches(s)))
+        }
+        Op::Matches(pattern) => value
+            .as_str()
+            .is_some_and(|s| compile_regex(&pattern.value, REGEX_SIZE_LIMIT).is_ok_and(|regex| regex.is_match(s))),
+        Op::Contains(s) => value.as_array().is_some_and(|items| items.iter().any(|i| scalar_eq(i, s))),
+        Op::ContainsAny(list) => {
+            value.as_array().is_some_and(|items| list.items.iter().any(|s| items.iter().any(|i| scalar_eq(i, s))))
+        }
+        Op::ContainsAll(list) => {
+            value.as_array().is_some_and(|items| list.items.iter().all(|s| items.iter().any(|i| scalar_eq(i, s))))
+        }
+        Op::Exists | Op::Absent => unreachable!("handled above"),
+    };
+    if holds { Outcome::Pass } else { Outcome::Fail }
+}
+
+fn is_scalar(value: &Value) -> bool {
+    matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+}
+
+/// Equality without coercion: same JSON type and same value; numbers by value (42 == 42.0).
+fn scalar_eq(value: &Value, scalar: &Scalar) -> bool {
+    match (value, scalar) {
+        (Value::String(a), Scalar::Str(b)) => *a == b.value,
+        (Value::Bool(a), Scalar::Bool(b)) => *a == b.value,
+        (Value::Number(a), Scalar::Number(b)) => number_order(a, &b.value) == Some(std::cmp::Ordering::Equal),
+        _ => false,
+    }
+}
+
+fn number_cmp(value: &Value, literal: &Number) -> Option<std::cmp::Ordering> {
+    match value {
+        Value::Number(n) => number_order(n, literal),
+        _ => None,
+    }
+}
+
+/// Orders two JSON numbers exactly when both are integers, by `f64` otherwise.
+pub fn number_order(a: &Number, b: &Number) -> Option<std::cmp::Ordering> {
+    let int = |n: &Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+    match (int(a), int(b)) {
+        (Some(x), Some(y)) => Some(x.cmp(&y)),
+        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+    }
+}
+
+/// A list of strings (the form of `groups` and policies claims).
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    value.as_array()?.iter().map(|v| v.as_str().map(str::to_string)).collect()
+}
+
+/// A scalar as metadata text: strings as they are, numbers and booleans as JSON writes them.
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}

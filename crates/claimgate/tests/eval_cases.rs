@@ -1,0 +1,64 @@
+//! The semantics, case by case: every `tests/cases/eval/*.cg` file is a policy with inline
+//! tests for one feature (types, lists, paths, missing claims, globs, audiences, time, grants,
+//! role selection, conditions). Each file is its own policy set.
+
+mod common;
+
+use claimgate::Policy;
+use claimgate::testing::{TestResult, run_tests};
+
+fn run<'p>(policy: &'p Policy) -> Vec<TestResult<'p>> {
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+    run_tests(policy.set(), |request| claimgate::reference::evaluate(policy.set(), request))
+}
+
+fn report(results: &[TestResult<'_>]) -> String {
+    results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{}: {}", r.test.name, r.differences.join("; ")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn every_case_file_passes_on_the_reference_interpreter() {
+    let mut total = 0;
+    for path in common::cg_files(&common::crate_dir().join("tests/cases/eval")) {
+        let policy = common::load(&path);
+        let results = run(&policy);
+        assert!(results.iter().all(TestResult::passed), "{}:\n{}", path.display(), report(&results));
+        total += results.len();
+    }
+    assert!(total >= 100, "only {total} case tests");
+}
+
+#[test]
+fn the_example_policies_pass_their_own_tests() {
+    let policy = common::load(&common::policies_dir());
+    let results = run(&policy);
+    assert!(results.len() >= 10);
+    assert!(results.iter().all(TestResult::passed), "{}", report(&results));
+    assert!(results.iter().any(|r| r.evaluation.decision.is_allow()));
+    assert!(results.iter().any(|r| !r.evaluation.decision.is_allow()));
+}
+
+#[test]
+fn a_wrong_expectation_is_reported_for_each_field() {
+    let policy = common::load(&common::crate_dir().join("tests/cases/eval-mismatch/wrong-expectations.cg"));
+    let results = run(&policy);
+    assert_eq!(results.len(), 12);
+    for result in &results {
+        assert_eq!(result.differences.len(), 1, "{}: {:?}", result.test.name, result.differences);
+        let field = result.test.name.trim_start_matches("wrong ").split(':').next().unwrap();
+        let difference = &result.differences[0];
+        let expected_word = match field {
+            "outcome" => "expected",
+            "failing condition text" => "failing condition:",
+            "failing condition" => "failing condition reads",
+            "denied role" => "denied role",
+            other => other,
+        };
+        assert!(difference.contains(expected_word), "{}: {difference}", result.test.name);
+    }
+}
