@@ -122,6 +122,8 @@ pub enum DenyCode {
     /// A required metadata mapping's claim is missing or not a scalar, or a policies claim is
     /// not a list of strings.
     MappingUnavailable,
+    /// The payload is not a JSON object within the limits (duplicate keys, malformed, too large).
+    PayloadInvalid,
 }
 
 impl DenyCode {
@@ -143,10 +145,11 @@ impl DenyCode {
             DenyCode::NoRoleMatched => "no_role_matched",
             DenyCode::IdentityUnavailable => "identity_unavailable",
             DenyCode::MappingUnavailable => "mapping_unavailable",
+            DenyCode::PayloadInvalid => "payload_invalid",
         }
     }
 
-    pub const ALL: [DenyCode; 16] = [
+    pub const ALL: [DenyCode; 17] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -163,6 +166,7 @@ impl DenyCode {
         DenyCode::NoRoleMatched,
         DenyCode::IdentityUnavailable,
         DenyCode::MappingUnavailable,
+        DenyCode::PayloadInvalid,
     ];
 }
 

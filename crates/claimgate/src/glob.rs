@@ -64,29 +64,31 @@ impl Glob {
 
     pub fn matches(&self, text: &str) -> bool {
         // Classic wildcard matching with one backtrack point: on a mismatch, retry from the
-        // most recent `*` with one more character consumed by it.
-        let text: Vec<char> = text.chars().collect();
+        // most recent `*` with one more character consumed by it. Positions are byte offsets
+        // of character boundaries, so nothing is allocated.
+        let char_at = |t: usize| text[t..].chars().next();
         let (mut t, mut p) = (0usize, 0usize);
         let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
+        while let Some(c) = char_at(t) {
             match self.tokens.get(p) {
                 Some(Token::AnyRun) => {
                     star = Some((p, t));
                     p += 1;
                 }
                 Some(Token::AnyChar) => {
-                    t += 1;
+                    t += c.len_utf8();
                     p += 1;
                 }
-                Some(Token::Literal(c)) if *c == text[t] => {
-                    t += 1;
+                Some(Token::Literal(l)) if *l == c => {
+                    t += c.len_utf8();
                     p += 1;
                 }
                 _ => match star {
                     Some((star_p, star_t)) => {
+                        let skipped = char_at(star_t).map_or(1, char::len_utf8);
                         p = star_p + 1;
-                        t = star_t + 1;
-                        star = Some((star_p, star_t + 1));
+                        t = star_t + skipped;
+                        star = Some((star_p, t));
                     }
                     None => return false,
                 },

@@ -14,6 +14,10 @@
 //! | decisions | [`decision`] | allow with a grant, or deny with a code, the failing check and the value seen |
 //! | reference interpreter | [`reference`] | the semantics, evaluated directly on the model |
 //! | inline tests | [`testing`] | runs the `test` blocks of a policy set |
+//! | compiler | [`compiler`] | the checked model → a [`program::Program`] (pools, path table, code per role) |
+//! | program | [`program`] | the compiled form, its disassembly and its binary file format |
+//! | payload | [`payload`] | the token payload parsed once into the program's path slots |
+//! | VM | [`vm`] | runs a program on a payload: decisions and explanations |
 //!
 //! The signature core lives in the `claimgate-jose` crate; the compiler to bytecode and the
 //! evaluator build on [`model::PolicySet`].
@@ -45,15 +49,19 @@
 
 pub mod ast;
 pub mod check;
+pub mod compiler;
 pub mod decision;
 pub mod diagnostic;
 pub mod fmt;
 pub mod glob;
 pub mod model;
 pub mod parser;
+pub mod payload;
+pub mod program;
 pub mod reference;
 pub mod source;
 pub mod testing;
+pub mod vm;
 
 pub use check::{CheckLimits, Checked};
 pub use diagnostic::{Code, Diagnostic, RenderOptions, Severity};
@@ -115,6 +123,11 @@ impl Policy {
 
     pub fn has_errors(&self) -> bool {
         self.parse_diagnostics.iter().any(Diagnostic::is_error) || self.checked.has_errors()
+    }
+
+    /// Compiles the checked set (call only when [`Policy::has_errors`] is false).
+    pub fn compile(&self) -> Result<program::Program, String> {
+        compiler::compile(self.set(), &self.sources)
     }
 
     pub fn render_diagnostics(&self, color: bool) -> String {

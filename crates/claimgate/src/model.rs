@@ -181,7 +181,7 @@ pub struct Policies {
 }
 
 /// Settings of the token issued on login (Vault's token_* settings).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TokenSettings {
     pub ttl: Option<u64>,
     pub max_ttl: Option<u64>,
@@ -194,7 +194,7 @@ pub struct TokenSettings {
     pub token_type: TokenType,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum TokenType {
     #[default]
     Default,

@@ -487,7 +487,7 @@ impl Attempt<'_> {
 }
 
 /// `90s`, `15m`, `1h30m`: a duration as the language writes it.
-fn seconds_text(seconds: u64) -> String {
+pub(crate) fn seconds_text(seconds: u64) -> String {
     if seconds == 0 {
         return "0s".to_string();
     }

@@ -62,3 +62,47 @@ fn a_wrong_expectation_is_reported_for_each_field() {
         assert!(difference.contains(expected_word), "{}: {difference}", result.test.name);
     }
 }
+
+/// Every inline test of every case file and example policy, on the VM, with the decision, the
+/// failing condition and the full trace compared with the reference interpreter's.
+#[test]
+fn the_vm_agrees_with_the_reference_on_every_case() {
+    let mut dirs = vec![common::policies_dir()];
+    dirs.extend(common::cg_files(&common::crate_dir().join("tests/cases/eval")));
+    dirs.push(common::crate_dir().join("tests/cases/eval-mismatch/wrong-expectations.cg"));
+    let mut compared = 0;
+    for path in dirs {
+        let policy = common::load(&path);
+        assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+        let program = policy.compile().unwrap();
+        let options = claimgate::vm::Options { explain: true, ..Default::default() };
+        let vm = run_tests(policy.set(), |request| program.evaluate_request(request, &options));
+        let reference = run_tests(policy.set(), |request| claimgate::reference::evaluate(policy.set(), request));
+        for (vm, reference) in vm.iter().zip(&reference) {
+            let name = &vm.test.name;
+            assert_eq!(
+                vm.evaluation.decision,
+                reference.evaluation.decision,
+                "{}: {name}: decisions differ",
+                path.display()
+            );
+            assert_eq!(vm.evaluation.trace, reference.evaluation.trace, "{}: {name}: traces differ", path.display());
+            assert_eq!(vm.differences, reference.differences, "{}: {name}", path.display());
+            compared += 1;
+        }
+        // Without explanations the VM takes the indexed path for automatic selection: the same
+        // decisions.
+        let fast = claimgate::vm::Options::default();
+        let vm = run_tests(policy.set(), |request| program.evaluate_request(request, &fast));
+        for (vm, reference) in vm.iter().zip(&reference) {
+            assert_eq!(
+                vm.evaluation.decision,
+                reference.evaluation.decision,
+                "{}: {} (indexed)",
+                path.display(),
+                vm.test.name
+            );
+        }
+    }
+    assert!(compared >= 130, "only {compared} compared");
+}

@@ -1,0 +1,755 @@
+//! The token payload, parsed once into what the compiled program reads.
+//!
+//! A compiled policy set knows every claim path its conditions, identity and mappings read (the
+//! path table). This parser walks the JSON text once, validating all of it (strict JSON, valid
+//! UTF-8, no duplicate key in any object at any depth, bounded size and depth) and recording
+//! only the values that sit at a known path, in a slot per path. Values nobody reads are checked
+//! but never materialised, so the cost of a decision grows with what the policy reads, not with
+//! the size of the token. Strings are borrowed from the input unless they contain escapes.
+//!
+//! The parser allocates nothing per request once its [`Scratch`] buffers have grown to the size
+//! of the largest token seen; keep a `Scratch` per thread and reuse it.
+
+use std::fmt;
+
+/// Bounds on the payload, checked before and while parsing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadLimits {
+    /// Largest payload, in bytes.
+    pub max_bytes: usize,
+    /// Deepest nesting of objects and arrays (the top-level object is depth 1).
+    pub max_depth: usize,
+    /// Most members in one object or elements in one array.
+    pub max_entries: usize,
+}
+
+impl Default for PayloadLimits {
+    fn default() -> Self {
+        PayloadLimits { max_bytes: 64 * 1024, max_depth: 32, max_entries: 4096 }
+    }
+}
+
+/// Why a payload was refused. Messages never quote the payload.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PayloadError {
+    #[error("the payload is {size} bytes, more than the limit of {limit}")]
+    TooLarge { size: usize, limit: usize },
+    #[error("the payload is nested more than {limit} deep")]
+    TooDeep { limit: usize },
+    #[error("an object or array in the payload has more than {limit} entries")]
+    TooManyEntries { limit: usize },
+    #[error("the payload is not valid UTF-8")]
+    NotUtf8,
+    #[error("the payload is not a JSON object")]
+    NotAnObject,
+    #[error("the payload has the key `{key}` twice in one object")]
+    DuplicateKey { key: String },
+    #[error("the payload is not valid JSON ({problem} at byte {offset})")]
+    Syntax { problem: &'static str, offset: usize },
+}
+
+impl PayloadError {
+    /// A stable code for logs and clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            PayloadError::TooLarge { .. } | PayloadError::TooDeep { .. } | PayloadError::TooManyEntries { .. } => {
+                "payload_too_large"
+            }
+            _ => "payload_invalid",
+        }
+    }
+}
+
+/// A node of the path trie: the slot of the path ending here, and the children by key or index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Node {
+    slot: Option<u32>,
+    /// Sorted by key for binary search.
+    keys: Vec<(Box<str>, u32)>,
+    /// Sorted by index.
+    indexes: Vec<(u32, u32)>,
+}
+
+/// One segment of a claim path as the program stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub enum PathSegment {
+    Key(Box<str>),
+    Index(u32),
+}
+
+impl fmt::Display for PathSegment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathSegment::Key(k) => write!(f, "{k:?}"),
+            PathSegment::Index(i) => write!(f, "[{i}]"),
+        }
+    }
+}
+
+/// The claim paths a program reads, as a trie the parser walks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathTable {
+    nodes: Vec<Node>,
+    slots: usize,
+}
+
+impl PathTable {
+    /// Builds the trie; path `i` of `paths` gets slot `i`.
+    pub fn new(paths: &[Vec<PathSegment>]) -> PathTable {
+        let mut nodes = vec![Node::default()];
+        for (slot, path) in paths.iter().enumerate() {
+            let mut at = 0usize;
+            for segment in path {
+                let existing = match segment {
+                    PathSegment::Key(k) => nodes[at].keys.iter().find(|(key, _)| key == k).map(|(_, n)| *n),
+                    PathSegment::Index(i) => nodes[at].indexes.iter().find(|(index, _)| index == i).map(|(_, n)| *n),
+                };
+                at = match existing {
+                    Some(next) => next as usize,
+                    None => {
+                        nodes.push(Node::default());
+                        let next = (nodes.len() - 1) as u32;
+                        match segment {
+                            PathSegment::Key(k) => nodes[at].keys.push((k.clone(), next)),
+                            PathSegment::Index(i) => nodes[at].indexes.push((*i, next)),
+                        }
+                        next as usize
+                    }
+                };
+            }
+            if !path.is_empty() {
+                nodes[at].slot = Some(slot as u32);
+            }
+        }
+        for node in &mut nodes {
+            node.keys.sort_by(|a, b| a.0.cmp(&b.0));
+            node.indexes.sort();
+        }
+        PathTable { nodes, slots: paths.len() }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.slots
+    }
+
+    fn key_child(&self, node: u32, key: &[u8]) -> Option<u32> {
+        let keys = &self.nodes[node as usize].keys;
+        keys.binary_search_by(|(k, _)| k.as_bytes().cmp(key)).ok().map(|i| keys[i].1)
+    }
+
+    fn index_child(&self, node: u32, index: usize) -> Option<u32> {
+        let indexes = &self.nodes[node as usize].indexes;
+        let index = u32::try_from(index).ok()?;
+        indexes.binary_search_by(|(i, _)| i.cmp(&index)).ok().map(|i| indexes[i].1)
+    }
+
+    fn wants_elements(&self, node: u32) -> bool {
+        self.nodes[node as usize].slot.is_some()
+    }
+}
+
+/// A JSON number as read: exactly when it is an integer that fits, as `f64` otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    /// A literal of the language (a JSON number) as the payload parser would read it.
+    pub fn from_json(number: &serde_json::Number) -> Num {
+        match (number.as_i64(), number.as_u64()) {
+            (Some(i), _) => Num::Int(i.into()),
+            (_, Some(u)) => Num::Int(u.into()),
+            _ => Num::Float(number.as_f64().unwrap_or(f64::NAN)),
+        }
+    }
+
+    /// The number as JSON writes it (as serde_json does): `42`, `42.5`, `1e300`.
+    pub fn to_text(self) -> String {
+        match self {
+            Num::Int(i) => i.to_string(),
+            Num::Float(f) if f.is_finite() => ryu::Buffer::new().format_finite(f).to_string(),
+            Num::Float(_) => "null".to_string(),
+        }
+    }
+
+    /// Orders two numbers: exactly when both are integers, by `f64` otherwise (42 == 42.0).
+    pub fn compare(self, other: Num) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+}
+
+/// Where a string's text lives: in the payload (no escapes) or decoded in the scratch buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrRef {
+    start: u32,
+    len: u32,
+    decoded: bool,
+}
+
+/// A value found at a known path.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Val {
+    Null,
+    Bool(bool),
+    Num(Num),
+    Str(StrRef),
+    /// The scalar elements of an array at a known path are kept (`start..start+len` in the
+    /// element buffer); elements that are arrays or objects are kept as [`Val::Other`].
+    Array {
+        start: u32,
+        len: u32,
+    },
+    Object,
+    /// An array or object inside an array.
+    Other,
+}
+
+/// Reusable buffers for parsing; one per thread.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    /// Per path: the value and the byte range of its JSON text (for explanations).
+    slots: Vec<Option<(Val, u32, u32)>>,
+    elements: Vec<Val>,
+    /// Decoded text of strings that had escapes.
+    text: String,
+    /// Keys of the objects being parsed, for duplicate detection: (start, len, decoded).
+    keys: Vec<StrRef>,
+}
+
+/// A parsed payload: the values at the program's paths.
+#[derive(Debug)]
+pub struct Claims<'a> {
+    input: &'a str,
+    scratch: &'a Scratch,
+}
+
+impl<'a> Claims<'a> {
+    /// The value at path slot `slot`, or `None` when the token does not have it.
+    pub fn get(&self, slot: u32) -> Option<Val> {
+        self.scratch.slots.get(slot as usize).copied().flatten().map(|(v, _, _)| v)
+    }
+
+    /// The JSON value at a path, exactly as the token has it (allocates: for explanations and
+    /// denials only, never on the allow path).
+    pub fn json(&self, slot: u32) -> Option<serde_json::Value> {
+        let (_, start, end) = self.scratch.slots.get(slot as usize).copied().flatten()?;
+        serde_json::from_str(&self.input[start as usize..end as usize]).ok()
+    }
+
+    pub fn str(&self, s: StrRef) -> &'a str {
+        let range = s.start as usize..(s.start + s.len) as usize;
+        if s.decoded { &self.scratch.text[range] } else { &self.input[range] }
+    }
+
+    pub fn elements(&self, start: u32, len: u32) -> &'a [Val] {
+        &self.scratch.elements[start as usize..(start + len) as usize]
+    }
+
+    /// The value as JSON, for explanations (allocates; never on the decision path).
+    pub fn to_json(&self, value: Val) -> serde_json::Value {
+        match value {
+            Val::Null => serde_json::Value::Null,
+            Val::Bool(b) => b.into(),
+            Val::Num(Num::Int(i)) => i64::try_from(i)
+                .map(serde_json::Value::from)
+                .or_else(|_| u64::try_from(i).map(serde_json::Value::from))
+                .unwrap_or(serde_json::Value::Null),
+            Val::Num(Num::Float(f)) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            Val::Str(s) => self.str(s).into(),
+            Val::Array { start, len } => self.elements(start, len).iter().map(|v| self.to_json(*v)).collect(),
+            Val::Object => serde_json::json!({}),
+            Val::Other => serde_json::Value::Null,
+        }
+    }
+}
+
+/// Parses `input` (the decoded JWS payload) against the path table.
+pub fn parse<'a>(
+    input: &'a [u8],
+    table: &PathTable,
+    limits: &PayloadLimits,
+    scratch: &'a mut Scratch,
+) -> Result<Claims<'a>, PayloadError> {
+    if input.len() > limits.max_bytes {
+        return Err(PayloadError::TooLarge { size: input.len(), limit: limits.max_bytes });
+    }
+    let text = std::str::from_utf8(input).map_err(|_| PayloadError::NotUtf8)?;
+    scratch.slots.clear();
+    scratch.slots.resize(table.slots(), None);
+    scratch.elements.clear();
+    scratch.text.clear();
+    scratch.keys.clear();
+    let mut parser = Parser { bytes: input, at: 0, table, limits, scratch };
+    parser.skip_ws();
+    if parser.peek() != Some(b'{') {
+        return Err(PayloadError::NotAnObject);
+    }
+    parser.value(Some(0), 1, false)?;
+    parser.skip_ws();
+    if parser.at != input.len() {
+        return Err(parser.error("trailing characters"));
+    }
+    Ok(Claims { input: text, scratch })
+}
+
+struct Parser<'p> {
+    bytes: &'p [u8],
+    at: usize,
+    table: &'p PathTable,
+    limits: &'p PayloadLimits,
+    scratch: &'p mut Scratch,
+}
+
+impl Parser<'_> {
+    fn error(&self, problem: &'static str) -> PayloadError {
+        PayloadError::Syntax { problem, offset: self.at }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8, problem: &'static str) -> Result<(), PayloadError> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(self.error(problem))
+        }
+    }
+
+    /// Parses one value. `node` is its place in the path trie (`None`: nobody reads it);
+    /// `element` says it is an element of an array whose elements are kept.
+    fn value(&mut self, node: Option<u32>, depth: usize, element: bool) -> Result<Val, PayloadError> {
+        let start = self.at;
+        let value = match self.peek() {
+            Some(b'{') => {
+                self.object(node, depth)?;
+                if element { Val::Other } else { Val::Object }
+            }
+            Some(b'[') => {
+                let value = self.array(node, depth)?;
+                if element { Val::Other } else { value }
+            }
+            Some(b'"') => Val::Str(self.string()?),
+            Some(b't') => self.literal(b"true", Val::Bool(true))?,
+            Some(b'f') => self.literal(b"false", Val::Bool(false))?,
+            Some(b'n') => self.literal(b"null", Val::Null)?,
+            Some(b'-' | b'0'..=b'9') => Val::Num(self.number()?),
+            Some(_) => return Err(self.error("unexpected character")),
+            None => return Err(self.error("unexpected end")),
+        };
+        if let Some(node) = node
+            && let Some(slot) = self.table.nodes[node as usize].slot
+        {
+            self.scratch.slots[slot as usize] = Some((value, start as u32, self.at as u32));
+        }
+        Ok(value)
+    }
+
+    fn literal(&mut self, word: &[u8], value: Val) -> Result<Val, PayloadError> {
+        if self.bytes[self.at..].starts_with(word) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(self.error("invalid literal"))
+        }
+    }
+
+    fn object(&mut self, node: Option<u32>, depth: usize) -> Result<(), PayloadError> {
+        if depth > self.limits.max_depth {
+            return Err(PayloadError::TooDeep { limit: self.limits.max_depth });
+        }
+        self.at += 1; // `{`
+        let keys_start = self.scratch.keys.len();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a key"));
+            }
+            let key = self.string()?;
+            self.check_duplicate(keys_start, key)?;
+            self.scratch.keys.push(key);
+            if self.scratch.keys.len() - keys_start > self.limits.max_entries {
+                return Err(PayloadError::TooManyEntries { limit: self.limits.max_entries });
+            }
+            let child = node.and_then(|n| self.table.key_child(n, self.key_bytes(key)));
+            self.skip_ws();
+            self.expect(b':', "expected `:`")?;
+            self.skip_ws();
+            self.value(child, depth + 1, false)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    break;
+                }
+                _ => return Err(self.error("expected `,` or `}`")),
+            }
+        }
+        self.scratch.keys.truncate(keys_start);
+        Ok(())
+    }
+
+    fn key_bytes(&self, key: StrRef) -> &[u8] {
+        let range = key.start as usize..(key.start + key.len) as usize;
+        if key.decoded { &self.scratch.text.as_bytes()[range] } else { &self.bytes[range] }
+    }
+
+    /// A claim must not mean two things: refuses a key already seen in this object.
+    fn check_duplicate(&self, keys_start: usize, key: StrRef) -> Result<(), PayloadError> {
+        let new = self.key_bytes(key);
+        for seen in &self.scratch.keys[keys_start..] {
+            if self.key_bytes(*seen) == new {
+                let key: String = String::from_utf8_lossy(new).chars().take(32).collect();
+                return Err(PayloadError::DuplicateKey { key: key.escape_debug().to_string() });
+            }
+        }
+        Ok(())
+    }
+
+    fn array(&mut self, node: Option<u32>, depth: usize) -> Result<Val, PayloadError> {
+        if depth > self.limits.max_depth {
+            return Err(PayloadError::TooDeep { limit: self.limits.max_depth });
+        }
+        self.at += 1; // `[`
+        let keep = node.is_some_and(|n| self.table.wants_elements(n));
+        // Kept elements go straight into the element buffer, unless a path also reads inside
+        // an element (`groups` and `groups[1]`): then a nested array could append its own
+        // elements in between, so this array's are gathered aside first (rare; allocates).
+        let direct = keep && node.is_some_and(|n| self.table.nodes[n as usize].indexes.is_empty());
+        let start = self.scratch.elements.len();
+        let mut aside: Vec<Val> = Vec::new();
+        let mut count = 0usize;
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+        } else {
+            loop {
+                self.skip_ws();
+                let child = node.and_then(|n| self.table.index_child(n, count));
+                let value = self.value(child, depth + 1, true)?;
+                if direct {
+                    self.scratch.elements.push(value);
+                } else if keep {
+                    aside.push(value);
+                }
+                count += 1;
+                if count > self.limits.max_entries {
+                    return Err(PayloadError::TooManyEntries { limit: self.limits.max_entries });
+                }
+                self.skip_ws();
+                match self.peek() {
+                    Some(b',') => self.at += 1,
+                    Some(b']') => {
+                        self.at += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("expected `,` or `]`")),
+                }
+            }
+        }
+        if direct {
+            return Ok(Val::Array { start: start as u32, len: (self.scratch.elements.len() - start) as u32 });
+        }
+        let start = self.scratch.elements.len() as u32;
+        self.scratch.elements.extend_from_slice(&aside);
+        Ok(Val::Array { start, len: aside.len() as u32 })
+    }
+
+    fn string(&mut self) -> Result<StrRef, PayloadError> {
+        self.at += 1; // opening quote
+        let start = self.at;
+        // Fast path: no escape before the closing quote.
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    let s = StrRef { start: start as u32, len: (self.at - start) as u32, decoded: false };
+                    self.at += 1;
+                    return Ok(s);
+                }
+                Some(b'\\') => break,
+                Some(0..=0x1f) => return Err(self.error("control character in a string")),
+                Some(_) => self.at += 1,
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+        // Slow path: decode into the scratch text.
+        let decoded_start = self.scratch.text.len();
+        let before = std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| PayloadError::NotUtf8)?;
+        self.scratch.text.push_str(before);
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    let len = self.scratch.text.len() - decoded_start;
+                    return Ok(StrRef { start: decoded_start as u32, len: len as u32, decoded: true });
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    let c = match self.peek() {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            self.at += 1;
+                            let c = self.unicode_escape()?;
+                            self.scratch.text.push(c);
+                            continue;
+                        }
+                        _ => return Err(self.error("invalid escape")),
+                    };
+                    self.at += 1;
+                    self.scratch.text.push(c);
+                }
+                Some(0..=0x1f) => return Err(self.error("control character in a string")),
+                Some(_) => {
+                    // Copy a run of plain bytes at once (the input is valid UTF-8 and the run
+                    // stops at ASCII bytes only, so it is whole characters).
+                    let run_start = self.at;
+                    while let Some(b) = self.peek() {
+                        if b == b'"' || b == b'\\' || b < 0x20 {
+                            break;
+                        }
+                        self.at += 1;
+                    }
+                    let run =
+                        std::str::from_utf8(&self.bytes[run_start..self.at]).map_err(|_| PayloadError::NotUtf8)?;
+                    self.scratch.text.push_str(run);
+                }
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, PayloadError> {
+        let digits = self.bytes.get(self.at..self.at + 4).ok_or_else(|| self.error("short unicode escape"))?;
+        let mut value = 0u32;
+        for d in digits {
+            let v = (*d as char).to_digit(16).ok_or_else(|| self.error("invalid unicode escape"))?;
+            value = value * 16 + v;
+        }
+        self.at += 4;
+        Ok(value)
+    }
+
+    /// `\uXXXX`, with UTF-16 surrogate pairs; a lone surrogate is refused.
+    fn unicode_escape(&mut self) -> Result<char, PayloadError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.at..].starts_with(b"\\u") {
+                    return Err(self.error("lone surrogate in a unicode escape"));
+                }
+                self.at += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(self.error("lone surrogate in a unicode escape"));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.error("lone surrogate in a unicode escape")),
+            other => other,
+        };
+        char::from_u32(code).ok_or_else(|| self.error("invalid unicode escape"))
+    }
+
+    fn number(&mut self) -> Result<Num, PayloadError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                while let Some(b'0'..=b'9') = self.peek() {
+                    self.at += 1;
+                }
+            }
+            _ => return Err(self.error("invalid number")),
+        }
+        let mut integer = true;
+        if self.peek() == Some(b'.') {
+            integer = false;
+            self.at += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.at += 1;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            integer = false;
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("invalid number"));
+            }
+            while let Some(b'0'..=b'9') = self.peek() {
+                self.at += 1;
+            }
+        }
+        // The bytes are ASCII digits and signs, so this cannot fail.
+        let text = std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| self.error("invalid number"))?;
+        if integer && let Ok(i) = text.parse::<i128>() {
+            // JSON integers beyond 64 bits are read as floats, as serde_json reads them.
+            if i64::try_from(i).is_ok() || u64::try_from(i).is_ok() {
+                return Ok(Num::Int(i));
+            }
+        }
+        let f: f64 = text.parse().map_err(|_| self.error("invalid number"))?;
+        if !f.is_finite() {
+            return Err(self.error("number out of range"));
+        }
+        Ok(Num::Float(f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str) -> PathSegment {
+        PathSegment::Key(k.into())
+    }
+
+    fn table() -> PathTable {
+        PathTable::new(&[
+            vec![key("ref")],
+            vec![key("kubernetes.io"), key("pod"), key("name")],
+            vec![key("groups")],
+            vec![key("groups"), PathSegment::Index(1)],
+            vec![key("n")],
+        ])
+    }
+
+    #[test]
+    fn records_values_at_known_paths_only() {
+        let input = br#"{"ref":"main","other":{"x":[1,2,{"y":null}]},"kubernetes.io":{"pod":{"name":"api"}},"groups":["a","b",["c"]],"n":-1.5e2}"#;
+        let mut scratch = Scratch::default();
+        let claims = parse(input, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+        let Some(Val::Str(s)) = claims.get(0) else { panic!() };
+        assert_eq!(claims.str(s), "main");
+        let Some(Val::Str(s)) = claims.get(1) else { panic!() };
+        assert_eq!(claims.str(s), "api");
+        let Some(Val::Array { start, len }) = claims.get(2) else { panic!() };
+        assert_eq!(len, 3);
+        assert_eq!(claims.elements(start, len)[2], Val::Other);
+        let Some(Val::Str(s)) = claims.get(3) else { panic!() };
+        assert_eq!(claims.str(s), "b");
+        assert_eq!(claims.get(4), Some(Val::Num(Num::Float(-150.0))));
+    }
+
+    #[test]
+    fn escapes_are_decoded_and_compared_decoded() {
+        let input = br#"{"r\u0065f":"ma\u0069n\n\ud83d\ude00"}"#;
+        let mut scratch = Scratch::default();
+        let claims = parse(input, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+        let Some(Val::Str(s)) = claims.get(0) else { panic!() };
+        assert_eq!(claims.str(s), "main\n😀");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_even_when_spelled_differently() {
+        let mut scratch = Scratch::default();
+        for input in [&br#"{"ref":"a","ref":"b"}"#[..], br#"{"x":{"k":1,"k":2}}"#, br#"{"x":[{"k":1,"\u006b":2}]}"#] {
+            let error = parse(input, &table(), &PayloadLimits::default(), &mut scratch).unwrap_err();
+            assert!(matches!(error, PayloadError::DuplicateKey { .. }), "{error}");
+        }
+        // The same key in sibling objects is fine.
+        parse(br#"{"a":{"k":1},"b":{"k":2}}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+    }
+
+    #[test]
+    fn strict_json() {
+        let mut scratch = Scratch::default();
+        for bad in [
+            &b""[..],
+            b"[]",
+            b"{",
+            b"{}x",
+            br#"{"a":01}"#,
+            br#"{"a":1.}"#,
+            br#"{"a":.5}"#,
+            br#"{"a":+1}"#,
+            br#"{"a":tru}"#,
+            br#"{"a":"\x"}"#,
+            b"{\"a\":\"\x01\"}",
+            br#"{"a":"\ud800"}"#,
+            br#"{"a":1,}"#,
+            br#"{'a':1}"#,
+            br#"{"a":1e999}"#,
+            b"{\"a\":\"\xff\"}",
+        ] {
+            assert!(
+                parse(bad, &table(), &PayloadLimits::default(), &mut scratch).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_keep_integers_exact() {
+        let mut scratch = Scratch::default();
+        let claims =
+            parse(br#"{"n":18446744073709551615}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+        assert_eq!(claims.get(4), Some(Val::Num(Num::Int(18_446_744_073_709_551_615))));
+        let claims =
+            parse(br#"{"n":-9223372036854775808}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+        assert_eq!(claims.get(4), Some(Val::Num(Num::Int(-9_223_372_036_854_775_808))));
+        assert_eq!(Num::Int(42).compare(Num::Float(42.0)), Some(std::cmp::Ordering::Equal));
+    }
+
+    #[test]
+    fn limits() {
+        let mut scratch = Scratch::default();
+        let limits = PayloadLimits { max_bytes: 10, ..PayloadLimits::default() };
+        assert!(matches!(
+            parse(br#"{"aaaaaaaaaa":1}"#, &table(), &limits, &mut scratch),
+            Err(PayloadError::TooLarge { .. })
+        ));
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(40), "]".repeat(40));
+        assert!(matches!(
+            parse(deep.as_bytes(), &table(), &PayloadLimits::default(), &mut scratch),
+            Err(PayloadError::TooDeep { .. })
+        ));
+        let wide = format!("{{\"a\":[{}1]}}", "1,".repeat(5000));
+        assert!(matches!(
+            parse(wide.as_bytes(), &table(), &PayloadLimits::default(), &mut scratch),
+            Err(PayloadError::TooManyEntries { .. })
+        ));
+    }
+}

@@ -1,0 +1,729 @@
+//! The evaluator: runs a compiled [`Program`] on a token payload.
+//!
+//! No I/O, no global state: a `Program` is shared by any number of threads, each with its own
+//! [`Scratch`]. On the way to a decision nothing is allocated per condition (the grant and a
+//! denial's explanation are the only allocations); the explain mode records every check.
+//!
+//! The VM follows the reference interpreter (`crate::reference`) step for step: the issuer, the
+//! provider's time claims, the audience, the conditions in order, the grant. Automatic role
+//! selection uses the issuer index to find the provider and, when not explaining, the audience
+//! index to skip roles whose audience cannot match (they would be denied at their first check
+//! anyway, so the first allowing role is the same).
+
+use serde_json::Value;
+
+use crate::decision::*;
+use crate::payload::{self, Claims, PayloadLimits, Scratch, Val};
+use crate::program::*;
+use crate::source::{FileId, Span};
+
+/// Nesting of `any` groups the VM tracks; the checker bounds nesting well below this.
+const MAX_ANY_DEPTH: usize = 64;
+
+/// Options of one evaluation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Record every check in [`Evaluation::trace`].
+    pub explain: bool,
+    pub limits: PayloadLimits,
+}
+
+impl Program {
+    /// Decides on a verified token payload (JSON bytes): `role` names the role to log in as, or
+    /// `None` selects the first role that allows.
+    pub fn decide(&self, payload: &[u8], role: Option<&str>, now: i64, scratch: &mut Scratch) -> Decision {
+        self.evaluate(payload, role, now, &Options::default(), scratch).decision
+    }
+
+    /// Like [`Program::decide`], with the trace when `options.explain` is set.
+    pub fn evaluate(
+        &self,
+        payload: &[u8],
+        role: Option<&str>,
+        now: i64,
+        options: &Options,
+        scratch: &mut Scratch,
+    ) -> Evaluation {
+        let claims = match payload::parse(payload, self.table(), &options.limits, scratch) {
+            Ok(claims) => claims,
+            Err(error) => {
+                return Evaluation {
+                    decision: Decision::Deny(Denial {
+                        code: DenyCode::PayloadInvalid,
+                        role: None,
+                        message: error.to_string(),
+                        condition: None,
+                        actual: None,
+                    }),
+                    trace: Vec::new(),
+                };
+            }
+        };
+        let mut run =
+            Run { program: self, claims: &claims, explain: options.explain, now, steps: Vec::new(), trace: Vec::new() };
+        let decision = run.decide(role);
+        Evaluation { decision, trace: run.trace }
+    }
+
+    /// Evaluates already-parsed claims (as tests and tools have them) by way of their JSON text.
+    pub fn evaluate_request(&self, request: &Request<'_>, options: &Options) -> Evaluation {
+        let payload = serde_json::to_vec(request.claims).unwrap_or_default();
+        let mut scratch = Scratch::default();
+        self.evaluate(&payload, request.role, request.now, options, &mut scratch)
+    }
+}
+
+struct Run<'a> {
+    program: &'a Program,
+    claims: &'a Claims<'a>,
+    explain: bool,
+    now: i64,
+    /// Steps of the role being tried.
+    steps: Vec<Step>,
+    trace: Vec<RoleTrace>,
+}
+
+/// Denials travel boxed: the success path stays small and the box is only made when denying.
+type Checked<T> = Result<T, Box<Denial>>;
+
+impl<'a> Run<'a> {
+    fn decide(&mut self, role: Option<&str>) -> Decision {
+        let program = self.program;
+        if let Some(name) = role {
+            let Some(index) = program.role_index(name) else {
+                return Decision::Deny(Denial {
+                    code: DenyCode::UnknownRole,
+                    role: None,
+                    message: "the requested role does not exist".to_string(),
+                    condition: None,
+                    actual: None,
+                });
+            };
+            let role = &program.roles[index as usize];
+            let decision = self.try_role(role, true);
+            return decision;
+        }
+        let issuer = match self.claims.get(program.well_known.iss) {
+            Some(Val::Str(s)) => Some(self.claims.str(s)),
+            _ => None,
+        };
+        let Some(provider) = issuer.and_then(|i| program.runtime.issuers.get(i).copied()) else {
+            return Decision::Deny(Denial {
+                code: DenyCode::UnknownIssuer,
+                role: None,
+                message: "the token's issuer is not trusted".to_string(),
+                condition: None,
+                actual: self.claims.json(program.well_known.iss),
+            });
+        };
+        let candidates = &program.runtime.candidates[provider as usize];
+        if candidates.all.is_empty() {
+            return Decision::Deny(no_role_matched());
+        }
+        let single = candidates.all.len() == 1;
+        if self.explain || single {
+            // Every role in order, as the reference interpreter tries them.
+            for &index in &candidates.all {
+                match self.try_role(&program.roles[index as usize], true) {
+                    Decision::Allow(grant) => return Decision::Allow(grant),
+                    Decision::Deny(denial) if single => return Decision::Deny(denial),
+                    Decision::Deny(mut denial) if is_provider_level(denial.code) => {
+                        denial.role = None;
+                        return Decision::Deny(denial);
+                    }
+                    Decision::Deny(_) => {}
+                }
+            }
+            return Decision::Deny(no_role_matched());
+        }
+        // Provider checks once, then only the roles whose audience can match, in order.
+        let first = &program.roles[candidates.all[0] as usize];
+        if let Err(mut denial) = self.provider_checks(first) {
+            denial.role = None;
+            return Decision::Deny(*denial);
+        }
+        let lists = self.audience_lists(candidates);
+        let mut cursors = [0usize; 4];
+        loop {
+            // Merge the (sorted) candidate lists: the next role in policy-set order.
+            let mut next: Option<u32> = None;
+            for (list, cursor) in lists.iter().zip(cursors.iter()) {
+                if let Some(&index) = list.get(*cursor)
+                    && next.is_none_or(|n| index < n)
+                {
+                    next = Some(index);
+                }
+            }
+            let Some(index) = next else { break };
+            for (list, cursor) in lists.iter().zip(cursors.iter_mut()) {
+                if list.get(*cursor) == Some(&index) {
+                    *cursor += 1;
+                }
+            }
+            if let Decision::Allow(grant) = self.try_role(&program.roles[index as usize], false) {
+                return Decision::Allow(grant);
+            }
+        }
+        Decision::Deny(no_role_matched())
+    }
+
+    /// The candidate lists for the token's audiences: the `audience = any` roles and the roles
+    /// bound to each `aud` value (at most three values are indexed; a token with more audiences
+    /// falls back to every role of the provider).
+    fn audience_lists(&self, candidates: &'a crate::program::Candidates) -> [&'a [u32]; 4] {
+        let empty: &[u32] = &[];
+        let mut lists = [candidates.any_audience.as_slice(), empty, empty, empty];
+        let lookup = |text: &str| candidates.by_audience.get(text).map_or(empty, Vec::as_slice);
+        match self.claims.get(self.program.well_known.aud) {
+            Some(Val::Str(s)) => lists[1] = lookup(self.claims.str(s)),
+            Some(Val::Array { start, len }) if len <= 3 => {
+                for (slot, value) in self.claims.elements(start, len).iter().enumerate() {
+                    if let Val::Str(s) = value {
+                        lists[slot + 1] = lookup(self.claims.str(*s));
+                    }
+                }
+            }
+            Some(Val::Array { .. }) => return [candidates.all.as_slice(), empty, empty, empty],
+            _ => {}
+        }
+        lists
+    }
+
+    /// One role, start to finish. `provider` says whether to run the provider's checks (they
+    /// have already passed when automatic selection skips them).
+    fn try_role(&mut self, role: &RoleCode, provider: bool) -> Decision {
+        self.steps.clear();
+        let result = (|| {
+            if provider {
+                self.provider_checks(role)?;
+            }
+            self.audience(role)?;
+            self.conditions(role)?;
+            self.grant(role)
+        })();
+        if self.explain {
+            self.trace.push(RoleTrace {
+                role: self.program.string(role.name).to_string(),
+                steps: std::mem::take(&mut self.steps),
+                allowed: result.is_ok(),
+            });
+        }
+        match result {
+            Ok(grant) => Decision::Allow(grant),
+            Err(mut denial) => {
+                denial.role = Some(self.program.string(role.name).to_string());
+                Decision::Deny(*denial)
+            }
+        }
+    }
+
+    fn deny(&self, code: DenyCode, message: String, check: FailedCheck, actual: Option<Value>) -> Box<Denial> {
+        Box::new(Denial { code, role: None, message, condition: Some(check), actual })
+    }
+
+    fn failed_check(&self, loc: Loc, text: String, path: Option<String>, message: Option<String>) -> FailedCheck {
+        FailedCheck { text, path, file: FileId(loc.file), span: Span { start: loc.start, end: loc.end }, message }
+    }
+
+    fn step(&mut self, check: impl FnOnce(&Self) -> FailedCheck, outcome: Outcome, path: Option<PathId>, depth: usize) {
+        if self.explain {
+            let check = check(self);
+            let seen = path.and_then(|p| self.claims.json(p));
+            self.steps.push(Step { check, outcome, seen, depth });
+        }
+    }
+
+    fn provider_check(&self, provider: &ProviderCode, claim: &str, text: String) -> FailedCheck {
+        let path = format!("claims.{claim}");
+        self.failed_check(provider.loc, text, Some(path), None)
+    }
+
+    fn provider_checks(&mut self, role: &RoleCode) -> Checked<()> {
+        let program = self.program;
+        let provider = &program.providers[role.provider as usize];
+        let role_name = program.string(role.name);
+        // The issuer.
+        let iss_path = program.well_known.iss;
+        let iss = self.claims.get(iss_path);
+        let accepted = match iss {
+            Some(Val::Str(s)) => {
+                let iss = self.claims.str(s);
+                provider.issuers.iter().any(|i| program.string(*i) == iss)
+            }
+            _ => false,
+        };
+        let outcome = match (accepted, iss) {
+            (true, _) => Outcome::Pass,
+            (false, None | Some(Val::Null)) => Outcome::Missing,
+            (false, _) => Outcome::Fail,
+        };
+        self.step(|r| r.provider_check(provider, "iss", "claims.iss".into()), outcome, Some(iss_path), 0);
+        if !accepted {
+            let check = self.provider_check(provider, "iss", "claims.iss".into());
+            let message = format!("the token's issuer is not accepted by role `{role_name}`");
+            return Err(self.deny(DenyCode::IssuerMismatch, message, check, self.claims.json(iss_path)));
+        }
+        // The time claims.
+        let w = program.well_known;
+        let exp = self.time_claim(provider, "exp", w.exp, provider.require_exp || provider.max_lifetime.is_some())?;
+        let nbf = self.time_claim(provider, "nbf", w.nbf, provider.require_nbf)?;
+        let iat_required = provider.require_iat || provider.max_token_age.is_some() || provider.max_lifetime.is_some();
+        let iat = self.time_claim(provider, "iat", w.iat, iat_required)?;
+        let now = self.now as f64;
+        let skew = provider.clock_skew as f64;
+        let checks = [
+            (
+                "exp",
+                w.exp,
+                exp.is_some(),
+                exp.is_some_and(|exp| now - skew > exp),
+                DenyCode::TokenExpired,
+                "the token has expired",
+            ),
+            (
+                "nbf",
+                w.nbf,
+                nbf.is_some(),
+                nbf.is_some_and(|nbf| now + skew < nbf),
+                DenyCode::TokenNotYetValid,
+                "the token is not valid yet",
+            ),
+            (
+                "iat",
+                w.iat,
+                iat.is_some(),
+                iat.is_some_and(|iat| now + skew < iat),
+                DenyCode::IssuedInFuture,
+                "the token was issued in the future",
+            ),
+            (
+                "iat",
+                w.iat,
+                iat.is_some() && provider.max_token_age.is_some(),
+                matches!((iat, provider.max_token_age), (Some(iat), Some(age)) if now - skew > iat + age as f64),
+                DenyCode::TokenTooOld,
+                "the token is too old",
+            ),
+            (
+                "exp",
+                w.exp,
+                exp.is_some() && iat.is_some() && provider.max_lifetime.is_some(),
+                matches!((exp, iat, provider.max_lifetime), (Some(exp), Some(iat), Some(life)) if exp - iat > life as f64),
+                DenyCode::LifetimeTooLong,
+                "the token's lifetime is longer than allowed",
+            ),
+        ];
+        for (i, (name, path, applies, failed, code, message)) in checks.into_iter().enumerate() {
+            if !applies {
+                continue;
+            }
+            let text = provider.time_texts[i];
+            let outcome = if failed { Outcome::Fail } else { Outcome::Pass };
+            self.step(|r| r.provider_check(provider, name, r.program.string(text).to_string()), outcome, Some(path), 0);
+            if failed {
+                let check = self.provider_check(provider, name, program.string(text).to_string());
+                return Err(self.deny(code, message.to_string(), check, self.claims.json(path)));
+            }
+        }
+        Ok(())
+    }
+
+    fn time_claim(
+        &mut self,
+        provider: &ProviderCode,
+        name: &str,
+        path: PathId,
+        required: bool,
+    ) -> Checked<Option<f64>> {
+        match self.claims.get(path) {
+            None | Some(Val::Null) if required => {
+                self.step(
+                    |r| r.provider_check(provider, name, format!("claims.{name}")),
+                    Outcome::Missing,
+                    Some(path),
+                    0,
+                );
+                let check = self.provider_check(provider, name, format!("claims.{name}"));
+                Err(self.deny(DenyCode::TimeClaimMissing, format!("the token has no `{name}` claim"), check, None))
+            }
+            None | Some(Val::Null) => Ok(None),
+            Some(Val::Num(n)) => Ok(Some(n.as_f64())),
+            Some(_) => {
+                self.step(|r| r.provider_check(provider, name, format!("claims.{name}")), Outcome::Fail, Some(path), 0);
+                let check = self.provider_check(provider, name, format!("claims.{name}"));
+                let message = format!("the token's `{name}` claim is not a number");
+                Err(self.deny(DenyCode::TimeClaimInvalid, message, check, self.claims.json(path)))
+            }
+        }
+    }
+
+    fn audience(&mut self, role: &RoleCode) -> Checked<()> {
+        let program = self.program;
+        let path = program.well_known.aud;
+        let aud = self.claims.get(path);
+        let accepted = match role.audience {
+            None => true,
+            Some(set) => {
+                let set = &program.sets[set as usize];
+                match aud {
+                    Some(Val::Str(s)) => self.set_has_str(set, self.claims.str(s)),
+                    Some(Val::Array { start, len }) => self
+                        .claims
+                        .elements(start, len)
+                        .iter()
+                        .any(|v| matches!(v, Val::Str(s) if self.set_has_str(set, self.claims.str(*s)))),
+                    _ => false,
+                }
+            }
+        };
+        let outcome = match (accepted, aud) {
+            (true, _) => Outcome::Pass,
+            (false, None | Some(Val::Null)) => Outcome::Missing,
+            (false, _) => Outcome::Fail,
+        };
+        let check = |r: &Self| r.failed_check(role.audience_loc, "claims.aud".into(), Some("claims.aud".into()), None);
+        self.step(check, outcome, Some(path), 0);
+        if accepted {
+            return Ok(());
+        }
+        let message = format!("the token's audience is not accepted by role `{}`", program.string(role.name));
+        Err(self.deny(DenyCode::AudienceMismatch, message, check(self), self.claims.json(path)))
+    }
+
+    fn check_info(&self, role: &RoleCode, n: u32) -> FailedCheck {
+        let check = &role.checks[n as usize];
+        let program = self.program;
+        self.failed_check(
+            check.loc,
+            program.string(check.text).to_string(),
+            check.path.map(|p| program.path_text(p)),
+            check.message.map(|m| program.string(m).to_string()),
+        )
+    }
+
+    /// Runs the role's code.
+    fn conditions(&mut self, role: &RoleCode) -> Checked<()> {
+        let code = &role.code;
+        let mut r = Outcome::Pass;
+        let mut acc = [Outcome::Missing; MAX_ANY_DEPTH];
+        let mut sp = 0usize;
+        let mut depth = 0usize;
+        let mut open: [usize; MAX_ANY_DEPTH] = [0; MAX_ANY_DEPTH];
+        let mut opened = 0usize;
+        let mut pc = 0usize;
+        while let Some(instr) = code.get(pc) {
+            match *instr {
+                Instr::Test(n) => {
+                    r = self.test(role, n);
+                    let path = role.checks[n as usize].path;
+                    self.step(|s| s.check_info(role, n), r, path, depth);
+                }
+                Instr::Open(n) => {
+                    if self.explain {
+                        let path = role.checks[n as usize].path;
+                        self.step(|s| s.check_info(role, n), Outcome::Fail, path, depth);
+                        if opened < MAX_ANY_DEPTH {
+                            open[opened] = self.steps.len() - 1;
+                            opened += 1;
+                        }
+                    }
+                    depth += 1;
+                }
+                Instr::Close => {
+                    depth = depth.saturating_sub(1);
+                    if self.explain && opened > 0 {
+                        opened -= 1;
+                        self.steps[open[opened]].outcome = r;
+                    }
+                }
+                Instr::Not => {
+                    r = match r {
+                        Outcome::Pass => Outcome::Fail,
+                        Outcome::Fail => Outcome::Pass,
+                        Outcome::Missing => Outcome::Missing,
+                    }
+                }
+                Instr::AnyStart => {
+                    if sp == MAX_ANY_DEPTH {
+                        r = Outcome::Fail;
+                        break;
+                    }
+                    acc[sp] = Outcome::Missing;
+                    sp += 1;
+                }
+                Instr::AnyNext(target) => {
+                    let Some(top) = sp.checked_sub(1) else {
+                        r = Outcome::Fail;
+                        break;
+                    };
+                    match r {
+                        Outcome::Pass => {
+                            acc[top] = Outcome::Pass;
+                            pc = target as usize;
+                            continue;
+                        }
+                        Outcome::Fail => acc[top] = Outcome::Fail,
+                        Outcome::Missing => {}
+                    }
+                }
+                Instr::AnyEnd => {
+                    let Some(top) = sp.checked_sub(1) else {
+                        r = Outcome::Fail;
+                        break;
+                    };
+                    sp = top;
+                    r = acc[top];
+                }
+                Instr::AllNext(target) => {
+                    if r != Outcome::Pass {
+                        pc = target as usize;
+                        continue;
+                    }
+                }
+                Instr::Require(n) => {
+                    if r != Outcome::Pass {
+                        return Err(self.condition_denial(role, n, r));
+                    }
+                }
+            }
+            pc += 1;
+        }
+        if r == Outcome::Pass { Ok(()) } else { Err(self.condition_denial(role, 0, r)) }
+    }
+
+    fn condition_denial(&self, role: &RoleCode, n: u32, outcome: Outcome) -> Box<Denial> {
+        let check = self.check_info(role, n);
+        let path = role.checks.get(n as usize).and_then(|c| c.path);
+        let actual = path.and_then(|p| self.claims.json(p));
+        let code = if outcome == Outcome::Missing { DenyCode::ClaimMissing } else { DenyCode::ClaimMismatch };
+        let role_name = self.program.string(role.name);
+        let message = match (&check.message, &check.path) {
+            (Some(message), _) => message.clone(),
+            (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
+            (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{role_name}`"),
+            (None, None) => format!("the token does not satisfy role `{role_name}`"),
+        };
+        self.deny(code, message, check, actual)
+    }
+
+    /// One comparison. A missing or null claim is `Missing` for everything but `exists` and
+    /// `absent`.
+    fn test(&self, role: &RoleCode, n: u32) -> Outcome {
+        let Some(cmp) = role.checks.get(n as usize).and_then(|c| c.cmp) else { return Outcome::Fail };
+        let value = self.claims.get(cmp.path);
+        let value = match (cmp.op, value) {
+            (CmpOp::Exists, v) => return pass(v.is_some_and(|v| v != Val::Null)),
+            (CmpOp::Absent, v) => return pass(v.is_none_or(|v| v == Val::Null)),
+            (_, None | Some(Val::Null)) => return Outcome::Missing,
+            (_, Some(v)) => v,
+        };
+        let program = self.program;
+        let number = |n: u32| program.numbers[n as usize];
+        let order = |n: u32| match value {
+            Val::Num(v) => v.compare(number(n)),
+            _ => None,
+        };
+        pass(match cmp.op {
+            CmpOp::Eq(c) => self.const_eq(value, c),
+            CmpOp::Ne(c) => is_scalar(value) && !self.const_eq(value, c),
+            CmpOp::Lt(n) => order(n).is_some_and(|o| o.is_lt()),
+            CmpOp::Le(n) => order(n).is_some_and(|o| o.is_le()),
+            CmpOp::Gt(n) => order(n).is_some_and(|o| o.is_gt()),
+            CmpOp::Ge(n) => order(n).is_some_and(|o| o.is_ge()),
+            CmpOp::In(set) => is_scalar(value) && self.set_has(&program.sets[set as usize], value),
+            CmpOp::Glob(g) => {
+                matches!(value, Val::Str(s) if program.runtime.globs[g as usize].matches(self.claims.str(s)))
+            }
+            CmpOp::Matches(m) => {
+                matches!(value, Val::Str(s) if program.runtime.regexes[m as usize].is_match(self.claims.str(s)))
+            }
+            CmpOp::Contains(c) => self.elements(value).is_some_and(|items| items.iter().any(|v| self.const_eq(*v, c))),
+            CmpOp::ContainsAny(set) => {
+                let set = &program.sets[set as usize];
+                self.elements(value).is_some_and(|items| items.iter().any(|v| self.set_has(set, *v)))
+            }
+            CmpOp::ContainsAll(set) => {
+                let set = &program.sets[set as usize];
+                self.elements(value).is_some_and(|items| {
+                    set.strings.iter().all(|s| items.iter().any(|v| self.const_eq(*v, Const::Str(*s))))
+                        && set.numbers.iter().all(|n| items.iter().any(|v| self.const_eq(*v, Const::Num(*n))))
+                        && (!set.has_true || items.contains(&Val::Bool(true)))
+                        && (!set.has_false || items.contains(&Val::Bool(false)))
+                })
+            }
+            CmpOp::Exists | CmpOp::Absent => unreachable!("answered above"),
+        })
+    }
+
+    fn elements(&self, value: Val) -> Option<&'a [Val]> {
+        match value {
+            Val::Array { start, len } => Some(self.claims.elements(start, len)),
+            _ => None,
+        }
+    }
+
+    /// Equality without coercion.
+    fn const_eq(&self, value: Val, c: Const) -> bool {
+        match (value, c) {
+            (Val::Str(s), Const::Str(id)) => self.claims.str(s) == self.program.string(id),
+            (Val::Num(n), Const::Num(id)) => {
+                n.compare(self.program.numbers[id as usize]) == Some(std::cmp::Ordering::Equal)
+            }
+            (Val::Bool(b), Const::Bool(c)) => b == c,
+            _ => false,
+        }
+    }
+
+    fn set_has_str(&self, set: &ScalarSet, text: &str) -> bool {
+        set.strings.binary_search_by(|id| self.program.string(*id).cmp(text)).is_ok()
+    }
+
+    fn set_has(&self, set: &ScalarSet, value: Val) -> bool {
+        match value {
+            Val::Str(s) => self.set_has_str(set, self.claims.str(s)),
+            Val::Num(n) => set
+                .numbers
+                .iter()
+                .any(|id| n.compare(self.program.numbers[*id as usize]) == Some(std::cmp::Ordering::Equal)),
+            Val::Bool(true) => set.has_true,
+            Val::Bool(false) => set.has_false,
+            _ => false,
+        }
+    }
+
+    fn grant(&mut self, role: &RoleCode) -> Checked<Grant> {
+        let program = self.program;
+        let g = &role.grant;
+        let mut identity = String::new();
+        for part in &g.identity {
+            match part {
+                Part::Literal(s) => identity.push_str(program.string(*s)),
+                Part::Claim(path) => match self.claims.get(*path) {
+                    Some(Val::Str(s)) => identity.push_str(self.claims.str(s)),
+                    _ => {
+                        return Err(self.unavailable(
+                            role,
+                            DenyCode::IdentityUnavailable,
+                            "identity",
+                            *path,
+                            g.identity_loc,
+                        ));
+                    }
+                },
+            }
+        }
+        let user = match g.user {
+            None => None,
+            Some((path, loc)) => match self.claims.get(path) {
+                Some(Val::Str(s)) => Some(self.claims.str(s).to_string()),
+                _ => return Err(self.unavailable(role, DenyCode::IdentityUnavailable, "user", path, loc)),
+            },
+        };
+        let groups = match g.groups {
+            None => Vec::new(),
+            Some((path, loc)) => match self.string_list(path) {
+                Some(groups) => groups,
+                None => return Err(self.unavailable(role, DenyCode::IdentityUnavailable, "groups", path, loc)),
+            },
+        };
+        let mut metadata = Vec::with_capacity(g.metadata.len());
+        for (name, path, optional, loc) in &g.metadata {
+            match self.claims.get(*path) {
+                None | Some(Val::Null) if *optional => {}
+                Some(Val::Str(s)) => metadata.push((program.string(*name).to_string(), self.claims.str(s).to_string())),
+                Some(Val::Num(n)) => metadata.push((program.string(*name).to_string(), n.to_text())),
+                Some(Val::Bool(b)) => metadata.push((program.string(*name).to_string(), b.to_string())),
+                _ => {
+                    let what = format!("metadata `{}`", program.string(*name));
+                    return Err(self.unavailable(role, DenyCode::MappingUnavailable, &what, *path, *loc));
+                }
+            }
+        }
+        let mut policies: Vec<String> = Vec::with_capacity(g.fixed_policies.len());
+        let add = |policies: &mut Vec<String>, name: &str| {
+            if !policies.iter().any(|p| p == name) {
+                policies.push(name.to_string());
+            }
+        };
+        for id in &g.fixed_policies {
+            add(&mut policies, program.string(*id));
+        }
+        for (path, loc) in &g.claim_policies {
+            match self.claims.get(*path) {
+                None | Some(Val::Null) => {}
+                Some(Val::Str(s)) => add(&mut policies, self.claims.str(s)),
+                Some(_) => match self.string_list(*path) {
+                    Some(names) => names.iter().for_each(|n| add(&mut policies, n)),
+                    None => return Err(self.unavailable(role, DenyCode::MappingUnavailable, "policies", *path, *loc)),
+                },
+            }
+        }
+        Ok(Grant {
+            role: program.string(role.name).to_string(),
+            identity,
+            user,
+            groups,
+            metadata,
+            policies,
+            token: g.token.clone(),
+        })
+    }
+
+    fn string_list(&self, path: PathId) -> Option<Vec<String>> {
+        match self.claims.get(path)? {
+            Val::Array { start, len } => self
+                .claims
+                .elements(start, len)
+                .iter()
+                .map(|v| match v {
+                    Val::Str(s) => Some(self.claims.str(*s).to_string()),
+                    _ => None,
+                })
+                .collect(),
+            _ => None,
+        }
+    }
+
+    fn unavailable(&self, _role: &RoleCode, code: DenyCode, what: &str, path: PathId, loc: Loc) -> Box<Denial> {
+        let path_text = self.program.path_text(path);
+        let kind =
+            if code == DenyCode::MappingUnavailable && what != "policies" { "a scalar" } else { "of the right type" };
+        let value = self.claims.json(path);
+        let message = match &value {
+            None | Some(Value::Null) => format!("the token has no `{path_text}` claim, needed for the {what}"),
+            Some(_) => format!("the token's `{path_text}` is not {kind}, as the {what} needs"),
+        };
+        let check = self.failed_check(loc, path_text.clone(), Some(path_text), None);
+        self.deny(code, message, check, value)
+    }
+}
+
+fn pass(holds: bool) -> Outcome {
+    if holds { Outcome::Pass } else { Outcome::Fail }
+}
+
+fn is_scalar(value: Val) -> bool {
+    matches!(value, Val::Str(_) | Val::Num(_) | Val::Bool(_))
+}
+
+fn no_role_matched() -> Denial {
+    Denial {
+        code: DenyCode::NoRoleMatched,
+        role: None,
+        message: "no role accepts this token".to_string(),
+        condition: None,
+        actual: None,
+    }
+}
+
+/// Denials from the provider's checks rather than a role's own rules.
+fn is_provider_level(code: DenyCode) -> bool {
+    !matches!(
+        code,
+        DenyCode::AudienceMismatch
+            | DenyCode::ClaimMismatch
+            | DenyCode::ClaimMissing
+            | DenyCode::IdentityUnavailable
+            | DenyCode::MappingUnavailable
+    )
+}
