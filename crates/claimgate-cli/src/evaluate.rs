@@ -1,14 +1,15 @@
-//! `claimgate test` and `claimgate eval`: decisions on claims, with explanations.
-//!
-//! Both run on the reference interpreter (`claimgate::reference`) until the bytecode VM lands;
-//! the decisions, codes and traces are the same types either way.
+//! `claimgate test`, `claimgate eval` and `claimgate compile`: decisions on claims, with
+//! explanations, by the compiled program and its VM (the same code services run).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use claimgate::decision::{Decision, Evaluation, Outcome, Request, RoleTrace, short_json};
+use claimgate::decision::{Decision, Evaluation, Outcome, RoleTrace, short_json};
 use claimgate::diagnostic::{self, RenderOptions};
+use claimgate::payload::Scratch;
+use claimgate::program::Program;
+use claimgate::vm::Options;
 use claimgate::{Policy, SourceMap, Span};
 
 use crate::{Format, Output, UsageError, load};
@@ -24,10 +25,19 @@ fn load_clean(paths: &[PathBuf], output: &Output) -> Result<Result<Policy, ExitC
     Ok(Ok(policy))
 }
 
-fn location(sources: &SourceMap, file: claimgate::FileId, span: Span) -> String {
-    let source = sources.get(file);
-    let at = source.line_col(span.start as usize);
-    format!("{}:{}:{}", source.name, at.line, at.column)
+/// `file:line:col` with the sources at hand, `file@offset` from a compiled set alone.
+fn location(program: &Program, sources: Option<&SourceMap>, file: claimgate::FileId, span: Span) -> String {
+    match sources {
+        Some(sources) => {
+            let source = sources.get(file);
+            let at = source.line_col(span.start as usize);
+            format!("{}:{}:{}", source.name, at.line, at.column)
+        }
+        None => {
+            let name = program.files.get(file.0 as usize).map_or("?", |f| f.as_ref());
+            format!("{name}@{}", span.start)
+        }
+    }
 }
 
 pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
@@ -36,19 +46,21 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
         Err(code) => return Ok(code),
     };
     let set = policy.set();
-    let results = claimgate::testing::run_tests(set, |request| claimgate::reference::evaluate(set, request));
+    let program = policy.compile().map_err(|e| UsageError(format!("internal error: {e}")))?;
+    let options = Options { explain: true, ..Options::default() };
+    let results = claimgate::testing::run_tests(set, |request| program.evaluate_request(request, &options));
     let failed = results.iter().filter(|r| !r.passed()).count();
     match output.format {
         Format::Human => {
             for result in &results {
                 let mark = if result.passed() { "ok  " } else { "FAIL" };
-                let at = location(&policy.sources, result.test.file, result.test.span);
+                let at = location(&program, Some(&policy.sources), result.test.file, result.test.span);
                 println!("{mark} {}  ({at})", result.test.name);
                 for difference in &result.differences {
                     println!("       {difference}");
                 }
                 if !result.passed() {
-                    print_trace(&result.evaluation, &policy.sources, "       ");
+                    print_trace(&result.evaluation, &program, Some(&policy.sources), "       ");
                 }
             }
         }
@@ -58,7 +70,7 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
                 .map(|r| {
                     serde_json::json!({
                         "name": r.test.name,
-                        "location": location(&policy.sources, r.test.file, r.test.span),
+                        "location": location(&program, Some(&policy.sources), r.test.file, r.test.span),
                         "passed": r.passed(),
                         "differences": r.differences,
                         "decision": r.evaluation.decision,
@@ -107,11 +119,27 @@ pub(crate) fn eval(
 ) -> Result<ExitCode, UsageError> {
     let now = parse_now(now)?;
     let claims = read_claims(claims)?;
-    let policy = match load_clean(paths, output)? {
-        Ok(policy) => policy,
-        Err(code) => return Ok(code),
+    let payload = serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?;
+    // A compiled set (`*.cgb`) runs without its sources; policies are parsed, checked, compiled.
+    let (program, policy) = match paths {
+        [path] if path.extension().is_some_and(|e| e == "cgb") => {
+            let bytes =
+                std::fs::read(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+            let program = Program::from_bytes(&bytes)
+                .map_err(|e| UsageError(format!("cannot load `{}`: {e}", path.display())))?;
+            (program, None)
+        }
+        _ => {
+            let policy = match load_clean(paths, output)? {
+                Ok(policy) => policy,
+                Err(code) => return Ok(code),
+            };
+            let program = policy.compile().map_err(|e| UsageError(format!("internal error: {e}")))?;
+            (program, Some(policy))
+        }
     };
-    let evaluation = claimgate::reference::evaluate(policy.set(), &Request { role, claims: &claims, now });
+    let options = Options { explain, ..Options::default() };
+    let evaluation = program.evaluate(&payload, role, now, &options, &mut Scratch::default());
     let allowed = evaluation.decision.is_allow();
     match output.format {
         Format::Json => {
@@ -125,15 +153,52 @@ pub(crate) fn eval(
             }
             println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
         }
-        Format::Human => print_evaluation(&evaluation, &policy.sources, explain, output.color),
+        Format::Human => {
+            let sources = policy.as_ref().map(|p| &p.sources);
+            print_evaluation(&evaluation, &program, sources, explain, output.color)
+        }
     }
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn print_evaluation(evaluation: &Evaluation, sources: &SourceMap, explain: bool, color: bool) {
+pub(crate) fn compile(
+    paths: &[PathBuf],
+    out: Option<&Path>,
+    disasm: bool,
+    output: &Output,
+) -> Result<ExitCode, UsageError> {
+    let policy = match load_clean(paths, output)? {
+        Ok(policy) => policy,
+        Err(code) => return Ok(code),
+    };
+    let program = policy.compile().map_err(|e| UsageError(format!("internal error: {e}")))?;
+    if disasm {
+        print!("{}", program.disassemble());
+    }
+    let bytes = program.to_bytes();
+    match out {
+        Some(path) => {
+            std::fs::write(path, &bytes).map_err(|e| UsageError(format!("cannot write `{}`: {e}", path.display())))?;
+            eprintln!("compiled {} roles into {} ({} bytes)", program.roles.len(), path.display(), bytes.len());
+        }
+        None if !disasm => {
+            eprintln!("compiled {} roles ({} bytes); write them with -o FILE", program.roles.len(), bytes.len())
+        }
+        None => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_evaluation(
+    evaluation: &Evaluation,
+    program: &Program,
+    sources: Option<&SourceMap>,
+    explain: bool,
+    color: bool,
+) {
     eprintln!("note: the claims were taken as given; no signature was checked");
     if explain {
-        print_trace(evaluation, sources, "");
+        print_trace(evaluation, program, sources, "");
     }
     match &evaluation.decision {
         Decision::Allow(grant) => {
@@ -166,19 +231,24 @@ fn print_evaluation(evaluation: &Evaluation, sources: &SourceMap, explain: bool,
         }
         Decision::Deny(denial) => {
             println!("deny ({}): {}", denial.code.as_str(), denial.message);
-            let rendered =
-                diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() });
-            if denial.condition.is_some() {
-                print!("{rendered}");
+            if let (Some(sources), Some(_)) = (sources, &denial.condition) {
+                print!(
+                    "{}",
+                    diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() })
+                );
+            } else if let Some(check) = &denial.condition {
+                let seen = denial.actual.as_ref().map_or("no such claim".to_string(), short_json);
+                let at = location(program, None, check.file, check.span);
+                println!("  failing check `{}` at {at}; the token has {seen}", check.text);
             }
-            if !explain && evaluation.trace.len() > 1 {
-                println!("({} roles tried; --explain shows every check)", evaluation.trace.len());
+            if !explain && denial.role.is_none() {
+                println!("(--explain shows every role tried and every check)");
             }
         }
     }
 }
 
-fn print_trace(evaluation: &Evaluation, sources: &SourceMap, indent: &str) {
+fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&SourceMap>, indent: &str) {
     for RoleTrace { role, steps, allowed } in &evaluation.trace {
         println!("{indent}role `{role}`: {}", if *allowed { "allows" } else { "denies" });
         for step in steps {
@@ -193,7 +263,7 @@ fn print_trace(evaluation: &Evaluation, sources: &SourceMap, indent: &str) {
                 (None, None) => String::new(),
             };
             let pad = "  ".repeat(step.depth);
-            let at = location(sources, step.check.file, step.check.span);
+            let at = location(program, sources, step.check.file, step.check.span);
             println!("{indent}  {pad}{mark} {}{seen}  [{at}]", step.check.text);
         }
     }

@@ -72,6 +72,17 @@ enum Command {
         #[arg(long)]
         explain: bool,
     },
+    /// Compile policies to a binary policy set for services and the browser, or show the bytecode.
+    Compile {
+        /// Policy files or directories. Defaults to the current directory.
+        paths: Vec<PathBuf>,
+        /// Write the compiled set here (conventionally `*.cgb`).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Print the disassembly of the compiled set.
+        #[arg(long)]
+        disasm: bool,
+    },
     /// Show a token's header and payload as JSON, like jwt.io. The signature is NOT verified.
     Decode {
         /// The compact token, or `-` (or nothing) to read it from standard input.
@@ -122,6 +133,7 @@ fn main() -> ExitCode {
         Command::Eval { policies, role, claims, now, explain } => {
             evaluate::eval(&policies, role.as_deref(), &claims, now.as_deref(), explain, &output)
         }
+        Command::Compile { paths, output: out, disasm } => evaluate::compile(&paths, out.as_deref(), disasm, &output),
         Command::Decode { token } => token::decode(token.as_deref()),
         Command::Verify { keys, alg, token } => token::verify(&keys, &alg, token.as_deref(), output.format),
     };

@@ -190,3 +190,32 @@ fn eval_rejects_claims_with_duplicate_keys() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8(output.stderr).unwrap().contains("duplicate"));
 }
+
+#[test]
+fn compile_writes_a_set_that_eval_loads_without_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    let set = dir.path().join("set.cgb");
+    let output = claimgate().args(["compile", "policies/", "-o"]).arg(&set).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = claimgate()
+        .args(["eval", "--claims", "-", "--now", "1732350100", "--policy"])
+        .arg(&set)
+        .write_stdin(GITLAB_CLAIMS)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("allow: role `gitlab-deploy-production`"));
+    std::fs::write(&set, b"garbage").unwrap();
+    let output = claimgate().args(["eval", "--claims", "-", "--policy"]).arg(&set).write_stdin("{}").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("not a compiled claimgate policy set"));
+}
+
+#[test]
+fn compile_prints_the_disassembly() {
+    let output = claimgate().args(["compile", "--disasm", "policies/okta.cg"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("role okta-results-uploader (#0) at policies/okta.cg:"), "{stdout}");
+    assert!(stdout.contains("test      c1 p6 contains.all s0"), "{stdout}");
+}

@@ -18,7 +18,7 @@ use crate::source::{SourceMap, Span};
 /// Compiles a checked policy set (one without errors). `sources` names the files for locations.
 /// Fails only if a pattern the checker accepted does not compile, which would be a bug.
 pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> {
-    let mut c = Compiler::default();
+    let mut c = Compiler { sources: Some(sources), ..Compiler::default() };
     let files: Vec<Box<str>> = sources.iter().map(|(_, f)| f.name.as_str().into()).collect();
     let well_known = WellKnown {
         iss: c.path_of(&["iss"]),
@@ -36,7 +36,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
             let life = p.max_lifetime.map(crate::reference::seconds_text).unwrap_or_default();
             ProviderCode {
                 name: c.string(&p.name),
-                loc: loc(p.file.0, p.span),
+                loc: c.loc(p.file.0, p.span),
                 issuers: p.issuers.iter().map(|i| c.string(&i.value)).collect(),
                 clock_skew: p.clock_skew,
                 require_exp: p.required_time_claims.exp,
@@ -74,12 +74,9 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
     Ok(program)
 }
 
-fn loc(file: u32, span: Span) -> Loc {
-    Loc { file, start: span.start, end: span.end }
-}
-
 #[derive(Default)]
-struct Compiler {
+struct Compiler<'s> {
+    sources: Option<&'s SourceMap>,
     strings: Vec<Box<str>>,
     string_ids: HashMap<Box<str>, StrId>,
     numbers: Vec<Num>,
@@ -97,7 +94,18 @@ struct RoleBuilder {
     code: Vec<Instr>,
 }
 
-impl Compiler {
+impl Compiler<'_> {
+    fn loc(&self, file: u32, span: Span) -> Loc {
+        let at = self.sources.map(|s| s.get(crate::source::FileId(file)).line_col(span.start as usize));
+        Loc {
+            file,
+            start: span.start,
+            end: span.end,
+            line: at.map_or(0, |a| a.line as u32),
+            column: at.map_or(0, |a| a.column as u32),
+        }
+    }
+
     fn string(&mut self, text: &str) -> StrId {
         if let Some(id) = self.string_ids.get(text) {
             return *id;
@@ -175,14 +183,14 @@ impl Compiler {
             b.code.push(Instr::Require(check));
         }
         let (audience, audience_loc) = match &role.audience {
-            Audience::Any(span) => (None, loc(role.file.0, *span)),
+            Audience::Any(span) => (None, self.loc(role.file.0, *span)),
             Audience::OneOf(list) => {
                 let items: Vec<Scalar> = list
                     .iter()
                     .map(|t| Scalar::Str(crate::ast::StrLit { value: t.value.clone(), multiline: false, span: t.span }))
                     .collect();
                 let span = list.first().map_or(role.span, |t| t.span);
-                (Some(self.set(&items)), loc(role.file.0, span))
+                (Some(self.set(&items)), self.loc(role.file.0, span))
             }
         };
         let file = role.file.0;
@@ -196,21 +204,21 @@ impl Compiler {
                     TemplatePart::Claim(path) => Part::Claim(self.path(path)),
                 })
                 .collect(),
-            identity_loc: loc(file, role.identity.span),
-            user: role.user.as_ref().map(|p| (self.path(p), loc(file, p.span))),
-            groups: role.groups.as_ref().map(|p| (self.path(p), loc(file, p.span))),
+            identity_loc: self.loc(file, role.identity.span),
+            user: role.user.as_ref().map(|p| (self.path(p), self.loc(file, p.span))),
+            groups: role.groups.as_ref().map(|p| (self.path(p), self.loc(file, p.span))),
             metadata: role
                 .metadata
                 .iter()
-                .map(|m| (self.string(&m.name), self.path(&m.path), m.optional, loc(file, m.span)))
+                .map(|m| (self.string(&m.name), self.path(&m.path), m.optional, self.loc(file, m.span)))
                 .collect(),
             fixed_policies: role.policies.fixed.iter().map(|t| self.string(&t.value)).collect(),
-            claim_policies: role.policies.from_claims.iter().map(|p| (self.path(p), loc(file, p.span))).collect(),
+            claim_policies: role.policies.from_claims.iter().map(|p| (self.path(p), self.loc(file, p.span))).collect(),
             token: role.token.clone(),
         };
         RoleCode {
             name: self.string(&role.name),
-            loc: loc(file, role.span),
+            loc: self.loc(file, role.span),
             provider: role.provider as u32,
             audience,
             audience_loc,
@@ -226,7 +234,7 @@ impl Compiler {
         let path = condition_path(condition).map(|p| self.path(p));
         let text = self.string(&condition_text(condition));
         let message = condition.message.as_ref().map(|m| self.string(&m.value));
-        b.checks.push(Check { text, path, loc: loc(b.file, condition.span), message, cmp: None });
+        b.checks.push(Check { text, path, loc: self.loc(b.file, condition.span), message, cmp: None });
         match &condition.kind {
             ConditionKind::Compare(comparison) => {
                 let path = self.path(&comparison.path);

@@ -74,12 +74,15 @@ pub struct WellKnown {
     pub iat: PathId,
 }
 
-/// A place in a policy file.
+/// A place in a policy file: byte offsets, and the 1-based line and column of the start, so
+/// that a compiled set can point at its sources without carrying them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loc {
     pub file: u32,
     pub start: u32,
     pub end: u32,
+    pub line: u32,
+    pub column: u32,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -504,7 +507,8 @@ impl Program {
                     Instr::AllNext(t) => format!("all.next  -> {t:04}"),
                     Instr::Require(n) => format!("require   c{n}"),
                 };
-                let _ = writeln!(out, "  {pc:04}  {text:<48}{comment}");
+                let line = format!("  {pc:04}  {text:<48}{comment}");
+                let _ = writeln!(out, "{}", line.trim_end());
             }
             let grant = &role.grant;
             let identity: Vec<String> = grant
@@ -561,8 +565,9 @@ impl Program {
         out
     }
 
-    fn loc_text(&self, loc: Loc) -> String {
-        format!("{}:{}..{}", self.files[loc.file as usize], loc.start, loc.end)
+    /// `file:line:col` of a location.
+    pub fn loc_text(&self, loc: Loc) -> String {
+        format!("{}:{}:{}", self.files[loc.file as usize], loc.line, loc.column)
     }
 
     fn const_text(&self, c: &Const) -> String {
