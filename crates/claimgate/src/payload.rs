@@ -341,13 +341,15 @@ impl Parser<'_> {
     fn value(&mut self, node: Option<u32>, depth: usize, element: bool) -> Result<Val, PayloadError> {
         let start = self.at;
         let value = match self.peek() {
+            // Inside an array, a nested array or object nobody reads by index is only `Other`:
+            // it can never equal a literal, and keeping it whole would cost for nothing.
             Some(b'{') => {
                 self.object(node, depth)?;
-                if element { Val::Other } else { Val::Object }
+                if element && node.is_none() { Val::Other } else { Val::Object }
             }
             Some(b'[') => {
                 let value = self.array(node, depth)?;
-                if element { Val::Other } else { value }
+                if element && node.is_none() { Val::Other } else { value }
             }
             Some(b'"') => Val::Str(self.string()?),
             Some(b't') => self.literal(b"true", Val::Bool(true))?,
