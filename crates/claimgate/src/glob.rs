@@ -18,6 +18,9 @@ enum Token {
 pub struct Glob {
     pattern: String,
     tokens: Vec<Token>,
+    /// For patterns without `?` (most): the literal runs between the `*`s, so that matching is
+    /// a prefix test, a suffix test and substring searches in between.
+    literals: Option<Vec<String>>,
 }
 
 /// Why a pattern is not a glob; `offset` is the byte offset of the problem in the pattern.
@@ -50,7 +53,17 @@ impl Glob {
                 c => tokens.push(Token::Literal(c)),
             }
         }
-        Ok(Glob { pattern: pattern.to_string(), tokens })
+        let literals = (!tokens.contains(&Token::AnyChar)).then(|| {
+            let mut runs = vec![String::new()];
+            for token in &tokens {
+                match token {
+                    Token::Literal(c) => runs.last_mut().expect("never empty").push(*c),
+                    _ => runs.push(String::new()),
+                }
+            }
+            runs
+        });
+        Ok(Glob { pattern: pattern.to_string(), tokens, literals })
     }
 
     pub fn as_str(&self) -> &str {
@@ -63,6 +76,29 @@ impl Glob {
     }
 
     pub fn matches(&self, text: &str) -> bool {
+        if let Some(runs) = &self.literals {
+            return match runs.as_slice() {
+                [only] => text == only,
+                [first, middle @ .., last] => {
+                    if text.len() < first.len() + last.len()
+                        || !text.starts_with(first.as_str())
+                        || !text.ends_with(last.as_str())
+                    {
+                        return false;
+                    }
+                    // Leftmost matches of the middle runs, between the prefix and the suffix.
+                    let mut rest = &text[first.len()..text.len() - last.len()];
+                    for run in middle {
+                        match rest.find(run.as_str()) {
+                            Some(at) => rest = &rest[at + run.len()..],
+                            None => return false,
+                        }
+                    }
+                    true
+                }
+                [] => text.is_empty(),
+            };
+        }
         // Classic wildcard matching with one backtrack point: on a mismatch, retry from the
         // most recent `*` with one more character consumed by it. Positions are byte offsets
         // of character boundaries, so nothing is allocated.
@@ -136,6 +172,20 @@ mod tests {
         assert!(m(r"a\?", "a?"));
         assert!(m(r"\\", "\\"));
         assert_eq!(Glob::new("abc\\").unwrap_err().offset, 3);
+    }
+
+    #[test]
+    fn the_literal_fast_path_agrees_with_the_general_matcher() {
+        let patterns = ["*", "", "a*", "*a", "a*b", "*a*b*", "ab*ba", "a**a", "x*y*z", r"\**", "aa*aa"];
+        let texts = ["", "a", "aa", "aaa", "ab", "aba", "abba", "ba", "xyz", "xaybzc", "*", "**a", "aaaa"];
+        for pattern in patterns {
+            let fast = Glob::new(pattern).unwrap();
+            let mut slow = fast.clone();
+            slow.literals = None;
+            for text in texts {
+                assert_eq!(fast.matches(text), slow.matches(text), "{pattern:?} on {text:?}");
+            }
+        }
     }
 
     #[test]
