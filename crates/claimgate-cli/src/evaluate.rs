@@ -109,17 +109,21 @@ fn read_claims(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>
         .map_err(|e| UsageError(format!("`{}` is not a JSON object of claims: {e}", path.display())))
 }
 
+/// What `eval` decides on: claims taken as given, or a token whose signature is verified first.
+pub(crate) enum Input {
+    Claims(PathBuf),
+    Token { token: String, keys: PathBuf },
+}
+
 pub(crate) fn eval(
     paths: &[PathBuf],
     role: Option<&str>,
-    claims: &Path,
+    input: Input,
     now: Option<&str>,
     explain: bool,
     output: &Output,
 ) -> Result<ExitCode, UsageError> {
     let now = parse_now(now)?;
-    let claims = read_claims(claims)?;
-    let payload = serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?;
     // A compiled set (`*.cgb`) runs without its sources; policies are parsed, checked, compiled.
     let (program, policy) = match paths {
         [path] if path.extension().is_some_and(|e| e == "cgb") => {
@@ -138,13 +142,44 @@ pub(crate) fn eval(
             (program, Some(policy))
         }
     };
+    let (payload, verified) = match input {
+        Input::Claims(path) => {
+            let claims = read_claims(&path)?;
+            (serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?, None)
+        }
+        Input::Token { token, keys } => {
+            let token = crate::token::read_token(Some(&token))?;
+            let key_bytes =
+                std::fs::read(&keys).map_err(|e| UsageError(format!("cannot read `{}`: {e}", keys.display())))?;
+            let key_set = claimgate_jose::KeySet::from_any(&key_bytes)
+                .map_err(|e| UsageError(format!("`{}` holds no usable key: {e}", keys.display())))?;
+            match program.verify_token(token.as_bytes(), &key_set) {
+                Ok(verified) => {
+                    let key = &verified.key;
+                    let used = key.kid.as_ref().map_or(format!("key {}", key.index), |kid| format!("key `{kid}`"));
+                    (verified.payload.clone(), Some(used))
+                }
+                Err(error) => {
+                    match output.format {
+                        Format::Human => eprintln!("error[{}]: token refused: {error}", error.code()),
+                        Format::Json => println!(
+                            "{}",
+                            serde_json::json!({ "verified": false, "code": error.code(), "message": error.to_string() })
+                        ),
+                    }
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+    };
     let options = Options { explain, ..Options::default() };
     let evaluation = program.evaluate(&payload, role, now, &options, &mut Scratch::default());
     let allowed = evaluation.decision.is_allow();
     match output.format {
         Format::Json => {
             let mut json = serde_json::json!({
-                "signature_checked": false,
+                "signature_checked": verified.is_some(),
+                "verified_with": verified,
                 "now": now,
                 "decision": evaluation.decision,
             });
@@ -155,7 +190,7 @@ pub(crate) fn eval(
         }
         Format::Human => {
             let sources = policy.as_ref().map(|p| &p.sources);
-            print_evaluation(&evaluation, &program, sources, explain, output.color)
+            print_evaluation(&evaluation, &program, sources, verified.as_deref(), explain, output.color)
         }
     }
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -193,10 +228,14 @@ fn print_evaluation(
     evaluation: &Evaluation,
     program: &Program,
     sources: Option<&SourceMap>,
+    verified: Option<&str>,
     explain: bool,
     color: bool,
 ) {
-    eprintln!("note: the claims were taken as given; no signature was checked");
+    match verified {
+        Some(key) => eprintln!("note: the signature was verified with {key}"),
+        None => eprintln!("note: the claims were taken as given; no signature was checked"),
+    }
     if explain {
         print_trace(evaluation, program, sources, "");
     }

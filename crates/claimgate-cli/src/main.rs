@@ -62,9 +62,15 @@ enum Command {
         /// The role to log in as; without it, the first role that allows is chosen.
         #[arg(long)]
         role: Option<String>,
-        /// The claims as a JSON file, or `-` for standard input.
+        /// The claims as a JSON file, or `-` for standard input (no signature is checked).
+        #[arg(long, conflicts_with = "token", required_unless_present = "token")]
+        claims: Option<PathBuf>,
+        /// A signed token (compact JWS), or `-` for standard input: verified with `--keys` first.
+        #[arg(long, requires = "keys")]
+        token: Option<String>,
+        /// The keys to verify `--token` with: a JWK Set, a JWK or PEM public keys.
         #[arg(long)]
-        claims: PathBuf,
+        keys: Option<PathBuf>,
         /// The time to decide at: seconds since the Unix epoch or RFC 3339. Defaults to now.
         #[arg(long)]
         now: Option<String>,
@@ -130,8 +136,16 @@ fn main() -> ExitCode {
         Command::Check { paths } => check(&paths, &output),
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
         Command::Test { paths } => evaluate::test(&paths, &output),
-        Command::Eval { policies, role, claims, now, explain } => {
-            evaluate::eval(&policies, role.as_deref(), &claims, now.as_deref(), explain, &output)
+        Command::Eval { policies, role, claims, token, keys, now, explain } => {
+            let input = match (claims, token, keys) {
+                (Some(claims), _, _) => evaluate::Input::Claims(claims),
+                (None, Some(token), Some(keys)) => evaluate::Input::Token { token, keys },
+                _ => {
+                    eprintln!("error: give --claims FILE, or --token TOKEN with --keys FILE");
+                    return ExitCode::from(2);
+                }
+            };
+            evaluate::eval(&policies, role.as_deref(), input, now.as_deref(), explain, &output)
         }
         Command::Compile { paths, output: out, disasm } => evaluate::compile(&paths, out.as_deref(), disasm, &output),
         Command::Decode { token } => token::decode(token.as_deref()),

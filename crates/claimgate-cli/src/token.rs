@@ -11,7 +11,7 @@ use crate::{Format, UsageError};
 
 /// Reads the token from the argument, or from standard input for `-` or no argument. Surrounding
 /// white space (a trailing newline from `echo`) is not part of a token.
-fn read_token(token: Option<&str>) -> Result<String, UsageError> {
+pub(crate) fn read_token(token: Option<&str>) -> Result<String, UsageError> {
     let text = match token {
         Some(t) if t != "-" => t.to_string(),
         _ => {

@@ -147,3 +147,96 @@ fn decode_explains_what_verify_would_refuse() {
     assert_eq!(out["structure"]["code"], "alg_none");
     assert_eq!(out["header"]["jwk"]["kty"], "oct");
 }
+
+/// A policy whose provider trusts the test key's issuer, allows EdDSA only and expects `typ: JWT`.
+fn policy_dir(algorithms: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        r#"provider ci {{
+  issuer = "https://ci.example.com"
+  keys {{
+    jwks = """{jwks}"""
+  }}
+  algorithms = [{algorithms}]
+  typ = "JWT"
+}}
+
+role build {{
+  provider = ci
+  audience = any
+  require {{
+    claims.sub == "job-1"
+  }}
+}}
+"#,
+        jwks = jwks()
+    );
+    std::fs::write(dir.path().join("ci.cg"), policy).unwrap();
+    dir
+}
+
+fn eval_token(policy: &tempfile::TempDir, keys: &Keys, token: &str) -> std::process::Output {
+    Command::cargo_bin("claimgate")
+        .unwrap()
+        .args(["eval", "--color", "never", "--now", "1732350000", "--token", "-", "--policy"])
+        .arg(policy.path())
+        .arg("--keys")
+        .arg(keys.path())
+        .write_stdin(token.to_string())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn eval_verifies_a_token_then_decides() {
+    let (policy, keys) = (policy_dir("EdDSA"), Keys::new());
+    let output = eval_token(&policy, &keys, &valid_token());
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("allow: role `build`"));
+    assert!(String::from_utf8(output.stderr).unwrap().contains("the signature was verified with key `ci-2024`"));
+}
+
+#[test]
+fn eval_refuses_a_tampered_token_before_deciding() {
+    let (policy, keys) = (policy_dir("EdDSA"), Keys::new());
+    let token = valid_token();
+    // Change one character in the middle of the signature (still canonical base64url).
+    let at = token.len() - 10;
+    let replacement = if &token[at..at + 1] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{replacement}{}", &token[..at], &token[at + 1..]);
+    let output = eval_token(&policy, &keys, &tampered);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[bad_signature]: token refused"));
+}
+
+#[test]
+fn eval_allows_only_the_providers_algorithms() {
+    let (policy, keys) = (policy_dir("ES256, RS256"), Keys::new());
+    let output = eval_token(&policy, &keys, &valid_token());
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[algorithm_not_allowed]"));
+}
+
+#[test]
+fn eval_checks_the_providers_typ() {
+    let (policy, keys) = (policy_dir("EdDSA"), Keys::new());
+    let token = sign(
+        r#"{"alg":"EdDSA","typ":"at+jwt","kid":"ci-2024"}"#,
+        r#"{"iss":"https://ci.example.com","sub":"job-1","exp":1732353600}"#,
+    );
+    let output = eval_token(&policy, &keys, &token);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[typ_mismatch]"));
+}
+
+#[test]
+fn eval_denies_a_verified_token_whose_claims_do_not_fit() {
+    let (policy, keys) = (policy_dir("EdDSA"), Keys::new());
+    let token = sign(
+        r#"{"alg":"EdDSA","typ":"JWT","kid":"ci-2024"}"#,
+        r#"{"iss":"https://ci.example.com","sub":"job-2","exp":1732353600}"#,
+    );
+    let output = eval_token(&policy, &keys, &token);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("deny (claim_mismatch)"));
+}

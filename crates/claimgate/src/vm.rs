@@ -727,3 +727,58 @@ fn is_provider_level(code: DenyCode) -> bool {
             | DenyCode::MappingUnavailable
     )
 }
+
+/// Why a token was refused before its claims were looked at.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error(transparent)]
+    Jose(#[from] claimgate_jose::JoseError),
+    #[error("the token's `typ` header is not `{expected}`")]
+    Typ { expected: String },
+}
+
+impl TokenError {
+    /// The stable code: the signature core's (`bad_signature`, `alg_none`, ...) or `typ_mismatch`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TokenError::Jose(error) => error.code(),
+            TokenError::Typ { .. } => "typ_mismatch",
+        }
+    }
+}
+
+impl Program {
+    /// Verifies a compact JWS against `keys`, allowing only the algorithms of the provider that
+    /// the token's (not yet verified) `iss` names (all supported algorithms when no provider
+    /// does: the claims will then be denied as `unknown_issuer`), and checks that provider's
+    /// expected `typ`. The verified payload then goes to [`Program::decide`].
+    ///
+    /// The unverified `iss` only chooses which algorithms to allow; it is trusted for nothing
+    /// else, and the decision reads the verified payload.
+    pub fn verify_token(
+        &self,
+        token: &[u8],
+        keys: &claimgate_jose::KeySet,
+    ) -> Result<claimgate_jose::Verified, TokenError> {
+        let text = std::str::from_utf8(token)
+            .map_err(|_| claimgate_jose::JoseError::Malformed("the token is not ASCII text".to_string()))?;
+        let limits = claimgate_jose::Limits::DEFAULT;
+        let (_, payload) = claimgate_jose::decode_unverified(text, &limits)?;
+        let provider = claimgate_jose::check_payload_json(&payload, &limits)
+            .ok()
+            .and_then(|claims| {
+                claims.get("iss").and_then(Value::as_str).and_then(|iss| self.runtime.issuers.get(iss)).copied()
+            })
+            .map(|index| &self.providers[index as usize]);
+        let algorithms = provider
+            .map_or(claimgate_jose::AlgorithmSet::ALL, |p| claimgate_jose::AlgorithmSet::from_bits(p.algorithms));
+        let verified = claimgate_jose::Verifier::new(keys.clone(), algorithms).with_limits(limits).verify(token)?;
+        if let Some(expected) = provider.and_then(|p| p.typ) {
+            let expected = self.string(expected);
+            if !verified.header.typ.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case(expected)) {
+                return Err(TokenError::Typ { expected: expected.to_string() });
+            }
+        }
+        Ok(verified)
+    }
+}
