@@ -702,7 +702,8 @@ impl<'l> Checker<'l> {
         for term in &value.terms {
             match term {
                 Term::Str(s) => policies.fixed.push(Text { value: s.value.clone(), span: s.span }),
-                Term::Path(p) => policies.from_claims.push(p.clone()),
+                Term::Path(p) => policies.from_claims.push((p.clone(), false)),
+                Term::Optional(p, _) => policies.from_claims.push((p.clone(), true)),
                 Term::List(list) => {
                     for item in &list.items {
                         match item {

@@ -213,7 +213,12 @@ impl Compiler<'_> {
                 .map(|m| (self.string(&m.name), self.path(&m.path), m.optional, self.loc(file, m.span)))
                 .collect(),
             fixed_policies: role.policies.fixed.iter().map(|t| self.string(&t.value)).collect(),
-            claim_policies: role.policies.from_claims.iter().map(|p| (self.path(p), self.loc(file, p.span))).collect(),
+            claim_policies: role
+                .policies
+                .from_claims
+                .iter()
+                .map(|(p, optional)| (self.path(p), self.loc(file, p.span), *optional))
+                .collect(),
             token: role.token.clone(),
         };
         RoleCode {

@@ -177,7 +177,9 @@ pub struct Mapping {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policies {
     pub fixed: Vec<Text>,
-    pub from_claims: Vec<ClaimPath>,
+    /// Claims holding policy names (a string or a list of strings), and whether each may be
+    /// missing (`optional claims.x`); a required one that is missing denies.
+    pub from_claims: Vec<(ClaimPath, bool)>,
 }
 
 /// Settings of the token issued on login (Vault's token_* settings).

@@ -184,10 +184,11 @@ pub enum Instr {
     Close,
     /// `r` = not `r` (missing stays missing).
     Not,
-    /// Pushes an `any` accumulator, initially "missing".
+    /// Pushes an `any` accumulator, initially "fail".
     AnyStart,
     /// After a child of `any`: when `r` is pass, the accumulator becomes pass and control jumps
-    /// to the `AnyEnd` at the target; a fail makes the accumulator fail.
+    /// to the `AnyEnd` at the target; a missing child makes the accumulator missing (three-valued
+    /// logic: a missing claim never becomes a pass, even under `not`).
     AnyNext(u32),
     /// `r` = the accumulator, popped.
     AnyEnd,
@@ -212,7 +213,8 @@ pub struct GrantCode {
     /// (name, path, optional, location).
     pub metadata: Vec<(StrId, PathId, bool, Loc)>,
     pub fixed_policies: Vec<StrId>,
-    pub claim_policies: Vec<(PathId, Loc)>,
+    /// (path, location, optional).
+    pub claim_policies: Vec<(PathId, Loc, bool)>,
     pub token: TokenSettings,
 }
 
@@ -371,9 +373,11 @@ impl Program {
                     Part::Claim(path) => p(*path)?,
                 }
             }
-            for (path, l) in g.user.iter().chain(g.groups.iter()).chain(g.claim_policies.iter()) {
-                p(*path)?;
-                loc(l)?;
+            for (path, l) in
+                g.user.iter().chain(g.groups.iter()).copied().chain(g.claim_policies.iter().map(|(p, l, _)| (*p, *l)))
+            {
+                p(path)?;
+                loc(&l)?;
             }
             for (name, path, _, l) in &g.metadata {
                 s(*name, "metadata")?;
@@ -536,7 +540,12 @@ impl Program {
             }
             let mut policies: Vec<String> =
                 grant.fixed_policies.iter().map(|s| format!("{:?}", self.string(*s))).collect();
-            policies.extend(grant.claim_policies.iter().map(|(p, _)| format!("p{p}")));
+            policies.extend(
+                grant
+                    .claim_policies
+                    .iter()
+                    .map(|(p, _, optional)| format!("{}p{p}", if *optional { "optional " } else { "" })),
+            );
             if !policies.is_empty() {
                 let _ = writeln!(out, "  grant policies = {}", policies.join(" + "));
             }

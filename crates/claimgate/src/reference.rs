@@ -374,9 +374,12 @@ impl Attempt<'_> {
                         break;
                     }
                 }
+                // Three-valued (Kleene) logic, so that a missing claim can never turn a denial
+                // into an allow, even under `not`: `any` is missing when no child passed and one
+                // was missing; `all` is its first child that did not pass.
                 match group.kind {
                     GroupKind::Any if outcomes.iter().any(|o| o.passed()) => Outcome::Pass,
-                    GroupKind::Any if outcomes.iter().all(|o| *o == Outcome::Missing) => Outcome::Missing,
+                    GroupKind::Any if outcomes.contains(&Outcome::Missing) => Outcome::Missing,
                     GroupKind::Any => Outcome::Fail,
                     GroupKind::All => outcomes.into_iter().find(|o| !o.passed()).unwrap_or(Outcome::Pass),
                 }
@@ -451,20 +454,14 @@ impl Attempt<'_> {
         for fixed in &role.policies.fixed {
             add(&fixed.value);
         }
-        for path in &role.policies.from_claims {
+        for (path, optional) in &role.policies.from_claims {
             match resolve(self.claims, path) {
-                None | Some(Value::Null) => {}
+                None | Some(Value::Null) if *optional => {}
                 Some(Value::String(name)) => add(name),
-                Some(value) => match string_list(value) {
+                value => match value.and_then(string_list) {
                     Some(names) => names.iter().for_each(|n| add(n)),
                     None => {
-                        return Err(self.unavailable(
-                            DenyCode::MappingUnavailable,
-                            "policies",
-                            path,
-                            path.span,
-                            Some(value),
-                        ));
+                        return Err(self.unavailable(DenyCode::MappingUnavailable, "policies", path, path.span, value));
                     }
                 },
             }

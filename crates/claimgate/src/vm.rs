@@ -448,7 +448,7 @@ impl<'a> Run<'a> {
                         r = Outcome::Fail;
                         break;
                     }
-                    acc[sp] = Outcome::Missing;
+                    acc[sp] = Outcome::Fail;
                     sp += 1;
                 }
                 Instr::AnyNext(target) => {
@@ -462,8 +462,8 @@ impl<'a> Run<'a> {
                             pc = target as usize;
                             continue;
                         }
-                        Outcome::Fail => acc[top] = Outcome::Fail,
-                        Outcome::Missing => {}
+                        Outcome::Missing => acc[top] = Outcome::Missing,
+                        Outcome::Fail => {}
                     }
                 }
                 Instr::AnyEnd => {
@@ -648,11 +648,11 @@ impl<'a> Run<'a> {
         for id in &g.fixed_policies {
             add(&mut policies, program.string(*id));
         }
-        for (path, loc) in &g.claim_policies {
+        for (path, loc, optional) in &g.claim_policies {
             match self.claims.get(*path) {
-                None | Some(Val::Null) => {}
+                None | Some(Val::Null) if *optional => {}
                 Some(Val::Str(s)) => add(&mut policies, self.claims.str(s)),
-                Some(_) => match self.string_list(*path) {
+                _ => match self.string_list(*path) {
                     Some(names) => names.iter().for_each(|n| add(&mut policies, n)),
                     None => return Err(self.unavailable(role, DenyCode::MappingUnavailable, "policies", *path, *loc)),
                 },
