@@ -124,6 +124,8 @@ pub enum DenyCode {
     MappingUnavailable,
     /// The payload is not a JSON object within the limits (duplicate keys, malformed, too large).
     PayloadInvalid,
+    /// The decision needed more evaluation steps than the configured limit.
+    LimitExceeded,
 }
 
 impl DenyCode {
@@ -146,10 +148,11 @@ impl DenyCode {
             DenyCode::IdentityUnavailable => "identity_unavailable",
             DenyCode::MappingUnavailable => "mapping_unavailable",
             DenyCode::PayloadInvalid => "payload_invalid",
+            DenyCode::LimitExceeded => "limit_exceeded",
         }
     }
 
-    pub const ALL: [DenyCode; 17] = [
+    pub const ALL: [DenyCode; 18] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -167,6 +170,7 @@ impl DenyCode {
         DenyCode::IdentityUnavailable,
         DenyCode::MappingUnavailable,
         DenyCode::PayloadInvalid,
+        DenyCode::LimitExceeded,
     ];
 }
 

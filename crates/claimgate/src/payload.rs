@@ -21,11 +21,13 @@ pub struct PayloadLimits {
     pub max_depth: usize,
     /// Most members in one object or elements in one array.
     pub max_entries: usize,
+    /// Longest string (key or value), in bytes as written.
+    pub max_string_bytes: usize,
 }
 
 impl Default for PayloadLimits {
     fn default() -> Self {
-        PayloadLimits { max_bytes: 64 * 1024, max_depth: 32, max_entries: 4096 }
+        PayloadLimits { max_bytes: 64 * 1024, max_depth: 32, max_entries: 4096, max_string_bytes: 8 * 1024 }
     }
 }
 
@@ -38,6 +40,8 @@ pub enum PayloadError {
     TooDeep { limit: usize },
     #[error("an object or array in the payload has more than {limit} entries")]
     TooManyEntries { limit: usize },
+    #[error("a string in the payload is longer than {limit} bytes")]
+    StringTooLong { limit: usize },
     #[error("the payload is not valid UTF-8")]
     NotUtf8,
     #[error("the payload is not a JSON object")]
@@ -52,9 +56,10 @@ impl PayloadError {
     /// A stable code for logs and clients.
     pub fn code(&self) -> &'static str {
         match self {
-            PayloadError::TooLarge { .. } | PayloadError::TooDeep { .. } | PayloadError::TooManyEntries { .. } => {
-                "payload_too_large"
-            }
+            PayloadError::TooLarge { .. }
+            | PayloadError::TooDeep { .. }
+            | PayloadError::TooManyEntries { .. }
+            | PayloadError::StringTooLong { .. } => "payload_too_large",
             _ => "payload_invalid",
         }
     }
@@ -526,6 +531,14 @@ impl Parser<'_> {
     }
 
     fn string(&mut self) -> Result<StrRef, Box<PayloadError>> {
+        let string = self.string_unbounded()?;
+        if string.len as usize > self.limits.max_string_bytes {
+            return Err(Box::new(PayloadError::StringTooLong { limit: self.limits.max_string_bytes }));
+        }
+        Ok(string)
+    }
+
+    fn string_unbounded(&mut self) -> Result<StrRef, Box<PayloadError>> {
         self.at += 1; // opening quote
         let start = self.at;
         // Fast path: scan to the closing quote, an escape or a control character, one table
@@ -828,6 +841,11 @@ mod tests {
         assert!(matches!(
             parse(deep.as_bytes(), &table(), &PayloadLimits::default(), &mut scratch),
             Err(PayloadError::TooDeep { .. })
+        ));
+        let long = format!("{{\"a\":\"{}\"}}", "x".repeat(9000));
+        assert!(matches!(
+            parse(long.as_bytes(), &table(), &PayloadLimits::default(), &mut scratch),
+            Err(PayloadError::StringTooLong { .. })
         ));
         let wide = format!("{{\"a\":[{}1]}}", "1,".repeat(5000));
         assert!(matches!(

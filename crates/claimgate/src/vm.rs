@@ -21,11 +21,20 @@ use crate::source::{FileId, Span};
 const MAX_ANY_DEPTH: usize = 64;
 
 /// Options of one evaluation.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Record every check in [`Evaluation::trace`].
     pub explain: bool,
     pub limits: PayloadLimits,
+    /// Most instructions executed for one decision, over every role tried: a bound on the work
+    /// one token can cause, whatever the size of the policy set.
+    pub max_steps: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { explain: false, limits: PayloadLimits::default(), max_steps: 1_000_000 }
+    }
 }
 
 impl Program {
@@ -59,8 +68,15 @@ impl Program {
                 };
             }
         };
-        let mut run =
-            Run { program: self, claims: &claims, explain: options.explain, now, steps: Vec::new(), trace: Vec::new() };
+        let mut run = Run {
+            program: self,
+            claims: &claims,
+            explain: options.explain,
+            now,
+            budget: options.max_steps,
+            steps: Vec::new(),
+            trace: Vec::new(),
+        };
         let decision = run.decide(role);
         Evaluation { decision, trace: run.trace }
     }
@@ -78,6 +94,8 @@ struct Run<'a> {
     claims: &'a Claims<'a>,
     explain: bool,
     now: i64,
+    /// Instructions (and roles) left before the decision is cut off.
+    budget: usize,
     /// Steps of the role being tried.
     steps: Vec<Step>,
     trace: Vec<RoleTrace>,
@@ -160,8 +178,13 @@ impl<'a> Run<'a> {
                     *cursor += 1;
                 }
             }
-            if let Decision::Allow(grant) = self.try_role(&program.roles[index as usize], false) {
-                return Decision::Allow(grant);
+            match self.try_role(&program.roles[index as usize], false) {
+                Decision::Allow(grant) => return Decision::Allow(grant),
+                Decision::Deny(mut denial) if denial.code == DenyCode::LimitExceeded => {
+                    denial.role = None;
+                    return Decision::Deny(denial);
+                }
+                Decision::Deny(_) => {}
             }
         }
         Decision::Deny(no_role_matched())
@@ -411,7 +434,13 @@ impl<'a> Run<'a> {
         let mut open: [usize; MAX_ANY_DEPTH] = [0; MAX_ANY_DEPTH];
         let mut opened = 0usize;
         let mut pc = 0usize;
+        // Each role tried costs at least one step, so that scanning roles is bounded too.
+        self.budget = self.budget.saturating_sub(1);
         while let Some(instr) = code.get(pc) {
+            if self.budget == 0 {
+                return Err(self.limit_denial());
+            }
+            self.budget -= 1;
             match *instr {
                 Instr::Test(n) => {
                     r = self.test(role, n);
@@ -489,6 +518,16 @@ impl<'a> Run<'a> {
             pc += 1;
         }
         if r == Outcome::Pass { Ok(()) } else { Err(self.condition_denial(role, 0, r)) }
+    }
+
+    fn limit_denial(&self) -> Box<Denial> {
+        Box::new(Denial {
+            code: DenyCode::LimitExceeded,
+            role: None,
+            message: "the decision needed more evaluation steps than allowed".to_string(),
+            condition: None,
+            actual: None,
+        })
     }
 
     fn condition_denial(&self, role: &RoleCode, n: u32, outcome: Outcome) -> Box<Denial> {

@@ -1,0 +1,136 @@
+//! Every configurable limit, at its edge: exceeding it is a clear error naming the limit (a
+//! diagnostic for policies, a denial for tokens), never a panic or unbounded work.
+
+use claimgate::decision::{Decision, DenyCode};
+use claimgate::parser::{self, Limits};
+use claimgate::payload::{PayloadLimits, Scratch};
+use claimgate::vm::Options;
+use claimgate::{CheckLimits, Code, FileId, Policy, SourceMap};
+
+const PROVIDER: &str = "provider p {\n  issuer = \"https://i.example.com\"\n  keys {\n    jwks_url = \"https://i.example.com/k\"\n  }\n  required_time_claims = []\n}\n";
+
+fn load(text: &str, limits: &Limits, check_limits: &CheckLimits) -> Policy {
+    let mut sources = SourceMap::new();
+    sources.add("limits.cg", text);
+    Policy::load(sources, limits, check_limits)
+}
+
+fn role(name: &str, conditions: &str) -> String {
+    format!("role {name} {{\n  provider = p\n  audience = any\n  require {{\n{conditions}\n  }}\n}}\n")
+}
+
+#[test]
+fn pest_call_limit() {
+    let text =
+        format!("{PROVIDER}{}", (0..2_000).map(|i| role(&format!("r{i}"), "claims.a exists")).collect::<String>());
+    let tight = Limits { call_limit_per_byte: 0, ..Limits::default() };
+    let policy = load(&text, &tight, &CheckLimits::default());
+    let diagnostics = policy.diagnostics();
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].code, Code::LimitExceeded);
+    assert_eq!(diagnostics[0].message, "the policy is too complex to parse");
+    assert!(!load(&text, &Limits::default(), &CheckLimits::default()).has_errors());
+}
+
+#[test]
+fn number_of_roles() {
+    let text = format!("{PROVIDER}{}", (0..5).map(|i| role(&format!("r{i}"), "claims.a exists")).collect::<String>());
+    let policy = load(&text, &Limits::default(), &CheckLimits { max_roles: 3, ..CheckLimits::default() });
+    let diagnostics = policy.diagnostics();
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].message, "the policy set has 5 roles, more than the limit of 3");
+}
+
+#[test]
+fn regex_compiled_size() {
+    let text = format!("{PROVIDER}{}", role("r", "    claims.a matches \"[a-z]{100}[0-9]{100}\""));
+    let policy = load(&text, &Limits::default(), &CheckLimits { regex_size_limit: 2_000, ..CheckLimits::default() });
+    let diagnostics = policy.diagnostics();
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].code, Code::InvalidRegex);
+    assert!(
+        diagnostics[0].message.starts_with("invalid regular expression: compiles to more than"),
+        "{}",
+        diagnostics[0].message
+    );
+    // The default limit accepts it.
+    assert!(!load(&text, &Limits::default(), &CheckLimits::default()).has_errors());
+}
+
+#[test]
+fn glob_length() {
+    let text = format!("{PROVIDER}{}", role("r", "    claims.a glob \"abcdefghijklmnop*\""));
+    let policy = load(&text, &Limits::default(), &CheckLimits { max_glob_len: 10, ..CheckLimits::default() });
+    assert_eq!(policy.diagnostics()[0].message, "glob pattern is longer than 10 bytes");
+}
+
+#[test]
+fn file_size_and_nesting() {
+    let parsed = parser::parse(FileId(0), &"# x\n".repeat(100), &Limits { max_file_bytes: 100, ..Limits::default() });
+    assert_eq!(parsed.diagnostics[0].message, "policy file is 400 bytes, more than the limit of 100");
+    let nested =
+        format!("{PROVIDER}{}", role("r", &format!("{}claims.a exists{}", "any {\n".repeat(5), "\n}".repeat(5))));
+    let parsed = parser::parse(FileId(0), &nested, &Limits { max_nesting: 4, ..Limits::default() });
+    assert_eq!(parsed.diagnostics[0].message, "blocks are nested more than 4 deep");
+}
+
+fn program(text: &str) -> claimgate::program::Program {
+    let policy = Policy::from_sources([("limits.cg", text)]);
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+    policy.compile().unwrap()
+}
+
+fn denial(decision: Decision) -> claimgate::decision::Denial {
+    match decision {
+        Decision::Deny(denial) => denial,
+        Decision::Allow(grant) => panic!("allowed: {grant:?}"),
+    }
+}
+
+#[test]
+fn payload_limits_deny_with_a_message_naming_the_limit() {
+    let program = program(&format!("{PROVIDER}{}", role("r", "    claims.a exists")));
+    let decide = |payload: String, limits: PayloadLimits| {
+        let options = Options { limits, ..Options::default() };
+        denial(program.evaluate(payload.as_bytes(), Some("r"), 0, &options, &mut Scratch::default()).decision)
+    };
+    let small = PayloadLimits { max_bytes: 100, max_depth: 3, max_entries: 5, max_string_bytes: 10 };
+    let cases = [
+        (format!("{{\"a\":\"{}\"}}", "x".repeat(200)), "the payload is 208 bytes, more than the limit of 100"),
+        ("{\"a\":[[[[1]]]]}".to_string(), "the payload is nested more than 3 deep"),
+        (
+            "{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6}".to_string(),
+            "an object or array in the payload has more than 5 entries",
+        ),
+        ("{\"a\":\"0123456789x\"}".to_string(), "a string in the payload is longer than 10 bytes"),
+    ];
+    for (payload, message) in cases {
+        let denial = decide(payload, small);
+        assert_eq!(denial.code, DenyCode::PayloadInvalid);
+        assert_eq!(denial.message, message);
+    }
+}
+
+#[test]
+fn evaluation_steps_per_decision() {
+    let conditions: String = (0..40).map(|i| format!("    claims.c{i} absent\n")).collect();
+    let program = program(&format!("{PROVIDER}{}", role("r", &conditions)));
+    let payload = br#"{"iss":"https://i.example.com","sub":"s"}"#;
+    let mut scratch = Scratch::default();
+    assert!(program.decide(payload, Some("r"), 0, &mut scratch).is_allow());
+    let tight = Options { max_steps: 30, ..Options::default() };
+    let denial = denial(program.evaluate(payload, Some("r"), 0, &tight, &mut scratch).decision);
+    assert_eq!(denial.code, DenyCode::LimitExceeded);
+    assert_eq!(denial.message, "the decision needed more evaluation steps than allowed");
+}
+
+#[test]
+fn automatic_selection_is_bounded_by_the_step_limit_too() {
+    let roles: String = (0..200).map(|i| role(&format!("r{i}"), &format!("    claims.n == {i}"))).collect();
+    let program = program(&format!("{PROVIDER}{roles}"));
+    let payload = br#"{"iss":"https://i.example.com","sub":"s","n":199}"#;
+    let mut scratch = Scratch::default();
+    assert!(program.decide(payload, None, 0, &mut scratch).is_allow());
+    let tight = Options { max_steps: 100, ..Options::default() };
+    assert_eq!(denial(program.evaluate(payload, None, 0, &tight, &mut scratch).decision).code, DenyCode::LimitExceeded);
+}
