@@ -45,9 +45,32 @@ impl Checked {
     }
 }
 
-/// Checks the parsed files of one policy set together.
-pub fn check(files: &[Parsed], limits: &CheckLimits) -> Checked {
-    let mut checker = Checker { diagnostics: Vec::new(), limits };
+/// Checks the parsed files of one policy set together. The conditions of every role move from
+/// the syntax trees into the checked set (they are not copied), so the trees are left without
+/// them; everything else in the trees is untouched.
+pub fn check(files: &mut [Parsed], limits: &CheckLimits) -> Checked {
+    // Take each role's conditions out first (from its first `require` block, the one the
+    // checker reads), so that the passes below can borrow the trees freely.
+    let mut conditions: Vec<Vec<Option<Vec<Condition>>>> = files
+        .iter_mut()
+        .map(|parsed| {
+            parsed
+                .ast
+                .items
+                .iter_mut()
+                .map(|item| {
+                    if item.kind != TopKind::Role {
+                        return None;
+                    }
+                    item.body.items.iter_mut().find_map(|i| match i {
+                        Item::Require(require) => Some(std::mem::take(&mut require.conditions)),
+                        _ => None,
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut checker = Checker { diagnostics: Vec::new(), limits, conditions: &mut conditions };
     let set = checker.policy_set(files);
     let mut diagnostics = checker.diagnostics;
     diagnostics.sort_by_key(|d| (d.file, d.span.start));
@@ -57,12 +80,16 @@ pub fn check(files: &[Parsed], limits: &CheckLimits) -> Checked {
 struct Checker<'l> {
     diagnostics: Vec<Diagnostic>,
     limits: &'l CheckLimits,
+    /// Conditions taken from the roles, by file and item index.
+    conditions: &'l mut Vec<Vec<Option<Vec<Condition>>>>,
 }
 
 /// What a name refers to, for duplicate and unknown-name reports.
 struct Definition<'a> {
     file: FileId,
     item: &'a TopItem,
+    /// Position in `files` and in the file's items.
+    index: (usize, usize),
 }
 
 impl<'l> Checker<'l> {
@@ -76,9 +103,9 @@ impl<'l> Checker<'l> {
         let mut roles: Vec<Definition<'_>> = Vec::new();
         let mut tests: Vec<Definition<'_>> = Vec::new();
         let mut seen: HashMap<(TopKind, &str), (FileId, Span)> = HashMap::new();
-        for parsed in files {
+        for (file_index, parsed) in files.iter().enumerate() {
             let file = parsed.ast.file;
-            for item in &parsed.ast.items {
+            for (item_index, item) in parsed.ast.items.iter().enumerate() {
                 if let Some(&(first_file, first_span)) = seen.get(&(item.kind, item.name.name.as_str())) {
                     let kind = item.kind.keyword();
                     self.report(
@@ -95,7 +122,7 @@ impl<'l> Checker<'l> {
                     continue;
                 }
                 seen.insert((item.kind, item.name.name.as_str()), (file, item.name.span));
-                let definition = Definition { file, item };
+                let definition = Definition { file, item, index: (file_index, item_index) };
                 match item.kind {
                     TopKind::Provider => providers.push(definition),
                     TopKind::Role => roles.push(definition),
@@ -146,7 +173,10 @@ impl<'l> Checker<'l> {
             set.providers.push(provider);
         }
         for definition in &roles {
-            if let Some(role) = self.role(definition.file, definition.item, &names) {
+            let (f, i) = definition.index;
+            let conditions =
+                self.conditions.get_mut(f).and_then(|c| c.get_mut(i)).and_then(Option::take).unwrap_or_default();
+            if let Some(role) = self.role(definition.file, definition.item, conditions, &names) {
                 set.roles.push(role);
             }
         }
@@ -463,7 +493,7 @@ impl<'l> Checker<'l> {
     // -----------------------------------------------------------------------------------------
     // Roles
 
-    fn role(&mut self, file: FileId, item: &TopItem, names: &Names<'_>) -> Option<Role> {
+    fn role(&mut self, file: FileId, item: &TopItem, conditions: Vec<Condition>, names: &Names<'_>) -> Option<Role> {
         let fields = self.fields(
             file,
             &item.body,
@@ -503,15 +533,9 @@ impl<'l> Checker<'l> {
                 None
             }
         };
-        let conditions = match fields.require() {
-            Some(require) => {
-                for condition in &require.conditions {
-                    self.condition(file, condition);
-                }
-                require.conditions.clone()
-            }
-            None => Vec::new(),
-        };
+        for condition in &conditions {
+            self.condition(file, condition);
+        }
         let identity = match fields.setting("identity") {
             Some(s) => self.template(file, &s.value),
             None => Some(Template {
@@ -1437,10 +1461,6 @@ impl<'a> Fields<'a> {
             Some(FieldRef::Block(b)) => Some(b),
             _ => None,
         }
-    }
-
-    fn require(&self) -> Option<&'a Require> {
-        self.require
     }
 }
 

@@ -93,7 +93,7 @@ impl Policy {
     /// Parses and checks every file of `sources`.
     pub fn load(sources: SourceMap, limits: &Limits, check_limits: &CheckLimits) -> Policy {
         let mut parsed: Vec<Parsed> = sources.iter().map(|(id, file)| parser::parse(id, &file.text, limits)).collect();
-        let checked = check::check(&parsed, check_limits);
+        let checked = check::check(&mut parsed, check_limits);
         let parse_diagnostics = parsed.iter_mut().flat_map(|p| std::mem::take(&mut p.diagnostics)).collect();
         Policy { sources, parse_diagnostics, checked }
     }

@@ -23,8 +23,8 @@ pub struct Limits {
     pub max_file_bytes: usize,
     /// Deepest nesting of `{ }` and `[ ]`; bounds recursion in the parser and everything after it.
     pub max_nesting: usize,
-    /// pest's call limit (rule invocations per parse), a guard against pathological backtracking.
-    /// Scaled with the file size: `call_limit_per_byte * len + 100_000`.
+    /// pest's call limit (rule invocations per parse of one top-level block), a guard against
+    /// pathological backtracking. Scaled with the block's size: `call_limit_per_byte * len + 100_000`.
     pub call_limit_per_byte: usize,
 }
 
@@ -73,19 +73,10 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
         parsed.diagnostics.push(diagnostic);
         return parsed;
     }
-    let call_limit = limits.call_limit_per_byte.saturating_mul(text.len()).saturating_add(100_000);
-    pest::set_call_limit(NonZeroUsize::new(call_limit));
     // Detailed parse attempts (which tokens were expected) cost a lot on every rule; the whole
     // file parses without them, and only broken blocks are parsed again with them.
     pest::set_error_detail(false);
 
-    let pairs = match Grammar::parse(Rule::policy_file, text) {
-        Ok(pairs) => pairs,
-        Err(error) => {
-            parsed.diagnostics.push(syntax_error(file, text, 0, &error));
-            return parsed;
-        }
-    };
     scan(
         text,
         |_, _| {},
@@ -98,33 +89,48 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
     );
     // Comments come out of the scan in order, so their ends are sorted for binary search.
     let comment_starts = parsed.ast.comments.iter().map(|c| (c.span.end as usize, c.span.start as usize)).collect();
-    let mut lower = Lower { file, text, comment_starts, diagnostics: Vec::new() };
-    let Some(root) = pairs.into_iter().next() else { return parsed };
-    for pair in root.into_inner() {
-        match pair.as_rule() {
-            Rule::provider | Rule::role | Rule::test => parsed.ast.items.push(lower.top_item(pair)),
-            Rule::broken_item => {
-                let start = pair.as_span().start();
-                let chunk = pair.as_str();
-                if let Some(name) = unparsed_name(chunk) {
-                    parsed.unparsed_names.push(name);
-                }
-                pest::set_error_detail(true);
-                let reparsed = Grammar::parse(Rule::single_item, chunk);
-                pest::set_error_detail(false);
-                match reparsed {
-                    Err(error) => parsed.diagnostics.push(syntax_error(file, text, start, &error)),
-                    // The chunk parses alone but not in place: only possible at a boundary the
-                    // resynchronisation chose badly. Say so rather than accept it silently.
-                    Ok(_) => parsed.diagnostics.push(Diagnostic::error(
-                        Code::Syntax,
-                        file,
-                        Span::new(start, start + chunk.trim_end().len()),
-                        "this block could not be parsed in place",
-                    )),
-                }
+    let mut lower = Lower { file, text: "", offset: 0, comment_starts, diagnostics: Vec::new() };
+    // Each top-level block is parsed on its own: pest's token queue then stays small and warm in
+    // the cache, which makes large policy sets much faster to parse than one pass over the file.
+    for (chunk_start, chunk) in top_level_chunks(text) {
+        let call_limit = limits.call_limit_per_byte.saturating_mul(chunk.len()).saturating_add(100_000);
+        pest::set_call_limit(NonZeroUsize::new(call_limit));
+        let pairs = match Grammar::parse(Rule::policy_file, chunk) {
+            Ok(pairs) => pairs,
+            Err(error) => {
+                parsed.diagnostics.push(syntax_error(file, text, chunk_start, &error));
+                continue;
             }
-            _ => {}
+        };
+        lower.text = chunk;
+        lower.offset = chunk_start;
+        let Some(root) = pairs.into_iter().next() else { continue };
+        for pair in root.into_inner() {
+            match pair.as_rule() {
+                Rule::provider | Rule::role | Rule::test => parsed.ast.items.push(lower.top_item(pair)),
+                Rule::broken_item => {
+                    let start = chunk_start + pair.as_span().start();
+                    let broken = pair.as_str();
+                    if let Some(name) = unparsed_name(broken) {
+                        parsed.unparsed_names.push(name);
+                    }
+                    pest::set_error_detail(true);
+                    let reparsed = Grammar::parse(Rule::single_item, broken);
+                    pest::set_error_detail(false);
+                    match reparsed {
+                        Err(error) => parsed.diagnostics.push(syntax_error(file, text, start, &error)),
+                        // The block parses alone but not in place: only possible at a boundary the
+                        // resynchronisation chose badly. Say so rather than accept it silently.
+                        Ok(_) => parsed.diagnostics.push(Diagnostic::error(
+                            Code::Syntax,
+                            file,
+                            Span::new(start, start + broken.trim_end().len()),
+                            "this block could not be parsed in place",
+                        )),
+                    }
+                }
+                _ => {}
+            }
         }
     }
     parsed.diagnostics.append(&mut lower.diagnostics);
@@ -159,6 +165,33 @@ fn check_nesting(file: FileId, text: &str, max: usize) -> Option<Diagnostic> {
         .label("too deep")
         .help("flatten the conditions: `all { }` inside `require { }` is implied")
     })
+}
+
+/// Splits a file after every `}` that closes a top-level block (strings and comments skipped),
+/// so that each chunk holds one block and the text around it. Unbalanced braces leave the rest
+/// of the file in one chunk, where the parser reports them.
+fn top_level_chunks(text: &str) -> Vec<(usize, &str)> {
+    let mut chunks = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0usize;
+    scan(
+        text,
+        |i, b| match b {
+            b'{' | b'[' => depth += 1,
+            _ => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 && b == b'}' {
+                    chunks.push((start, &text[start..=i]));
+                    start = i + 1;
+                }
+            }
+        },
+        |_, _| {},
+    );
+    if !text[start..].trim().is_empty() {
+        chunks.push((start, &text[start..]));
+    }
+    chunks
 }
 
 /// `role deploy-prod {` → (Role, "deploy-prod"), for a block that did not parse.
@@ -199,9 +232,9 @@ fn describe(rule: Rule) -> Option<&'static str> {
         negation | kw_not => "`not`",
         group | group_kind => "`any` or `all`",
         path => "a claim path such as `claims.sub`",
-        compare_eq | eq_op | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob | compare_matches
-        | kw_matches | compare_contains_any | compare_contains_all | compare_contains | kw_contains
-        | compare_exists | kw_exists | compare_absent | kw_absent => {
+        compare_eq | compare_ne | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob
+        | compare_matches | kw_matches | compare_contains_any | compare_contains_all | compare_contains
+        | kw_contains | compare_exists | kw_exists | compare_absent | kw_absent => {
             "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `exists`, `absent`)"
         }
         kw_any => "`any`",
@@ -264,6 +297,30 @@ fn syntax_error(file: FileId, text: &str, offset: usize, error: &pest::error::Er
                 });
             }
         }
+    }
+    // Where a condition may start, say so rather than listing how conditions start.
+    if ["`not`", "`any` or `all`", "a claim path such as `claims.sub`"].iter().all(|d| expected.contains(d)) {
+        for start in ["`not`", "`any` or `all`", "a claim path such as `claims.sub`"] {
+            expected.remove(start);
+        }
+        expected.insert("a condition");
+    }
+    // Where any kind of value may come, say "a value" rather than listing every kind.
+    const VALUE_KINDS: [&str; 8] = [
+        "a string",
+        "a claim path such as `claims.sub`",
+        "a list",
+        "a duration such as `90s`",
+        "a number",
+        "`optional`",
+        "`true` or `false`",
+        "a name",
+    ];
+    if expected.contains("a duration such as `90s`") && expected.contains("a list") {
+        for kind in VALUE_KINDS {
+            expected.remove(kind);
+        }
+        expected.insert("a value");
     }
     if ["a number", "`true` or `false`", "a string"].iter().all(|d| expected.contains(d)) {
         for d in ["a number", "`true` or `false`", "a string"] {
@@ -414,7 +471,10 @@ fn join_or<'a>(items: impl Iterator<Item = &'a str>) -> String {
 
 struct Lower<'t> {
     file: FileId,
+    /// The chunk being lowered, and where it starts in the file: pest's positions are relative
+    /// to the chunk, spans are absolute.
     text: &'t str,
+    offset: usize,
     /// Start of each comment, by its end offset.
     comment_starts: Vec<(usize, usize)>,
     diagnostics: Vec<Diagnostic>,
@@ -429,10 +489,10 @@ impl Lower<'_> {
         let mut end = pair.as_span().end();
         loop {
             let trimmed = self.text[start..end].trim_end().len() + start;
-            let comment = self.comment_starts.binary_search_by_key(&trimmed, |(end, _)| *end);
+            let comment = self.comment_starts.binary_search_by_key(&(trimmed + self.offset), |(end, _)| *end);
             match comment.map(|i| self.comment_starts[i].1) {
-                Ok(comment_start) if comment_start >= start => end = comment_start,
-                _ => return Span::new(start, trimmed),
+                Ok(comment_start) if comment_start >= start + self.offset => end = comment_start - self.offset,
+                _ => return Span::new(start + self.offset, trimmed + self.offset),
             }
         }
     }
@@ -454,7 +514,7 @@ impl Lower<'_> {
         let item_span = self.span(&pair);
         let mut children = inner(pair).skip(1); // the keyword
         let name_pair = children.next().expect("grammar: name");
-        let name = if name_pair.as_rule() == Rule::string {
+        let name = if matches!(name_pair.as_rule(), Rule::quoted_string | Rule::multiline_string) {
             let s = self.string(name_pair);
             Ident { name: s.value, span: s.span }
         } else {
@@ -476,8 +536,12 @@ impl Lower<'_> {
                     let item_span = self.span(&item);
                     let mut children = inner(item);
                     let name = self.ident(children.next().expect("grammar: setting name"));
-                    let value = self.value(children.next().expect("grammar: setting value"));
-                    Item::Setting(Setting { name, value, span: item_span })
+                    let terms: Vec<Term> = children.map(|t| self.term(t)).collect();
+                    let span = match (terms.first(), terms.last()) {
+                        (Some(first), Some(last)) => first.span().to(last.span()),
+                        _ => item_span,
+                    };
+                    Item::Setting(Setting { name, value: Value { terms, span }, span: item_span })
                 }
                 Rule::block => {
                     let item_span = self.span(&item);
@@ -492,8 +556,7 @@ impl Lower<'_> {
                 }
                 _ => {
                     let item_span = self.span(&item);
-                    let conditions =
-                        inner(item).filter(|p| p.as_rule() == Rule::condition).map(|p| self.condition(p)).collect();
+                    let conditions = self.conditions(inner(item).skip(1));
                     Item::Require(Require { conditions, span: item_span })
                 }
             })
@@ -501,16 +564,25 @@ impl Lower<'_> {
         Body { items, span: body_span }
     }
 
-    fn condition(&mut self, pair: Pair<'_, Rule>) -> Condition {
-        let condition_span = self.span(&pair);
-        let mut children = inner(pair);
-        let first = children.next().expect("grammar: condition");
-        let kind = self.condition_kind(first);
-        let message = children.next().map(|m| {
-            let string = inner(m).nth(1).expect("grammar: message string");
-            self.string(string)
-        });
-        Condition { kind, message, span: condition_span }
+    /// Conditions in a `require` or group body: each a comparison, negation or group, possibly
+    /// followed by the `message` that belongs to it.
+    fn conditions<'p>(&mut self, pairs: impl Iterator<Item = Pair<'p, Rule>>) -> Vec<Condition> {
+        let mut conditions: Vec<Condition> = Vec::new();
+        for pair in pairs {
+            if pair.as_rule() == Rule::message {
+                let message_span = self.span(&pair);
+                let string = self.string(inner(pair).nth(1).expect("grammar: message string"));
+                if let Some(condition) = conditions.last_mut() {
+                    condition.span = condition.span.to(message_span);
+                    condition.message = Some(string);
+                }
+                continue;
+            }
+            let span = self.span(&pair);
+            let kind = self.condition_kind(pair);
+            conditions.push(Condition { kind, message: None, span });
+        }
+        conditions
     }
 
     fn condition_kind(&mut self, pair: Pair<'_, Rule>) -> ConditionKind {
@@ -531,7 +603,7 @@ impl Lower<'_> {
                     Some("all") => GroupKind::All,
                     _ => GroupKind::Any,
                 };
-                let conditions = children.map(|c| self.condition(c)).collect();
+                let conditions = self.conditions(children);
                 ConditionKind::Group(Group { kind, conditions, span: group_span })
             }
             _ => ConditionKind::Compare(self.comparison(pair)),
@@ -546,11 +618,8 @@ impl Lower<'_> {
         let rule = op_pair.as_rule();
         let mut parts = inner(op_pair);
         let op = match rule {
-            Rule::compare_eq => {
-                let op = parts.next().expect("grammar: eq_op").as_str();
-                let scalar = self.scalar(parts.next().expect("grammar: scalar"));
-                if op == "==" { Op::Eq(scalar) } else { Op::Ne(scalar) }
-            }
+            Rule::compare_eq => Op::Eq(self.scalar(parts.next().expect("grammar: scalar"))),
+            Rule::compare_ne => Op::Ne(self.scalar(parts.next().expect("grammar: scalar"))),
             Rule::compare_ord => {
                 let op = parts.next().expect("grammar: ord_op").as_str();
                 let number = self.number(parts.next().expect("grammar: number"));
@@ -625,15 +694,9 @@ impl Lower<'_> {
         }
     }
 
-    fn value(&mut self, pair: Pair<'_, Rule>) -> Value {
-        let value_span = self.span(&pair);
-        let terms = inner(pair).map(|t| self.term(t)).collect();
-        Value { terms, span: value_span }
-    }
-
     fn term(&mut self, pair: Pair<'_, Rule>) -> Term {
         match pair.as_rule() {
-            Rule::string => Term::Str(self.string(pair)),
+            Rule::quoted_string | Rule::multiline_string => Term::Str(self.string(pair)),
             Rule::number => Term::Number(self.number(pair)),
             Rule::boolean => Term::Bool(BoolLit { value: pair.as_str() == "true", span: self.span(&pair) }),
             Rule::duration => Term::Duration(self.duration(pair)),
@@ -682,9 +745,8 @@ impl Lower<'_> {
 
     fn string(&mut self, pair: Pair<'_, Rule>) -> StrLit {
         let string_span = self.span(&pair);
-        let literal = inner(pair).next().expect("grammar: string kind");
-        let multiline = literal.as_rule() == Rule::multiline_string;
-        let text = literal.as_str();
+        let multiline = pair.as_rule() == Rule::multiline_string;
+        let text = pair.as_str();
         let result = if multiline {
             unindent_multiline(&text[3..text.len() - 3])
         } else {
