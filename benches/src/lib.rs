@@ -1,6 +1,10 @@
-//! Inputs shared by the benchmarks: generated policy sets of any size.
+//! Inputs shared by the benchmarks: generated policy sets of any size (here), the three roles
+//! written in every language compared (`peers`), and signed tokens with their keys (`tokens`).
 
 use std::fmt::Write;
+
+pub mod peers;
+pub mod tokens;
 
 /// How much each generated role says.
 #[derive(Clone, Copy, Debug)]

@@ -142,10 +142,13 @@ pub(crate) fn eval(
             (program, Some(policy))
         }
     };
-    let (payload, verified) = match input {
+    let options = Options { explain, ..Options::default() };
+    let mut scratch = Scratch::default();
+    let (evaluation, verified) = match input {
         Input::Claims(path) => {
             let claims = read_claims(&path)?;
-            (serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?, None)
+            let payload = serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?;
+            (program.evaluate(&payload, role, now, &options, &mut scratch), None)
         }
         Input::Token { token, keys } => {
             let token = crate::token::read_token(Some(&token))?;
@@ -153,11 +156,18 @@ pub(crate) fn eval(
                 std::fs::read(&keys).map_err(|e| UsageError(format!("cannot read `{}`: {e}", keys.display())))?;
             let key_set = claimgate_jose::KeySet::from_any(&key_bytes)
                 .map_err(|e| UsageError(format!("`{}` holds no usable key: {e}", keys.display())))?;
-            match program.verify_token(token.as_bytes(), &key_set) {
-                Ok(verified) => {
+            match program.decide_token(
+                token.as_bytes(),
+                &std::sync::Arc::new(key_set),
+                role,
+                now,
+                &options,
+                &mut scratch,
+            ) {
+                Ok((verified, evaluation)) => {
                     let key = &verified.key;
                     let used = key.kid.as_ref().map_or(format!("key {}", key.index), |kid| format!("key `{kid}`"));
-                    (verified.payload.clone(), Some(used))
+                    (evaluation, Some(used))
                 }
                 Err(error) => {
                     match output.format {
@@ -172,8 +182,6 @@ pub(crate) fn eval(
             }
         }
     };
-    let options = Options { explain, ..Options::default() };
-    let evaluation = program.evaluate(&payload, role, now, &options, &mut Scratch::default());
     let allowed = evaluation.decision.is_allow();
     match output.format {
         Format::Json => {

@@ -214,7 +214,7 @@ fn eval_allows_only_the_providers_algorithms() {
     let (policy, keys) = (policy_dir("ES256, RS256"), Keys::new());
     let output = eval_token(&policy, &keys, &valid_token());
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[algorithm_not_allowed]"));
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("deny (algorithm_not_allowed)"));
 }
 
 #[test]
@@ -226,7 +226,7 @@ fn eval_checks_the_providers_typ() {
     );
     let output = eval_token(&policy, &keys, &token);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[typ_mismatch]"));
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("deny (typ_mismatch)"));
 }
 
 #[test]

@@ -210,15 +210,17 @@ pub fn check_payload_json(payload: &[u8], limits: &Limits) -> Result<Map<String,
 /// the decoded parts and does no key parsing beyond what ring requires.
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: KeySet,
+    /// Shared, so that verifiers for several algorithm sets (one per provider) can use one key
+    /// set without copying it.
+    keys: std::sync::Arc<KeySet>,
     algorithms: AlgorithmSet,
     limits: Limits,
 }
 
 impl Verifier {
     /// A verifier with default [`Limits`].
-    pub fn new(keys: KeySet, algorithms: AlgorithmSet) -> Verifier {
-        Verifier { keys, algorithms, limits: Limits::DEFAULT }
+    pub fn new(keys: impl Into<std::sync::Arc<KeySet>>, algorithms: AlgorithmSet) -> Verifier {
+        Verifier { keys: keys.into(), algorithms, limits: Limits::DEFAULT }
     }
 
     /// Replaces the limits.

@@ -126,6 +126,10 @@ pub enum DenyCode {
     PayloadInvalid,
     /// The decision needed more evaluation steps than the configured limit.
     LimitExceeded,
+    /// The token is signed with an algorithm its provider does not allow.
+    AlgorithmNotAllowed,
+    /// The token's `typ` header is not the one its provider expects.
+    TypMismatch,
 }
 
 impl DenyCode {
@@ -149,10 +153,12 @@ impl DenyCode {
             DenyCode::MappingUnavailable => "mapping_unavailable",
             DenyCode::PayloadInvalid => "payload_invalid",
             DenyCode::LimitExceeded => "limit_exceeded",
+            DenyCode::AlgorithmNotAllowed => "algorithm_not_allowed",
+            DenyCode::TypMismatch => "typ_mismatch",
         }
     }
 
-    pub const ALL: [DenyCode; 18] = [
+    pub const ALL: [DenyCode; 20] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -171,6 +177,8 @@ impl DenyCode {
         DenyCode::MappingUnavailable,
         DenyCode::PayloadInvalid,
         DenyCode::LimitExceeded,
+        DenyCode::AlgorithmNotAllowed,
+        DenyCode::TypMismatch,
     ];
 }
 

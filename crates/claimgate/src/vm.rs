@@ -53,6 +53,18 @@ impl Program {
         options: &Options,
         scratch: &mut Scratch,
     ) -> Evaluation {
+        self.evaluate_with_header(payload, None, role, now, options, scratch)
+    }
+
+    fn evaluate_with_header(
+        &self,
+        payload: &[u8],
+        header: Option<&claimgate_jose::Header>,
+        role: Option<&str>,
+        now: i64,
+        options: &Options,
+        scratch: &mut Scratch,
+    ) -> Evaluation {
         let claims = match payload::parse(payload, self.table(), &options.limits, scratch) {
             Ok(claims) => claims,
             Err(error) => {
@@ -73,6 +85,7 @@ impl Program {
             claims: &claims,
             explain: options.explain,
             now,
+            header,
             budget: options.max_steps,
             steps: Vec::new(),
             trace: Vec::new(),
@@ -94,6 +107,9 @@ struct Run<'a> {
     claims: &'a Claims<'a>,
     explain: bool,
     now: i64,
+    /// The verified token's header, when deciding on a token: its algorithm and `typ` are
+    /// checked against the provider.
+    header: Option<&'a claimgate_jose::Header>,
     /// Instructions (and roles) left before the decision is cut off.
     budget: usize,
     /// Steps of the role being tried.
@@ -285,6 +301,27 @@ impl<'a> Run<'a> {
             let check = self.provider_check(provider, "iss", "claims.iss".into());
             let message = format!("the token's issuer is not accepted by role `{role_name}`");
             return Err(self.deny(DenyCode::IssuerMismatch, message, check, self.claims.json(iss_path)));
+        }
+        // The token's algorithm and type, when there is a token.
+        if let Some(header) = self.header {
+            if !claimgate_jose::AlgorithmSet::from_bits(provider.algorithms).contains(header.alg) {
+                let text = format!("alg in the algorithms of provider `{}`", program.string(provider.name));
+                let check = self.failed_check(provider.loc, text, None, None);
+                let message = format!("the token's algorithm {} is not allowed for its issuer", header.alg.name());
+                return Err(self.deny(
+                    DenyCode::AlgorithmNotAllowed,
+                    message,
+                    check,
+                    Some(Value::from(header.alg.name())),
+                ));
+            }
+            if let Some(expected) = provider.typ.map(|t| program.string(t))
+                && !header.typ.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case(expected))
+            {
+                let check = self.failed_check(provider.loc, format!("typ == {expected:?}"), None, None);
+                let message = format!("the token's `typ` header is not `{expected}`");
+                return Err(self.deny(DenyCode::TypMismatch, message, check, header.typ.clone().map(Value::from)));
+            }
         }
         // The time claims.
         let w = program.well_known;
@@ -767,57 +804,25 @@ fn is_provider_level(code: DenyCode) -> bool {
     )
 }
 
-/// Why a token was refused before its claims were looked at.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
-    #[error(transparent)]
-    Jose(#[from] claimgate_jose::JoseError),
-    #[error("the token's `typ` header is not `{expected}`")]
-    Typ { expected: String },
-}
-
-impl TokenError {
-    /// The stable code: the signature core's (`bad_signature`, `alg_none`, ...) or `typ_mismatch`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            TokenError::Jose(error) => error.code(),
-            TokenError::Typ { .. } => "typ_mismatch",
-        }
-    }
-}
-
 impl Program {
-    /// Verifies a compact JWS against `keys`, allowing only the algorithms of the provider that
-    /// the token's (not yet verified) `iss` names (all supported algorithms when no provider
-    /// does: the claims will then be denied as `unknown_issuer`), and checks that provider's
-    /// expected `typ`. The verified payload then goes to [`Program::decide`].
-    ///
-    /// The unverified `iss` only chooses which algorithms to allow; it is trusted for nothing
-    /// else, and the decision reads the verified payload.
-    pub fn verify_token(
+    /// The whole path for a signed token: verifies its signature with `keys` (the key's type must
+    /// fit the header's algorithm; `none` and HMAC are refused), then decides on the verified
+    /// payload. The provider that the payload's `iss` selects must allow the token's algorithm and,
+    /// when it names one, its `typ`; otherwise the decision is a denial (`algorithm_not_allowed`,
+    /// `typ_mismatch`). A token whose signature does not verify is an error, not a decision.
+    pub fn decide_token(
         &self,
         token: &[u8],
-        keys: &claimgate_jose::KeySet,
-    ) -> Result<claimgate_jose::Verified, TokenError> {
-        let text = std::str::from_utf8(token)
-            .map_err(|_| claimgate_jose::JoseError::Malformed("the token is not ASCII text".to_string()))?;
-        let limits = claimgate_jose::Limits::DEFAULT;
-        let (_, payload) = claimgate_jose::decode_unverified(text, &limits)?;
-        let provider = claimgate_jose::check_payload_json(&payload, &limits)
-            .ok()
-            .and_then(|claims| {
-                claims.get("iss").and_then(Value::as_str).and_then(|iss| self.runtime.issuers.get(iss)).copied()
-            })
-            .map(|index| &self.providers[index as usize]);
-        let algorithms = provider
-            .map_or(claimgate_jose::AlgorithmSet::ALL, |p| claimgate_jose::AlgorithmSet::from_bits(p.algorithms));
-        let verified = claimgate_jose::Verifier::new(keys.clone(), algorithms).with_limits(limits).verify(token)?;
-        if let Some(expected) = provider.and_then(|p| p.typ) {
-            let expected = self.string(expected);
-            if !verified.header.typ.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case(expected)) {
-                return Err(TokenError::Typ { expected: expected.to_string() });
-            }
-        }
-        Ok(verified)
+        keys: &std::sync::Arc<claimgate_jose::KeySet>,
+        role: Option<&str>,
+        now: i64,
+        options: &Options,
+        scratch: &mut Scratch,
+    ) -> Result<(claimgate_jose::Verified, Evaluation), claimgate_jose::JoseError> {
+        let verifier = claimgate_jose::Verifier::new(keys.clone(), claimgate_jose::AlgorithmSet::ALL);
+        let verified = verifier.verify(token)?;
+        let evaluation =
+            self.evaluate_with_header(&verified.payload, Some(&verified.header), role, now, options, scratch);
+        Ok((verified, evaluation))
     }
 }
