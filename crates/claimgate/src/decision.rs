@@ -182,6 +182,34 @@ impl DenyCode {
     ];
 }
 
+impl DenyCode {
+    /// Whether a denial comes from the provider's checks (issuer, token, time claims, limits),
+    /// which fail every role of the provider alike, rather than from one role's own rules.
+    pub fn is_provider_level(self) -> bool {
+        !matches!(
+            self,
+            DenyCode::AudienceMismatch
+                | DenyCode::ClaimMismatch
+                | DenyCode::ClaimMissing
+                | DenyCode::IdentityUnavailable
+                | DenyCode::MappingUnavailable
+        )
+    }
+}
+
+impl Denial {
+    /// The denial of automatic selection when no role allows.
+    pub fn no_role_matched() -> Denial {
+        Denial {
+            code: DenyCode::NoRoleMatched,
+            role: None,
+            message: "no role accepts this token".to_string(),
+            condition: None,
+            actual: None,
+        }
+    }
+}
+
 /// A check that failed or was traced: a role condition, or one of the provider's checks on
 /// `iss`, `aud` and the time claims (which have no source text of their own and point at the
 /// setting that configures them).

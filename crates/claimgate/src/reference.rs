@@ -26,7 +26,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Evaluates one request against a checked policy set.
 pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
-    let mut evaluation = Evaluation { decision: Decision::Deny(no_role_matched()), trace: Vec::new() };
+    let mut evaluation = Evaluation { decision: Decision::Deny(Denial::no_role_matched()), trace: Vec::new() };
     let issuer = request.claims.get("iss").and_then(Value::as_str);
     match request.role {
         Some(name) => {
@@ -69,7 +69,7 @@ pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
                     }
                     Decision::Deny(denial) => {
                         // A failure of the issuer or the time claims fails every role alike.
-                        let stop = is_provider_level(denial.code);
+                        let stop = denial.code.is_provider_level();
                         denials.push(denial);
                         if stop {
                             break;
@@ -78,41 +78,19 @@ pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
                 }
             }
             let denial = match denials.first() {
-                Some(first) if candidates.len() == 1 || is_provider_level(first.code) => {
+                Some(first) if candidates.len() == 1 || first.code.is_provider_level() => {
                     let mut denial = denials.swap_remove(0);
                     if candidates.len() > 1 {
                         denial.role = None;
                     }
                     denial
                 }
-                _ => no_role_matched(),
+                _ => Denial::no_role_matched(),
             };
             evaluation.decision = Decision::Deny(denial);
         }
     }
     evaluation
-}
-
-/// Denials that come from the provider's checks rather than from a role's own rules.
-fn is_provider_level(code: DenyCode) -> bool {
-    !matches!(
-        code,
-        DenyCode::AudienceMismatch
-            | DenyCode::ClaimMismatch
-            | DenyCode::ClaimMissing
-            | DenyCode::IdentityUnavailable
-            | DenyCode::MappingUnavailable
-    )
-}
-
-fn no_role_matched() -> Denial {
-    Denial {
-        code: DenyCode::NoRoleMatched,
-        role: None,
-        message: "no role accepts this token".to_string(),
-        condition: None,
-        actual: None,
-    }
 }
 
 /// Resolves a claim path in the claims. `None` when any segment is missing or of the wrong kind.

@@ -152,7 +152,7 @@ impl<'a> Run<'a> {
         };
         let candidates = &program.runtime.candidates[provider as usize];
         if candidates.all.is_empty() {
-            return Decision::Deny(no_role_matched());
+            return Decision::Deny(Denial::no_role_matched());
         }
         let single = candidates.all.len() == 1;
         if self.explain || single {
@@ -161,14 +161,14 @@ impl<'a> Run<'a> {
                 match self.try_role(&program.roles[index as usize], true) {
                     Decision::Allow(grant) => return Decision::Allow(grant),
                     Decision::Deny(denial) if single => return Decision::Deny(denial),
-                    Decision::Deny(mut denial) if is_provider_level(denial.code) => {
+                    Decision::Deny(mut denial) if denial.code.is_provider_level() => {
                         denial.role = None;
                         return Decision::Deny(denial);
                     }
                     Decision::Deny(_) => {}
                 }
             }
-            return Decision::Deny(no_role_matched());
+            return Decision::Deny(Denial::no_role_matched());
         }
         // Provider checks once, then only the roles whose audience can match, in order.
         let first = &program.roles[candidates.all[0] as usize];
@@ -203,7 +203,7 @@ impl<'a> Run<'a> {
                 Decision::Deny(_) => {}
             }
         }
-        Decision::Deny(no_role_matched())
+        Decision::Deny(Denial::no_role_matched())
     }
 
     /// The candidate lists for the token's audiences: the `audience = any` roles and the roles
@@ -780,28 +780,6 @@ fn pass(holds: bool) -> Outcome {
 
 fn is_scalar(value: Val) -> bool {
     matches!(value, Val::Str(_) | Val::Num(_) | Val::Bool(_))
-}
-
-fn no_role_matched() -> Denial {
-    Denial {
-        code: DenyCode::NoRoleMatched,
-        role: None,
-        message: "no role accepts this token".to_string(),
-        condition: None,
-        actual: None,
-    }
-}
-
-/// Denials from the provider's checks rather than a role's own rules.
-fn is_provider_level(code: DenyCode) -> bool {
-    !matches!(
-        code,
-        DenyCode::AudienceMismatch
-            | DenyCode::ClaimMismatch
-            | DenyCode::ClaimMissing
-            | DenyCode::IdentityUnavailable
-            | DenyCode::MappingUnavailable
-    )
 }
 
 impl Program {
