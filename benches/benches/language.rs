@@ -5,39 +5,19 @@
 //! memory of a loaded set is measured with a counting allocator and printed once before the
 //! timings, so that the figures come from the same run.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
-
 use claimgate::parser::{self, Limits};
 use claimgate::{FileId, Policy};
 use claimgate_benches::{RoleShape, generated_policy_set};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// Counts bytes currently allocated, to report what a loaded policy set keeps.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: claimgate_benches::CountingAllocator = claimgate_benches::CountingAllocator;
 
 fn report_memory(roles: usize, shape: RoleShape) {
     let text = generated_policy_set(roles, 100, shape);
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = claimgate_benches::live_bytes();
     let policy = Policy::from_sources([("generated.cg", text.as_str())]);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = claimgate_benches::live_bytes();
     assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
     let retained = after - before;
     eprintln!(

@@ -19,39 +19,15 @@
 //!
 //! Run: cargo bench -p claimgate-benches --bench scale -- --warm-up-time 1 --measurement-time 3
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicIsize, Ordering};
 
 use claimgate::Policy;
 use claimgate::payload::Scratch;
 use claimgate_benches::{RoleShape, generated_policy_set};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
-/// Counts bytes currently allocated.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: claimgate_benches::CountingAllocator = claimgate_benches::CountingAllocator;
 
 const NOW: i64 = 1_732_350_100;
 const SIZES: [usize; 4] = [1, 100, 1_000, 10_000];
@@ -87,9 +63,9 @@ fn memory() {
     let mut rows = Vec::new();
     for roles in SIZES {
         let policy = policy(&generated_policy_set(roles, issuers(roles), RoleShape::Rich));
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = claimgate_benches::live_bytes();
         let program = policy.compile().unwrap();
-        let heap = LIVE.load(Ordering::Relaxed) - before;
+        let heap = claimgate_benches::live_bytes() - before;
         let file = program.to_bytes().len();
         eprintln!(
             "memory: {roles} rich roles: compiled program keeps {heap} heap bytes ({} per role); file format {file} bytes ({} per role)",

@@ -43,3 +43,27 @@ pub fn generated_policy_set(roles: usize, issuers: usize, shape: RoleShape) -> S
     }
     out
 }
+
+/// A global allocator that counts the bytes currently allocated, for the memory figures of the
+/// benchmarks: `#[global_allocator] static ALLOCATOR: CountingAllocator = CountingAllocator;`
+/// in a bench, then [`live_bytes`] before and after building something.
+pub struct CountingAllocator;
+
+static LIVE_BYTES: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+/// Bytes currently allocated through [`CountingAllocator`].
+pub fn live_bytes() -> isize {
+    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
