@@ -4,7 +4,10 @@
 Run from anywhere: `python3 fuzz/make_seeds.py`. It deletes and rewrites fuzz/seeds/. Sources:
 policies/*.cg and crates/claimgate/tests/cases/**/*.cg for the policy targets; the compact tokens
 and keys of the Wycheproof and RFC 7520 vectors and the committed test keys of claimgate-jose for
-the token and key targets. Deterministic: the same repository gives the same seeds.
+the token and key targets; the claims of every policy test (and the shared example claim sets,
+when ../shared/examples is there) for the evaluation target; the example policies compiled by
+`claimgate compile` (so this builds the CLI) for the loader. Deterministic: the same repository
+gives the same seeds.
 """
 
 import hashlib
@@ -12,6 +15,8 @@ import json
 import random
 import re
 import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,6 +99,33 @@ def main():
     for i in range(48):
         body = bytes(rng.randrange(256) for _ in range(rng.randrange(4, 72)))
         write("jws_verify", f"plan-{i:02}", b"\x01" + body)
+
+    # Claims for the evaluation target: every `claims = """..."""` of a policy test, and the
+    # realistic claim sets shared between projects.
+    claim_sets = {}
+    for path in policies:
+        for match in re.finditer(r'claims\s*=\s*"""(.*?)"""', path.read_text(), re.S):
+            text = match.group(1).strip()
+            claim_sets[digest(text)] = text
+    shared = ROOT.parent / "shared" / "examples"
+    for path in sorted(shared.glob("*.json")) if shared.is_dir() else []:
+        claim_sets[f"shared-{path.stem}"] = path.read_text()
+    for key, text in sorted(claim_sets.items()):
+        write("evaluate", f"claims-{key}.json", text)
+
+    # Compiled example policies for the loader: whole files (which the harness loads as they are)
+    # and their payloads alone (which it wraps in a correct header, so mutations pass the checksum).
+    with tempfile.TemporaryDirectory() as scratch:
+        for path in sorted((ROOT / "policies").glob("*.cg")):
+            out = Path(scratch) / (path.stem + ".cgb")
+            subprocess.run(
+                ["cargo", "run", "--quiet", "-p", "claimgate-cli", "--", "compile", str(path), "-o", str(out)],
+                cwd=ROOT,
+                check=True,
+            )
+            data = out.read_bytes()
+            write("load_program", f"{path.stem}.cgb", data)
+            write("load_program", f"{path.stem}.payload", data[52:])
 
     # Claims payloads for check_payload_json.
     payloads = [

@@ -13,12 +13,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
 sanitizer=${FUZZ_SANITIZER:-none}
-targets=(policy_source format_roundtrip jws_verify keys decode_unverified)
+targets=(policy_source format_roundtrip evaluate jws_verify keys decode_unverified load_program)
 
 options() {
   case $1 in
     policy_source | format_roundtrip) echo "-max_len=8192 -dict=dicts/claimgate.dict" ;;
     keys) echo "-max_len=8192 -dict=dicts/keys.dict" ;;
+    evaluate) echo "-max_len=4096 -dict=dicts/claims.dict" ;;
+    load_program) echo "-max_len=16384" ;;
     *) echo "-max_len=4096" ;;
   esac
 }

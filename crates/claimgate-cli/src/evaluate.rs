@@ -222,10 +222,10 @@ pub(crate) fn compile(
     match out {
         Some(path) => {
             std::fs::write(path, &bytes).map_err(|e| UsageError(format!("cannot write `{}`: {e}", path.display())))?;
-            eprintln!("compiled {} roles into {} ({} bytes)", program.roles.len(), path.display(), bytes.len());
+            eprintln!("compiled {} into {} ({} bytes)", roles(program.roles.len()), path.display(), bytes.len());
         }
         None if !disasm => {
-            eprintln!("compiled {} roles ({} bytes); write them with -o FILE", program.roles.len(), bytes.len())
+            eprintln!("compiled {} ({} bytes); write them with -o FILE", roles(program.roles.len()), bytes.len())
         }
         None => {}
     }
@@ -314,4 +314,9 @@ fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&Sour
             println!("{indent}  {pad}{mark} {}{seen}  [{at}]", step.check.text);
         }
     }
+}
+
+/// "1 role", "2 roles".
+fn roles(n: usize) -> String {
+    if n == 1 { "1 role".to_string() } else { format!("{n} roles") }
 }
