@@ -147,11 +147,20 @@ impl JoseError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
-    /// The key material is larger than [`crate::jwk::MAX_KEY_SET_BYTES`].
-    #[error("key input is {len} bytes, larger than the limit of {max}")]
+    /// The key input is larger than [`crate::KeyLimits::max_bytes`].
+    #[error("key input is {len} bytes, over the limit of {max} bytes for key input")]
     TooLarge {
         /// Input size in bytes.
         len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The key input holds more keys than [`crate::KeyLimits::max_keys`] (for PEM, `count` is
+    /// the first block over the limit: the rest is not read).
+    #[error("key input holds {count} keys or more, over the limit of {max} keys")]
+    TooManyKeys {
+        /// Keys (JWK Set entries or PEM blocks) counted.
+        count: usize,
         /// The limit.
         max: usize,
     },
@@ -194,6 +203,7 @@ impl KeyError {
     pub fn code(&self) -> &'static str {
         match self {
             KeyError::TooLarge { .. } => "key_too_large",
+            KeyError::TooManyKeys { .. } => "too_many_keys",
             KeyError::Malformed(_) => "key_malformed",
             KeyError::PrivateKey { .. } => "private_key",
             KeyError::DuplicateKid { .. } => "duplicate_kid",

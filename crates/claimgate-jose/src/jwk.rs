@@ -23,10 +23,8 @@ use crate::alg::{Algorithm, Family};
 use crate::b64;
 use crate::error::{KeyError, SkippedKey, snippet};
 use crate::json;
-use crate::key::{Key, KeySet, Material};
+use crate::key::{Key, KeyLimits, KeySet, Material};
 
-/// Largest JWK / JWK Set input accepted, in bytes.
-pub const MAX_KEY_SET_BYTES: usize = 1 << 20;
 /// Deepest JSON nesting accepted in key input.
 pub const MAX_KEY_JSON_DEPTH: usize = 8;
 
@@ -40,7 +38,13 @@ impl KeySet {
     /// holds private key material or duplicate kids, or nothing usable is
     /// left.
     pub fn from_jwks_json(bytes: &[u8]) -> Result<KeySet, KeyError> {
-        let top = parse(bytes)?;
+        KeySet::from_jwks_json_with_limits(bytes, &KeyLimits::default())
+    }
+
+    /// [`KeySet::from_jwks_json`] with limits other than the defaults: the input size is checked
+    /// before parsing, the number of entries in `keys` (usable or not) before any key is decoded.
+    pub fn from_jwks_json_with_limits(bytes: &[u8], limits: &KeyLimits) -> Result<KeySet, KeyError> {
+        let top = parse(bytes, limits)?;
         let Some(keys) = top.get("keys") else {
             return Err(KeyError::Malformed(if top.contains_key("kty") {
                 "expected a jwk set ({\"keys\": [...]}), found a single jwk".to_owned()
@@ -51,6 +55,7 @@ impl KeySet {
         let Value::Array(keys) = keys else {
             return Err(KeyError::Malformed("jwk set member \"keys\" is not an array".to_owned()));
         };
+        limits.check_count(keys.len())?;
         let mut loaded = Vec::new();
         let mut skipped = Vec::new();
         for (index, jwk) in keys.iter().enumerate() {
@@ -69,7 +74,12 @@ impl KeySet {
     /// Loads a single JWK. A key that would be skipped in a set is an error
     /// here ([`KeyError::NoUsableKeys`] with the reason).
     pub fn from_jwk_json(bytes: &[u8]) -> Result<KeySet, KeyError> {
-        let jwk = parse(bytes)?;
+        KeySet::from_jwk_json_with_limits(bytes, &KeyLimits::default())
+    }
+
+    /// [`KeySet::from_jwk_json`] with a size limit other than the default.
+    pub fn from_jwk_json_with_limits(bytes: &[u8], limits: &KeyLimits) -> Result<KeySet, KeyError> {
+        let jwk = parse(bytes, limits)?;
         if jwk.contains_key("keys") && !jwk.contains_key("kty") {
             return Err(KeyError::Malformed("expected a single jwk, found a jwk set".to_owned()));
         }
@@ -80,10 +90,8 @@ impl KeySet {
     }
 }
 
-fn parse(bytes: &[u8]) -> Result<Map<String, Value>, KeyError> {
-    if bytes.len() > MAX_KEY_SET_BYTES {
-        return Err(KeyError::TooLarge { len: bytes.len(), max: MAX_KEY_SET_BYTES });
-    }
+fn parse(bytes: &[u8], limits: &KeyLimits) -> Result<Map<String, Value>, KeyError> {
+    limits.check_size(bytes.len())?;
     json::parse_object(bytes, MAX_KEY_JSON_DEPTH).map_err(|e| KeyError::Malformed(e.to_string()))
 }
 

@@ -251,6 +251,35 @@ impl Key {
     }
 }
 
+/// Bounds on key input (a JWK, a JWK Set, PEM text), each checked before the work it bounds: the
+/// size before any parsing, the number of keys before any key is decoded. A JWK Set fetched from
+/// an issuer is input from the network; an issuer (or whoever sits between it and us) should not
+/// be able to make a key refresh parse megabytes or validate thousands of RSA moduli.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyLimits {
+    /// Largest input, in bytes (default 1 MiB; real JWK Sets are a few KiB).
+    pub max_bytes: usize,
+    /// Most keys: entries of a JWK Set's `keys` array or PEM blocks, counted whether usable or
+    /// not (default 100; issuers publish a handful, a few more during key rotation).
+    pub max_keys: usize,
+}
+
+impl Default for KeyLimits {
+    fn default() -> Self {
+        KeyLimits { max_bytes: 1 << 20, max_keys: 100 }
+    }
+}
+
+impl KeyLimits {
+    pub(crate) fn check_size(&self, len: usize) -> Result<(), KeyError> {
+        if len > self.max_bytes { Err(KeyError::TooLarge { len, max: self.max_bytes }) } else { Ok(()) }
+    }
+
+    pub(crate) fn check_count(&self, count: usize) -> Result<(), KeyError> {
+        if count > self.max_keys { Err(KeyError::TooManyKeys { count, max: self.max_keys }) } else { Ok(()) }
+    }
+}
+
 /// A set of verification keys, parsed and validated once and shared by every
 /// verification afterwards. `Send + Sync`: put it in an `Arc` and verify from
 /// as many threads as you like.
@@ -286,16 +315,26 @@ impl KeySet {
     /// a single JWK (another JSON object) or PEM text. Convenient for CLIs
     /// and config files that accept any of the three.
     pub fn from_any(input: &[u8]) -> Result<KeySet, KeyError> {
+        KeySet::from_any_with_limits(input, &KeyLimits::default())
+    }
+
+    /// [`KeySet::from_any`] with limits other than the defaults.
+    pub fn from_any_with_limits(input: &[u8], limits: &KeyLimits) -> Result<KeySet, KeyError> {
+        limits.check_size(input.len())?;
         let first = input.iter().find(|b| !b.is_ascii_whitespace());
         if first == Some(&b'{') {
             let looks_like_set = crate::json::parse_object(input, crate::jwk::MAX_KEY_JSON_DEPTH)
                 .map(|m| m.contains_key("keys"))
                 .unwrap_or(false);
-            if looks_like_set { KeySet::from_jwks_json(input) } else { KeySet::from_jwk_json(input) }
+            if looks_like_set {
+                KeySet::from_jwks_json_with_limits(input, limits)
+            } else {
+                KeySet::from_jwk_json_with_limits(input, limits)
+            }
         } else {
             let text = std::str::from_utf8(input)
                 .map_err(|_| KeyError::Malformed("key input is neither json nor pem".to_owned()))?;
-            KeySet::from_pem(text)
+            KeySet::from_pem_with_limits(text, limits)
         }
     }
 

@@ -23,7 +23,9 @@
 //!   was sent. Fewer forms means fewer ways for two parsers to disagree.
 //! * **Bounded before decoded.** The token size (default 16 KiB) is checked
 //!   before any byte is decoded; the header has its own size and JSON depth
-//!   bounds ([`Limits`]).
+//!   bounds ([`Limits`]). Key input has a size bound (1 MiB) checked before
+//!   parsing and a bound on the number of keys (100) checked before any key
+//!   is decoded ([`KeyLimits`]): a JWK Set fetched from the network is input.
 //! * **One encoding per value.** base64url must be the URL-safe alphabet, with
 //!   no padding, no whitespace and zero trailing bits ([`b64`]). JSON member
 //!   names must be unique at every depth ([`json`]); serde_json alone would
@@ -90,7 +92,7 @@ mod pem;
 pub use alg::{Algorithm, AlgorithmError, AlgorithmSet};
 pub use error::{JoseError, KeyError, SNIPPET_MAX_CHARS, SkippedKey, snippet, snippet_bytes};
 pub use jws::{Header, KeyRef, Limits, Verified, Verifier, check_payload_json, decode_unverified};
-pub use key::{KeyInfo, KeyKind, KeySet, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use key::{KeyInfo, KeyKind, KeyLimits, KeySet, RSA_MAX_BITS, RSA_MIN_BITS};
 
 /// ring links getrandom, which on `wasm32-unknown-unknown` needs an explicit
 /// source. Signature verification never asks for randomness, so the source

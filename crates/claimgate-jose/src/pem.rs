@@ -19,8 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::alg::Family;
 use crate::error::{KeyError, SkippedKey, snippet};
-use crate::jwk::MAX_KEY_SET_BYTES;
-use crate::key::{Key, KeySet, Material};
+use crate::key::{Key, KeyLimits, KeySet, Material};
 
 impl KeySet {
     /// Loads every key found in PEM text (one or more blocks; text between
@@ -28,10 +27,14 @@ impl KeySet {
     /// candidates for every algorithm of their key type, and are reported
     /// by block position (0-based, counting every block).
     pub fn from_pem(text: &str) -> Result<KeySet, KeyError> {
-        if text.len() > MAX_KEY_SET_BYTES {
-            return Err(KeyError::TooLarge { len: text.len(), max: MAX_KEY_SET_BYTES });
-        }
-        let blocks = parse_blocks(text)?;
+        KeySet::from_pem_with_limits(text, &KeyLimits::default())
+    }
+
+    /// [`KeySet::from_pem`] with limits other than the defaults: the text size is checked before
+    /// parsing, the number of blocks (keys or not) before any block is decoded.
+    pub fn from_pem_with_limits(text: &str, limits: &KeyLimits) -> Result<KeySet, KeyError> {
+        limits.check_size(text.len())?;
+        let blocks = parse_blocks(text, limits)?;
         if blocks.is_empty() {
             return Err(KeyError::Malformed("no pem block found".to_owned()));
         }
@@ -64,7 +67,9 @@ struct Block {
 /// Splits PEM text into blocks (RFC 7468 "lax" parsing: any whitespace
 /// inside the base64 body, text outside blocks ignored). Encapsulated
 /// headers (`Proc-Type:` and friends, i.e. legacy encrypted keys) are refused.
-fn parse_blocks(text: &str) -> Result<Vec<Block>, KeyError> {
+/// Counts blocks as it goes, so that a text of many small blocks is refused at the first block over
+/// the limit rather than after decoding them all.
+fn parse_blocks(text: &str, limits: &KeyLimits) -> Result<Vec<Block>, KeyError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
@@ -72,6 +77,7 @@ fn parse_blocks(text: &str) -> Result<Vec<Block>, KeyError> {
         let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
             continue;
         };
+        limits.check_count(blocks.len() + 1)?;
         let end = format!("-----END {label}-----");
         let mut body = String::new();
         let mut closed = false;
@@ -297,13 +303,13 @@ mod tests {
     #[test]
     fn pem_blocks() {
         let text = "junk\n-----BEGIN FOO-----\nAAEC\nAw==\n-----END FOO-----\ntrailer";
-        let blocks = parse_blocks(text).unwrap();
+        let blocks = parse_blocks(text, &KeyLimits::default()).unwrap();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].label, "FOO");
         assert_eq!(blocks[0].der, vec![0, 1, 2, 3]);
-        assert!(parse_blocks("-----BEGIN FOO-----\nAAEC\n").is_err());
-        assert!(parse_blocks("-----BEGIN FOO-----\nProc-Type: 4\n-----END FOO-----").is_err());
-        assert!(parse_blocks("-----BEGIN FOO-----\nA*EC\n-----END FOO-----").is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nAAEC\n", &KeyLimits::default()).is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nProc-Type: 4\n-----END FOO-----", &KeyLimits::default()).is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nA*EC\n-----END FOO-----", &KeyLimits::default()).is_err());
         let err = KeySet::from_pem("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----").unwrap_err();
         assert_eq!(err, KeyError::PrivateKey { index: 0 });
         assert_eq!(KeySet::from_pem("hello").unwrap_err().code(), "key_malformed");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use claimgate_jose::{Algorithm, AlgorithmSet, KeyError, KeyKind, KeySet, Verifier, b64};
+use claimgate_jose::{Algorithm, AlgorithmSet, KeyError, KeyKind, KeyLimits, KeySet, Verifier, b64};
 use common::signer;
 use proptest::prelude::*;
 use ring::rand::SystemRandom;
@@ -295,4 +295,66 @@ fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
         out[i] = (d + 256 * borrow) as u8;
     }
     out
+}
+
+/// A JWK Set of `n` distinct Ed25519 keys (kids `k0`, `k1`, ...).
+fn ed25519_set(n: usize) -> String {
+    let keys: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[i as u8 + 1; 32]).unwrap();
+            use ring::signature::KeyPair as _;
+            json!({ "kty": "OKP", "crv": "Ed25519", "kid": format!("k{i}"), "x": b64::encode(pair.public_key().as_ref()) })
+        })
+        .collect();
+    json!({ "keys": keys }).to_string()
+}
+
+#[test]
+fn key_count_limit_at_its_edge() {
+    let limits = KeyLimits { max_keys: 3, ..KeyLimits::default() };
+    assert_eq!(KeySet::from_jwks_json_with_limits(ed25519_set(3).as_bytes(), &limits).unwrap().len(), 3);
+    let err = KeySet::from_jwks_json_with_limits(ed25519_set(4).as_bytes(), &limits).unwrap_err();
+    assert_eq!(err, KeyError::TooManyKeys { count: 4, max: 3 });
+    assert_eq!(err.code(), "too_many_keys");
+    assert_eq!(err.to_string(), "key input holds 4 keys or more, over the limit of 3 keys");
+    // Unusable entries count too: the bound is on the work of looking at them.
+    let mut set: serde_json::Value = serde_json::from_str(&ed25519_set(3)).unwrap();
+    set["keys"].as_array_mut().unwrap().push(json!({ "kty": "oct", "k": "AAAA" }));
+    let err = KeySet::from_jwks_json_with_limits(set.to_string().as_bytes(), &limits).unwrap_err();
+    assert_eq!(err.code(), "too_many_keys");
+    // The same limit through from_any, and PEM blocks counted the same way, before decoding
+    // (the fourth block here is not even valid base64).
+    assert_eq!(KeySet::from_any_with_limits(ed25519_set(4).as_bytes(), &limits).unwrap_err().code(), "too_many_keys");
+    let pem = format!("{RSA_SPKI}{P256_SPKI}{ED25519_SPKI}");
+    assert_eq!(KeySet::from_pem_with_limits(&pem, &limits).unwrap().len(), 3);
+    let pem = format!("{pem}-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n");
+    assert_eq!(KeySet::from_pem_with_limits(&pem, &limits).unwrap_err(), KeyError::TooManyKeys { count: 4, max: 3 });
+    // The default allows 100 keys.
+    assert_eq!(KeyLimits::default().max_keys, 100);
+    assert_eq!(KeySet::from_jwks_json(ed25519_set(100).as_bytes()).unwrap().len(), 100);
+    assert_eq!(KeySet::from_jwks_json(ed25519_set(101).as_bytes()).unwrap_err().code(), "too_many_keys");
+}
+
+#[test]
+fn key_size_limit_at_its_edge() {
+    let set = ed25519_set(2);
+    let exact = KeyLimits { max_bytes: set.len(), ..KeyLimits::default() };
+    assert_eq!(KeySet::from_jwks_json_with_limits(set.as_bytes(), &exact).unwrap().len(), 2);
+    let under = KeyLimits { max_bytes: set.len() - 1, ..KeyLimits::default() };
+    let err = KeySet::from_jwks_json_with_limits(set.as_bytes(), &under).unwrap_err();
+    assert_eq!(err, KeyError::TooLarge { len: set.len(), max: set.len() - 1 });
+    assert_eq!(err.code(), "key_too_large");
+    assert_eq!(
+        err.to_string(),
+        format!("key input is {} bytes, over the limit of {} bytes for key input", set.len(), set.len() - 1)
+    );
+    let jwk = signer(Algorithm::EdDSA).public_jwk(Some("k")).to_string();
+    let under = KeyLimits { max_bytes: jwk.len() - 1, ..KeyLimits::default() };
+    assert_eq!(KeySet::from_jwk_json_with_limits(jwk.as_bytes(), &under).unwrap_err().code(), "key_too_large");
+    let under = KeyLimits { max_bytes: RSA_SPKI.len() - 1, ..KeyLimits::default() };
+    assert_eq!(KeySet::from_pem_with_limits(RSA_SPKI, &under).unwrap_err().code(), "key_too_large");
+    assert_eq!(KeySet::from_any_with_limits(RSA_SPKI.as_bytes(), &under).unwrap_err().code(), "key_too_large");
+    // The default: 1 MiB, checked before parsing (this input is not even JSON).
+    let big = vec![b'{'; (1 << 20) + 1];
+    assert_eq!(KeySet::from_jwks_json(&big).unwrap_err(), KeyError::TooLarge { len: (1 << 20) + 1, max: 1 << 20 });
 }

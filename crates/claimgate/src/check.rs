@@ -15,7 +15,7 @@ use crate::parser::Parsed;
 use crate::source::{FileId, Span};
 
 /// Bounds on what a policy may ask the engine to build.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct CheckLimits {
     /// Compiled size limit of one regular expression (the regex crate's `size_limit`).
     pub regex_size_limit: usize,
@@ -23,11 +23,19 @@ pub struct CheckLimits {
     pub max_glob_len: usize,
     /// Most roles in one policy set.
     pub max_roles: usize,
+    /// Bounds on the keys a policy holds inline (`jwks`, `jwk`, `pem`, `ca_pem`) or names in a
+    /// `jwks_file`.
+    pub keys: claimgate_jose::KeyLimits,
 }
 
 impl Default for CheckLimits {
     fn default() -> Self {
-        CheckLimits { regex_size_limit: 256 * 1024, max_glob_len: 4096, max_roles: 100_000 }
+        CheckLimits {
+            regex_size_limit: 256 * 1024,
+            max_glob_len: 4096,
+            max_roles: 100_000,
+            keys: claimgate_jose::KeyLimits::default(),
+        }
     }
 }
 
@@ -1329,7 +1337,7 @@ impl<'l> Checker<'l> {
     // Keys and URLs
 
     fn validate_pem(&mut self, file: FileId, pem: &Text) {
-        if let Err(error) = claimgate_jose::KeySet::from_pem(&pem.value) {
+        if let Err(error) = claimgate_jose::KeySet::from_pem_with_limits(&pem.value, &self.limits.keys) {
             self.report(
                 Diagnostic::error(Code::InvalidKey, file, pem.span, format!("invalid PEM key: {error}"))
                     .help("give a `PUBLIC KEY`, `RSA PUBLIC KEY` or `CERTIFICATE` block"),
@@ -1343,7 +1351,7 @@ impl<'l> Checker<'l> {
                 Diagnostic::error(Code::InvalidKey, file, pem.span, "the pinned CA is not a PEM certificate")
                     .help("give the CA certificate as a `-----BEGIN CERTIFICATE-----` block"),
             );
-        } else if let Err(error) = claimgate_jose::KeySet::from_pem(&pem.value) {
+        } else if let Err(error) = claimgate_jose::KeySet::from_pem_with_limits(&pem.value, &self.limits.keys) {
             self.report(Diagnostic::error(
                 Code::InvalidKey,
                 file,
@@ -1355,9 +1363,9 @@ impl<'l> Checker<'l> {
 
     fn validate_jwk(&mut self, file: FileId, json: &Text, set: bool) {
         let result = if set {
-            claimgate_jose::KeySet::from_jwks_json(json.value.as_bytes())
+            claimgate_jose::KeySet::from_jwks_json_with_limits(json.value.as_bytes(), &self.limits.keys)
         } else {
-            claimgate_jose::KeySet::from_jwk_json(json.value.as_bytes())
+            claimgate_jose::KeySet::from_jwk_json_with_limits(json.value.as_bytes(), &self.limits.keys)
         };
         let what = if set { "JWK set" } else { "JWK" };
         match result {

@@ -78,6 +78,8 @@ pub struct Policy {
     /// Syntax errors and other problems found while parsing, file by file.
     pub parse_diagnostics: Vec<Diagnostic>,
     pub checked: Checked,
+    /// The limits the set was checked with; [`Policy::check_key_files`] applies their key limits.
+    pub check_limits: CheckLimits,
 }
 
 impl Policy {
@@ -95,7 +97,7 @@ impl Policy {
         let mut parsed: Vec<Parsed> = sources.iter().map(|(id, file)| parser::parse(id, &file.text, limits)).collect();
         let checked = check::check(&mut parsed, check_limits);
         let parse_diagnostics = parsed.iter_mut().flat_map(|p| std::mem::take(&mut p.diagnostics)).collect();
-        Policy { sources, parse_diagnostics, checked }
+        Policy { sources, parse_diagnostics, checked, check_limits: *check_limits }
     }
 
     pub fn set(&self) -> &PolicySet {
@@ -145,14 +147,22 @@ impl Policy {
             let policy_file = &self.sources.get(provider.file).name;
             let problem = match read(policy_file, &path.value) {
                 Err(error) => Some((format!("cannot read key file `{}`: {error}", path.value), None)),
-                Ok(bytes) => match claimgate_jose::KeySet::from_jwks_json(&bytes) {
-                    Err(error) => Some((format!("key file `{}` is not a usable JWK set: {error}", path.value), None)),
-                    Ok(keys) if !keys.skipped().is_empty() => Some((
-                        format!("{} of the keys in `{}` cannot verify signatures", keys.skipped().len(), path.value),
-                        Some(keys.skipped().iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ")),
-                    )),
-                    Ok(_) => None,
-                },
+                Ok(bytes) => {
+                    match claimgate_jose::KeySet::from_jwks_json_with_limits(&bytes, &self.check_limits.keys) {
+                        Err(error) => {
+                            Some((format!("key file `{}` is not a usable JWK set: {error}", path.value), None))
+                        }
+                        Ok(keys) if !keys.skipped().is_empty() => Some((
+                            format!(
+                                "{} of the keys in `{}` cannot verify signatures",
+                                keys.skipped().len(),
+                                path.value
+                            ),
+                            Some(keys.skipped().iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; ")),
+                        )),
+                        Ok(_) => None,
+                    }
+                }
             };
             if let Some((message, help)) = problem {
                 let mut diagnostic = Diagnostic::error(Code::InvalidKey, provider.file, path.span, message);

@@ -135,3 +135,64 @@ fn automatic_selection_is_bounded_by_the_step_limit_too() {
     let tight = Options { max_steps: 100, ..Options::default() };
     assert_eq!(denial(program.evaluate(payload, None, 0, &tight, &mut scratch).decision).code, DenyCode::LimitExceeded);
 }
+
+/// A provider with an inline JWK Set of `n` Ed25519 keys.
+fn provider_with_keys(n: usize) -> String {
+    use ring::signature::KeyPair as _;
+    let keys: Vec<String> = (0..n)
+        .map(|i| {
+            let pair = ring::signature::Ed25519KeyPair::from_seed_unchecked(&[i as u8 + 1; 32]).unwrap();
+            let x = claimgate_jose::b64::encode(pair.public_key().as_ref());
+            format!(r#"{{"kty": "OKP", "crv": "Ed25519", "kid": "k{i}", "x": "{x}"}}"#)
+        })
+        .collect();
+    format!(
+        "provider p {{\n  issuer = \"https://i.example.com\"\n  keys {{\n    jwks = \"\"\"\n      {{\"keys\": [{}]}}\n      \"\"\"\n  }}\n  required_time_claims = []\n}}\n",
+        keys.join(", ")
+    )
+}
+
+#[test]
+fn keys_in_a_policy() {
+    let limits =
+        CheckLimits { keys: claimgate_jose::KeyLimits { max_keys: 2, ..Default::default() }, ..CheckLimits::default() };
+    assert!(!load(&provider_with_keys(2), &Limits::default(), &limits).has_errors());
+    let policy = load(&provider_with_keys(3), &Limits::default(), &limits);
+    let diagnostics = policy.diagnostics();
+    assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
+    assert_eq!(diagnostics[0].code, Code::InvalidKey);
+    assert_eq!(diagnostics[0].message, "invalid JWK set: key input holds 3 keys or more, over the limit of 2 keys");
+    let text = provider_with_keys(1);
+    let limits = CheckLimits {
+        keys: claimgate_jose::KeyLimits { max_bytes: 50, ..Default::default() },
+        ..CheckLimits::default()
+    };
+    let policy = load(&text, &Limits::default(), &limits);
+    assert_eq!(policy.diagnostics().len(), 1);
+    assert!(
+        policy.diagnostics()[0].message.ends_with("over the limit of 50 bytes for key input"),
+        "{}",
+        policy.diagnostics()[0].message
+    );
+}
+
+#[test]
+fn key_files_named_by_a_policy() {
+    let text = "provider p {\n  issuer = \"https://i.example.com\"\n  keys {\n    jwks_file = \"keys.json\"\n  }\n  required_time_claims = []\n}\n";
+    let jwks = provider_with_keys(3);
+    let jwks = &jwks[jwks.find("{\"keys\"").unwrap()..jwks.find("]}").unwrap() + 2];
+    let limits =
+        CheckLimits { keys: claimgate_jose::KeyLimits { max_keys: 2, ..Default::default() }, ..CheckLimits::default() };
+    let mut policy = load(text, &Limits::default(), &limits);
+    assert!(!policy.has_errors());
+    policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
+    let diagnostics = policy.diagnostics();
+    assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
+    assert_eq!(
+        diagnostics[0].message,
+        "key file `keys.json` is not a usable JWK set: key input holds 3 keys or more, over the limit of 2 keys"
+    );
+    let mut policy = load(text, &Limits::default(), &CheckLimits::default());
+    policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+}
