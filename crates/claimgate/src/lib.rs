@@ -47,6 +47,10 @@
 //! assert_eq!(set.roles[0].name, "deploy");
 //! ```
 
+// pest is built without its `std` feature (see the workspace Cargo.toml); the parser it derives
+// then names `::alloc`.
+extern crate alloc;
+
 pub mod ast;
 pub mod check;
 pub mod compiler;

@@ -5,8 +5,10 @@
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
 
+use std::sync::{Mutex, PoisonError};
+
 use pest::Parser as _;
-use pest::iterators::Pair;
+use pest::iterators::{Pair, Pairs};
 
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
@@ -24,13 +26,17 @@ pub struct Limits {
     /// Deepest nesting of `{ }` and `[ ]`; bounds recursion in the parser and everything after it.
     pub max_nesting: usize,
     /// pest's call limit (rule invocations per parse of one top-level block), a guard against
-    /// pathological backtracking. Scaled with the block's size: `call_limit_per_byte * len + 100_000`.
+    /// pathological backtracking, scaled with the block's size: `call_limit_base +
+    /// call_limit_per_byte * len`. The grammar needs 1 to 6 calls per byte on large blocks of
+    /// conditions, lists, groups or comments, so the default leaves a wide margin.
     pub call_limit_per_byte: usize,
+    /// The part of the call limit every block gets, whatever its size.
+    pub call_limit_base: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_file_bytes: 16 * 1024 * 1024, max_nesting: 32, call_limit_per_byte: 64 }
+        Limits { max_file_bytes: 16 * 1024 * 1024, max_nesting: 32, call_limit_per_byte: 64, call_limit_base: 100_000 }
     }
 }
 
@@ -73,10 +79,6 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
         parsed.diagnostics.push(diagnostic);
         return parsed;
     }
-    // Detailed parse attempts (which tokens were expected) cost a lot on every rule; the whole
-    // file parses without them, and only broken blocks are parsed again with them.
-    pest::set_error_detail(false);
-
     scan(
         text,
         |_, _| {},
@@ -93,9 +95,8 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
     // Each top-level block is parsed on its own: pest's token queue then stays small and warm in
     // the cache, which makes large policy sets much faster to parse than one pass over the file.
     for (chunk_start, chunk) in top_level_chunks(text) {
-        let call_limit = limits.call_limit_per_byte.saturating_mul(chunk.len()).saturating_add(100_000);
-        pest::set_call_limit(NonZeroUsize::new(call_limit));
-        let pairs = match Grammar::parse(Rule::policy_file, chunk) {
+        let call_limit = limits.call_limit_per_byte.saturating_mul(chunk.len()).saturating_add(limits.call_limit_base);
+        let pairs = match run_pest(Rule::policy_file, chunk, call_limit, false) {
             Ok(pairs) => pairs,
             Err(error) => {
                 parsed.diagnostics.push(syntax_error(file, text, chunk_start, &error));
@@ -114,9 +115,7 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
                     if let Some(name) = unparsed_name(broken) {
                         parsed.unparsed_names.push(name);
                     }
-                    pest::set_error_detail(true);
-                    let reparsed = Grammar::parse(Rule::single_item, broken);
-                    pest::set_error_detail(false);
+                    let reparsed = run_pest(Rule::single_item, broken, call_limit, true);
                     match reparsed {
                         Err(error) => parsed.diagnostics.push(syntax_error(file, text, start, &error)),
                         // The block parses alone but not in place: only possible at a boundary the
@@ -136,6 +135,28 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
     parsed.diagnostics.append(&mut lower.diagnostics);
     parsed
 }
+
+/// Runs pest on `text` with a call limit and with or without detailed error reports.
+///
+/// pest keeps both settings in process-wide statics, read when a parse starts. Setting them and
+/// parsing under one lock is what makes them per parse: without it, a thread parsing a small
+/// block could lower the call limit under a thread about to parse a large one, which would then
+/// fail with a spurious "too complex". The lock is held for one top-level block at a time
+/// (microseconds), so concurrent loads interleave block by block.
+///
+/// Detailed reports (which tokens were expected) cost a lot on every rule: blocks are parsed
+/// without them, and only a block that failed is parsed again with them.
+fn run_pest(rule: Rule, text: &str, call_limit: usize, detail: bool) -> Result<Pairs<'_, Rule>, Box<PestError>> {
+    static PEST_SETTINGS: Mutex<()> = Mutex::new(());
+    // A panic cannot happen while the lock is held (pest reports errors as values); if one ever
+    // did, the settings are rewritten before the next parse anyway, so a poisoned lock is fine.
+    let _settings = PEST_SETTINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    pest::set_error_detail(detail);
+    pest::set_call_limit(NonZeroUsize::new(call_limit));
+    Grammar::parse(rule, text).map_err(Box::new)
+}
+
+type PestError = pest::error::Error<Rule>;
 
 /// Checks brace and bracket nesting without recursion, skipping strings and comments, so that a
 /// hostile file cannot exhaust the stack of the recursive-descent parser.

@@ -196,3 +196,51 @@ fn key_files_named_by_a_policy() {
     policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
     assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
 }
+
+/// pest keeps its call limit in a process-wide setting; the parser sets it and parses under one
+/// lock. Without that, a thread parsing with a tiny limit could lower the limit under a thread
+/// about to parse with the default one, which would then fail with a spurious "too complex".
+#[test]
+fn the_call_limit_holds_per_parse_under_concurrency() {
+    let many =
+        format!("{PROVIDER}{}", (0..3_000).map(|i| role(&format!("r{i}"), "    claims.a exists")).collect::<String>());
+    let tiny = Limits { call_limit_per_byte: 0, call_limit_base: 1, ..Limits::default() };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let parsed = parser::parse(FileId(0), "role r {}", &tiny);
+                assert_eq!(parsed.diagnostics[0].code, Code::LimitExceeded);
+            }
+        });
+        for _ in 0..3 {
+            let parsed = parser::parse(FileId(0), &many, &Limits::default());
+            assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics.first());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+}
+
+/// pest's own stack guard is compiled out (it probes the stack on every rule, a fifth of the
+/// parse time): the nesting limit, checked before pest runs, is what bounds recursion. At the
+/// limit, every stage that recurses (parse, check, compile, evaluate, format) fits in a quarter
+/// of the 2 MiB a spawned thread gets by default.
+#[test]
+fn the_deepest_nesting_allowed_fits_in_a_small_stack() {
+    let depth = Limits::default().max_nesting - 2; // the role's body and `require` are two levels
+    let conditions =
+        format!("{}claims.a exists{}", "any {\n not any {\n".repeat(depth / 2), "\n}\n}".repeat(depth / 2));
+    let text = format!("{PROVIDER}{}", role("r", &conditions));
+    // At the limit: one level less allowed, and the text is refused.
+    let tighter = Limits { max_nesting: Limits::default().max_nesting - 1, ..Limits::default() };
+    assert_eq!(parser::parse(FileId(0), &text, &tighter).diagnostics[0].code, Code::LimitExceeded);
+    let run = move || {
+        let policy = Policy::from_sources([("deep.cg", text.as_str())]);
+        assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+        let program = policy.compile().unwrap();
+        let _ = program.decide(br#"{"iss":"https://i.example.com","a":1}"#, Some("r"), 0, &mut Scratch::default());
+        let parsed = parser::parse(FileId(0), &text, &Limits::default());
+        let _ = claimgate::fmt::format_file(&parsed.ast, &text);
+    };
+    std::thread::Builder::new().stack_size(512 * 1024).spawn(run).unwrap().join().unwrap();
+}
