@@ -43,7 +43,7 @@ fn compiled() -> &'static [Compiled] {
                 assert!(!policy.has_errors(), "{name}:\n{}", policy.render_diagnostics(false));
                 let program = policy.compile().expect("example policy compiles");
                 let mut roles = vec![None];
-                roles.extend(policy.set().roles.iter().map(|r| Some(r.name.clone())));
+                roles.extend(policy.set().roles.iter().map(|r| Some(r.name.to_string())));
                 roles.push(Some("no-such-role".to_string()));
                 Compiled { policy, program, roles }
             })

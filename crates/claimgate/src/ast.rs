@@ -9,6 +9,8 @@
 //! Every node has a [`Span`]. Spans compare equal regardless of position, so two trees are equal
 //! exactly when they mean the same; this is what the formatter round-trip tests rely on.
 
+use compact_str::CompactString;
+
 use crate::source::{FileId, Span};
 
 /// A parsed policy file.
@@ -57,7 +59,7 @@ pub struct TopItem {
 /// An identifier (`gitlab`, `deploy-production`, `ttl`) or a test's string name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ident {
-    pub name: String,
+    pub name: CompactString,
     pub span: Span,
 }
 
@@ -169,7 +171,7 @@ pub struct List {
 /// one was written as `"""..."""` is layout, like its span.
 #[derive(Clone, Debug, Eq)]
 pub struct StrLit {
-    pub value: String,
+    pub value: CompactString,
     /// Written as `"""..."""`; the formatter keeps multi-line strings multi-line.
     pub multiline: bool,
     pub span: Span,
@@ -191,7 +193,7 @@ impl std::hash::Hash for StrLit {
 /// it means, with JSON's distinction between integers and floats (42 is not 42.9).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NumLit {
-    pub text: String,
+    pub text: CompactString,
     pub value: serde_json::Number,
     pub span: Span,
 }
@@ -205,7 +207,7 @@ pub struct BoolLit {
 /// `90s`, `15m`, `8h`, `1d`, `1h30m`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationLit {
-    pub text: String,
+    pub text: CompactString,
     pub seconds: u64,
     pub span: Span,
 }
@@ -220,7 +222,7 @@ pub struct ClaimPath {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Segment {
     /// An object key.
-    Key(String),
+    Key(CompactString),
     /// An array index.
     Index(u32),
 }

@@ -9,6 +9,8 @@ use claimgate_jose::{Algorithm, AlgorithmError, AlgorithmSet};
 
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
+use compact_str::CompactString;
+
 use crate::glob::Glob;
 use crate::model::*;
 use crate::parser::Parsed;
@@ -158,11 +160,11 @@ impl<'l> Checker<'l> {
 
         // Pass 2: each item on its own.
         let mut set = PolicySet::default();
-        let mut issuers: HashMap<String, (FileId, Span)> = HashMap::new();
+        let mut issuers: HashMap<CompactString, (FileId, Span)> = HashMap::new();
         for definition in &providers {
             let provider = self.provider(definition.file, definition.item);
             for issuer in &provider.issuers {
-                if let Some(&(first_file, first_span)) = issuers.get(&issuer.value) {
+                if let Some(&(first_file, first_span)) = issuers.get(issuer.value.as_str()) {
                     self.report(
                         Diagnostic::error(
                             Code::DuplicateIssuer,
@@ -778,7 +780,7 @@ impl<'l> Checker<'l> {
         {
             for block in blocks {
                 match normalize_cidr(&block.value) {
-                    Ok(cidr) => token.bound_cidrs.push(cidr),
+                    Ok(cidr) => token.bound_cidrs.push(cidr.into()),
                     Err(problem) => self.report(
                         Diagnostic::error(
                             Code::InvalidCidr,
@@ -1192,7 +1194,7 @@ impl<'l> Checker<'l> {
     }
 
     /// A list of strings.
-    fn strings(&mut self, file: FileId, value: &Value) -> Option<Vec<String>> {
+    fn strings(&mut self, file: FileId, value: &Value) -> Option<Vec<CompactString>> {
         match value.terms.as_slice() {
             [Term::List(list)] => {
                 let mut out = Vec::new();
@@ -1239,7 +1241,7 @@ impl<'l> Checker<'l> {
     }
 
     /// A list of bare words or strings (algorithm names, time claims).
-    fn list_of_words(&mut self, file: FileId, value: &Value, expected: &str) -> Option<Vec<(String, Span)>> {
+    fn list_of_words(&mut self, file: FileId, value: &Value, expected: &str) -> Option<Vec<(CompactString, Span)>> {
         let items = match value.terms.as_slice() {
             [Term::List(list)] => list.items.as_slice(),
             [single @ (Term::Ident(_) | Term::Str(_))] => std::slice::from_ref(single),

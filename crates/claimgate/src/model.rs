@@ -3,6 +3,7 @@
 //! the compiler and the reference interpreter never guess.
 
 use claimgate_jose::{Algorithm, AlgorithmSet};
+use compact_str::CompactString;
 
 use crate::ast::{ClaimPath, Condition};
 use crate::source::{FileId, Span};
@@ -10,7 +11,7 @@ use crate::source::{FileId, Span};
 /// A located string value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Text {
-    pub value: String,
+    pub value: CompactString,
     pub span: Span,
 }
 
@@ -35,11 +36,11 @@ impl PolicySet {
 /// A trusted identity provider.
 #[derive(Debug)]
 pub struct Provider {
-    pub name: String,
+    pub name: CompactString,
     pub file: FileId,
     /// The span of the name in `provider NAME {`.
     pub span: Span,
-    pub description: Option<String>,
+    pub description: Option<CompactString>,
     /// Accepted `iss` values, compared exactly.
     pub issuers: Vec<Text>,
     pub keys: KeySource,
@@ -51,7 +52,7 @@ pub struct Provider {
     /// Largest accepted `exp - iat`, in seconds.
     pub max_lifetime: Option<u64>,
     /// Expected `typ` header, compared case-insensitively as RFC 7515 suggests for media types.
-    pub typ: Option<String>,
+    pub typ: Option<CompactString>,
 }
 
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
@@ -126,10 +127,10 @@ pub const DEFAULT_CACHE_MAX_AGE: u64 = 86_400;
 /// A role a token may log in as.
 #[derive(Debug)]
 pub struct Role {
-    pub name: String,
+    pub name: CompactString,
     pub file: FileId,
     pub span: Span,
-    pub description: Option<String>,
+    pub description: Option<CompactString>,
     /// Index into [`PolicySet::providers`].
     pub provider: usize,
     pub audience: Audience,
@@ -160,14 +161,14 @@ pub struct Template {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum TemplatePart {
-    Literal(String),
+    Literal(CompactString),
     Claim(ClaimPath),
 }
 
 /// `name = claims.path` (or `optional claims.path`) in `metadata { }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mapping {
-    pub name: String,
+    pub name: CompactString,
     pub path: ClaimPath,
     pub optional: bool,
     pub span: Span,
@@ -192,7 +193,7 @@ pub struct TokenSettings {
     /// 0 means unlimited.
     pub num_uses: u64,
     /// Normalised CIDR blocks, e.g. `10.0.0.0/8`.
-    pub bound_cidrs: Vec<String>,
+    pub bound_cidrs: Vec<CompactString>,
     pub token_type: TokenType,
 }
 
@@ -217,7 +218,7 @@ impl TokenType {
 /// A test written inside a policy file.
 #[derive(Debug)]
 pub struct Test {
-    pub name: String,
+    pub name: CompactString,
     pub file: FileId,
     pub span: Span,
     pub role: RoleChoice,
@@ -247,11 +248,11 @@ pub enum Expectation {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ExpectAllow {
     pub role: Option<usize>,
-    pub identity: Option<String>,
-    pub user: Option<String>,
-    pub groups: Option<Vec<String>>,
-    pub policies: Option<Vec<String>>,
-    pub metadata: Option<Vec<(String, String)>>,
+    pub identity: Option<CompactString>,
+    pub user: Option<CompactString>,
+    pub groups: Option<Vec<CompactString>>,
+    pub policies: Option<Vec<CompactString>>,
+    pub metadata: Option<Vec<(CompactString, CompactString)>>,
     pub span: Span,
 }
 
@@ -261,7 +262,7 @@ pub struct ExpectDeny {
     pub role: Option<usize>,
     pub condition: Option<ExpectedCondition>,
     /// A denial reason code such as `claim_mismatch` or `token_expired`.
-    pub code: Option<String>,
+    pub code: Option<CompactString>,
     pub span: Span,
 }
 
@@ -269,5 +270,5 @@ pub struct ExpectDeny {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExpectedCondition {
     Claim(ClaimPath),
-    Text(String),
+    Text(CompactString),
 }

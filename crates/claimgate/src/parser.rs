@@ -10,6 +10,8 @@ use std::sync::{Mutex, PoisonError};
 use pest::Parser as _;
 use pest::iterators::{Pair, Pairs};
 
+use compact_str::CompactString;
+
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
@@ -274,8 +276,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         escape => "an escape (`\\\"`, `\\\\`, `\\n`, `\\r`, `\\t` or `\\u{...}`)",
         name | ident => "a name",
         EOI => "end of file",
-        broken_item | COMMENT | WHITESPACE | top_item | item | segment | term | list_item | scalar | ident_start
-        | ident_char | not_newline | plain_char => return None,
+        broken_item | WHITESPACE | top_item | item | segment | term | list_item | scalar | ident_start | ident_char
+        | not_newline | plain_char => return None,
     })
 }
 
@@ -546,7 +548,7 @@ impl Lower<'_> {
     }
 
     fn ident(&mut self, pair: Pair<'_, Rule>) -> Ident {
-        Ident { name: pair.as_str().to_string(), span: self.span(&pair) }
+        Ident { name: CompactString::from(pair.as_str()), span: self.span(&pair) }
     }
 
     fn body(&mut self, pair: Pair<'_, Rule>) -> Body {
@@ -667,7 +669,7 @@ impl Lower<'_> {
         let path_span = self.span(&pair);
         let segments = inner(pair)
             .map(|segment| match segment.as_rule() {
-                Rule::field => Segment::Key(segment.as_str().to_string()),
+                Rule::field => Segment::Key(CompactString::from(segment.as_str())),
                 Rule::quoted_field => {
                     let string = self.string(inner(segment).next().expect("grammar: quoted field"));
                     Segment::Key(string.value)
@@ -748,18 +750,18 @@ impl Lower<'_> {
                 serde_json::Number::from(0)
             }
         };
-        NumLit { text: text.to_string(), value, span: number_span }
+        NumLit { text: CompactString::from(text), value, span: number_span }
     }
 
     fn duration(&mut self, pair: Pair<'_, Rule>) -> DurationLit {
         let text = pair.as_str();
         let duration_span = self.span(&pair);
         match parse_duration(text) {
-            Ok(seconds) => DurationLit { text: text.to_string(), seconds, span: duration_span },
+            Ok(seconds) => DurationLit { text: CompactString::from(text), seconds, span: duration_span },
             Err(problem) => {
                 let d = self.error(Code::InvalidDuration, duration_span, problem);
                 self.report(d.help("write units from largest to smallest, each once: `1d`, `8h`, `1h30m`, `90s`"));
-                DurationLit { text: text.to_string(), seconds: 0, span: duration_span }
+                DurationLit { text: CompactString::from(text), seconds: 0, span: duration_span }
             }
         }
     }
@@ -769,7 +771,7 @@ impl Lower<'_> {
         let multiline = pair.as_rule() == Rule::multiline_string;
         let text = pair.as_str();
         let result = if multiline {
-            unindent_multiline(&text[3..text.len() - 3])
+            unindent_multiline(&text[3..text.len() - 3]).map(CompactString::from)
         } else {
             unescape(&text[1..text.len() - 1]).map_err(|(offset, len, message)| {
                 let start = string_span.start as usize + 1 + offset;
@@ -788,7 +790,7 @@ impl Lower<'_> {
                     );
                 }
                 self.report(diagnostic);
-                StrLit { value: String::new(), multiline, span: string_span }
+                StrLit { value: CompactString::default(), multiline, span: string_span }
             }
         }
     }
@@ -832,8 +834,11 @@ pub const MAX_DURATION_SECONDS: u64 = 100 * 365 * 86_400;
 
 /// Resolves the escapes of a `"..."` string. Errors carry the byte offset and length of the bad
 /// escape inside the literal's contents.
-fn unescape(raw: &str) -> Result<String, (usize, usize, String)> {
-    let mut out = String::with_capacity(raw.len());
+fn unescape(raw: &str) -> Result<CompactString, (usize, usize, String)> {
+    if !raw.contains('\\') {
+        return Ok(CompactString::from(raw));
+    }
+    let mut out = CompactString::with_capacity(raw.len());
     let mut chars = raw.char_indices();
     while let Some((i, c)) = chars.next() {
         if c != '\\' {

@@ -97,12 +97,12 @@ pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
 pub fn resolve<'v>(claims: &'v Map<String, Value>, path: &ClaimPath) -> Option<&'v Value> {
     let mut segments = path.segments.iter();
     let mut value = match segments.next()? {
-        Segment::Key(key) => claims.get(key)?,
+        Segment::Key(key) => claims.get(key.as_str())?,
         Segment::Index(_) => return None,
     };
     for segment in segments {
         value = match (segment, value) {
-            (Segment::Key(key), Value::Object(map)) => map.get(key)?,
+            (Segment::Key(key), Value::Object(map)) => map.get(key.as_str())?,
             (Segment::Index(i), Value::Array(items)) => items.get(*i as usize)?,
             _ => return None,
         };
@@ -125,7 +125,7 @@ fn try_role(set: &PolicySet, role: &Role, request: &Request<'_>) -> (Decision, R
         Ok(grant) => Decision::Allow(grant),
         Err(denial) => Decision::Deny(denial),
     };
-    let trace = RoleTrace { role: role.name.clone(), steps: attempt.steps, allowed: decision.is_allow() };
+    let trace = RoleTrace { role: role.name.to_string(), steps: attempt.steps, allowed: decision.is_allow() };
     (decision, trace)
 }
 
@@ -141,7 +141,7 @@ impl Attempt<'_> {
                 let actual = condition_value(condition).and_then(|p| resolve(self.claims, p)).cloned();
                 let code = if outcome == Outcome::Missing { DenyCode::ClaimMissing } else { DenyCode::ClaimMismatch };
                 let message = match (&condition.message, &check.path) {
-                    (Some(message), _) => message.value.clone(),
+                    (Some(message), _) => message.value.to_string(),
                     (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
                     (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{}`", self.role.name),
                     (None, None) => format!("the token does not satisfy role `{}`", self.role.name),
@@ -153,7 +153,7 @@ impl Attempt<'_> {
     }
 
     fn deny(&self, code: DenyCode, message: String, check: FailedCheck, actual: Option<Value>) -> Denial {
-        Denial { code, role: Some(self.role.name.clone()), message, condition: Some(check), actual }
+        Denial { code, role: Some(self.role.name.to_string()), message, condition: Some(check), actual }
     }
 
     /// A provider check on `claim`, located at the provider's name.
@@ -322,7 +322,7 @@ impl Attempt<'_> {
             path: condition_value(condition).map(path_text),
             file: self.role.file,
             span: condition.span,
-            message: condition.message.as_ref().map(|m| m.value.clone()),
+            message: condition.message.as_ref().map(|m| m.value.to_string()),
         }
     }
 
@@ -409,7 +409,7 @@ impl Attempt<'_> {
             match resolve(self.claims, &mapping.path) {
                 None | Some(Value::Null) if mapping.optional => {}
                 Some(value) if scalar_text(value).is_some() => {
-                    metadata.push((mapping.name.clone(), scalar_text(value).unwrap_or_default()));
+                    metadata.push((mapping.name.to_string(), scalar_text(value).unwrap_or_default()));
                 }
                 other => {
                     let what = format!("metadata `{}`", mapping.name);
@@ -444,7 +444,7 @@ impl Attempt<'_> {
                 },
             }
         }
-        Ok(Grant { role: role.name.clone(), identity, user, groups, metadata, policies, token: role.token.clone() })
+        Ok(Grant { role: role.name.to_string(), identity, user, groups, metadata, policies, token: role.token.clone() })
     }
 
     fn unavailable(&self, code: DenyCode, what: &str, path: &ClaimPath, span: Span, value: Option<&Value>) -> Denial {

@@ -64,11 +64,12 @@ fn differences(set: &PolicySet, expect: &Expectation, decision: &Decision) -> Ve
                 compare("policies", list(policies), list(&grant.policies));
             }
             if let Some(metadata) = &e.metadata {
-                let mut expected = metadata.clone();
-                let mut actual = grant.metadata.clone();
+                let mut expected: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let mut actual: Vec<(&str, &str)> =
+                    grant.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 expected.sort();
                 actual.sort();
-                let show = |pairs: &[(String, String)]| {
+                let show = |pairs: &[(&str, &str)]| {
                     format!(
                         "{{{}}}",
                         pairs.iter().map(|(k, v)| format!("{k} = {}", quoted(v))).collect::<Vec<_>>().join(", ")
@@ -86,7 +87,7 @@ fn differences(set: &PolicySet, expect: &Expectation, decision: &Decision) -> Ve
                 );
             }
             if let Some(code) = &e.code {
-                compare("code", code.clone(), denial.code.as_str().to_string());
+                compare("code", code.to_string(), denial.code.as_str().to_string());
             }
             if let Some(expected) = &e.condition {
                 let actual = denial.condition.as_ref();
@@ -98,7 +99,7 @@ fn differences(set: &PolicySet, expect: &Expectation, decision: &Decision) -> Ve
                     ),
                     ExpectedCondition::Text(text) => compare(
                         "failing condition",
-                        canonical_condition(text).unwrap_or_else(|| text.clone()),
+                        canonical_condition(text).unwrap_or_else(|| text.to_string()),
                         actual.map_or("none".to_string(), |c| c.text.clone()),
                     ),
                 }
@@ -123,8 +124,8 @@ fn quoted(text: &str) -> String {
     format!("{text:?}")
 }
 
-fn list(items: &[String]) -> String {
-    format!("[{}]", items.iter().map(|i| quoted(i)).collect::<Vec<_>>().join(", "))
+fn list(items: &[impl AsRef<str>]) -> String {
+    format!("[{}]", items.iter().map(|i| quoted(i.as_ref())).collect::<Vec<_>>().join(", "))
 }
 
 /// A condition written in a test, in the canonical text the evaluator reports, so that spacing

@@ -19,7 +19,7 @@ fn decide(policy: &Policy, role: Option<&str>, claims: &Map<String, Value>, now:
 }
 
 fn roles(policy: &Policy) -> Vec<Option<String>> {
-    std::iter::once(None).chain(policy.set().roles.iter().map(|r| Some(r.name.clone()))).collect()
+    std::iter::once(None).chain(policy.set().roles.iter().map(|r| Some(r.name.to_string()))).collect()
 }
 
 /// The top-level claim names the generated conditions read.

@@ -15,7 +15,7 @@ const RESERVED: &[&str] = &["true", "false", "optional", "claims", "require", "n
 fn ident() -> impl Strategy<Value = Ident> {
     "[a-z_][a-z0-9_-]{0,8}"
         .prop_filter("reserved word", |s| !RESERVED.contains(&s.as_str()))
-        .prop_map(|name| Ident { name, span: S })
+        .prop_map(|name| Ident { name: name.into(), span: S })
 }
 
 fn text() -> impl Strategy<Value = String> {
@@ -28,7 +28,7 @@ fn text() -> impl Strategy<Value = String> {
 }
 
 fn string() -> impl Strategy<Value = StrLit> {
-    (text(), any::<bool>()).prop_map(|(value, multiline)| StrLit { value, multiline, span: S })
+    (text(), any::<bool>()).prop_map(|(value, multiline)| StrLit { value: value.into(), multiline, span: S })
 }
 
 fn number() -> impl Strategy<Value = NumLit> {
@@ -37,7 +37,7 @@ fn number() -> impl Strategy<Value = NumLit> {
         any::<u64>().prop_map(serde_json::Number::from),
         (-1.0e12f64..1.0e12).prop_filter_map("finite", serde_json::Number::from_f64),
     ]
-    .prop_map(|value| NumLit { text: value.to_string(), value, span: S })
+    .prop_map(|value| NumLit { text: value.to_string().into(), value, span: S })
 }
 
 fn duration() -> impl Strategy<Value = DurationLit> {
@@ -51,12 +51,13 @@ fn duration() -> impl Strategy<Value = DurationLit> {
         if text.is_empty() {
             text.push_str("0s");
         }
-        DurationLit { text, seconds: d * 86_400 + h * 3_600 + m * 60 + s, span: S }
+        DurationLit { text: text.into(), seconds: d * 86_400 + h * 3_600 + m * 60 + s, span: S }
     })
 }
 
 fn path() -> impl Strategy<Value = ClaimPath> {
-    let segment = prop_oneof![3 => text().prop_map(Segment::Key), 1 => (0u32..1000).prop_map(Segment::Index)];
+    let segment =
+        prop_oneof![3 => text().prop_map(|key| Segment::Key(key.into())), 1 => (0u32..1000).prop_map(Segment::Index)];
     prop::collection::vec(segment, 1..4).prop_map(|segments| ClaimPath { segments, span: S })
 }
 
@@ -157,7 +158,7 @@ fn top_item() -> impl Strategy<Value = TopItem> {
         (ident(), body()).prop_map(|(name, body)| TopItem { kind: TopKind::Role, name, body, span: S }),
         (text(), body()).prop_map(|(name, body)| TopItem {
             kind: TopKind::Test,
-            name: Ident { name, span: S },
+            name: Ident { name: name.into(), span: S },
             body,
             span: S
         }),
