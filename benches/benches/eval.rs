@@ -2,19 +2,16 @@
 //!
 //! Goals (issue: compile policies to bytecode and evaluate them):
 //! - the GitLab and GitHub example roles: under 1 µs, at most 1.5x a hand-written serde_json
-//!   struct + if-statements version of the same rules (the floor, below);
+//!   struct + if-statements version of the same rules (the floor, shared with `peers.rs`: see
+//!   `claimgate_benches::peers`);
 //! - automatic selection among 10,000 roles and compiling 10,000 roles (under 200 ms): measured
 //!   in `scale.rs`; the comparison with Rego, CEL and Cedar is in `peers.rs`.
-
-use std::borrow::Cow;
 
 use claimgate::Policy;
 use claimgate::payload::Scratch;
 use claimgate::program::Program;
+use claimgate_benches::peers::{NOW, floor_github_with, floor_gitlab};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde::Deserialize;
-
-const NOW: i64 = 1_732_350_100;
 
 fn example_program() -> Program {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
@@ -38,155 +35,11 @@ const GITLAB: &str = r#"{"iss":"https://gitlab.example.com","aud":"strongbox","s
 /// The GitHub example payload (shared/examples/github-actions.json).
 const GITHUB: &str = r#"{"iss":"https://token.actions.githubusercontent.com","aud":"https://github.com/octo-org","sub":"repo:octo-org/octo-repo:environment:prod","jti":"6f4762ed-6f2a-4d3c-bb35-8e1ad2b3f9a1","iat":1732350000,"nbf":1732349700,"exp":1732350900,"repository":"octo-org/octo-repo","repository_id":"74","repository_owner":"octo-org","repository_owner_id":"65","repository_visibility":"private","ref":"refs/heads/main","ref_type":"branch","sha":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4","environment":"prod","event_name":"workflow_dispatch","workflow":"deploy","workflow_ref":"octo-org/octo-repo/.github/workflows/deploy.yml@refs/heads/main","job_workflow_ref":"octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main","actor":"octocat","actor_id":"12","run_id":"5512","run_attempt":"2","runner_environment":"github-hosted"}"#;
 
-// ---------------------------------------------------------------------------------------------
-// The floor: what a careful engineer would hand-write for the same two roles.
-
-#[derive(Deserialize)]
-struct GitlabClaims<'a> {
-    #[serde(borrow)]
-    iss: Cow<'a, str>,
-    #[serde(borrow)]
-    aud: Cow<'a, str>,
-    exp: f64,
-    iat: f64,
-    nbf: f64,
-    #[serde(borrow)]
-    project_path: Cow<'a, str>,
-    #[serde(borrow, rename = "ref")]
-    git_ref: Cow<'a, str>,
-    #[serde(borrow)]
-    ref_type: Cow<'a, str>,
-    #[serde(borrow)]
-    ref_protected: Cow<'a, str>,
-    #[serde(borrow)]
-    project_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pipeline_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    user_login: Cow<'a, str>,
-    #[serde(borrow)]
-    environment: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    strongbox_policies: Vec<Cow<'a, str>>,
-}
-
-/// Grant of the hand-written version: the same strings the engine returns.
-struct FloorGrant {
-    identity: String,
-    user: String,
-    metadata: Vec<(String, String)>,
-    policies: Vec<String>,
-}
-
-fn floor_gitlab(payload: &[u8]) -> Option<FloorGrant> {
-    let c: GitlabClaims = serde_json::from_slice(payload).ok()?;
-    let now = NOW as f64;
-    let ok = c.iss == "https://gitlab.example.com"
-        && c.aud == "strongbox"
-        && now - 60.0 <= c.exp
-        && now + 60.0 >= c.nbf
-        && now + 60.0 >= c.iat
-        && c.exp - c.iat <= 7200.0
-        && c.project_path == "mygroup/myproject"
-        && c.git_ref == "main"
-        && c.ref_type == "branch"
-        && c.ref_protected == "true"
-        && c.project_id.is_some()
-        && c.pipeline_id.is_some();
-    if !ok {
-        return None;
-    }
-    let mut metadata = vec![
-        ("project_id".to_string(), c.project_id?.into_owned()),
-        ("pipeline_id".to_string(), c.pipeline_id?.into_owned()),
-    ];
-    if let Some(env) = c.environment {
-        metadata.push(("environment".to_string(), env.into_owned()));
-    }
-    let mut policies = vec!["ci-base".to_string()];
-    for p in c.strongbox_policies {
-        if !policies.iter().any(|x| *x == p) {
-            policies.push(p.into_owned());
-        }
-    }
-    Some(FloorGrant {
-        identity: format!("gitlab/{}", c.project_path),
-        user: c.user_login.into_owned(),
-        metadata,
-        policies,
-    })
-}
-
-#[derive(Deserialize)]
-struct GithubClaims<'a> {
-    #[serde(borrow)]
-    iss: Cow<'a, str>,
-    #[serde(borrow)]
-    aud: Cow<'a, str>,
-    exp: f64,
-    iat: f64,
-    nbf: f64,
-    #[serde(borrow)]
-    repository_owner: Cow<'a, str>,
-    #[serde(borrow)]
-    repository: Cow<'a, str>,
-    #[serde(borrow)]
-    environment: Cow<'a, str>,
-    #[serde(borrow)]
-    job_workflow_ref: Cow<'a, str>,
-    #[serde(borrow, rename = "ref")]
-    git_ref: Cow<'a, str>,
-    #[serde(borrow)]
-    actor: Cow<'a, str>,
-    #[serde(borrow)]
-    runner_environment: Cow<'a, str>,
-    #[serde(borrow)]
-    repository_id: Cow<'a, str>,
-    #[serde(borrow)]
-    run_id: Cow<'a, str>,
-    #[serde(borrow)]
-    sha: Cow<'a, str>,
-}
-
-fn floor_github(payload: &[u8], release_tag: &regex::Regex) -> Option<FloorGrant> {
-    let c: GithubClaims = serde_json::from_slice(payload).ok()?;
-    let now = NOW as f64;
-    let workflow = c
-        .job_workflow_ref
-        .strip_prefix("octo-org/octo-automation/.github/workflows/")
-        .is_some_and(|rest| rest.ends_with("@refs/heads/main"));
-    let ok = c.iss == "https://token.actions.githubusercontent.com"
-        && c.aud == "https://github.com/octo-org"
-        && now - 60.0 <= c.exp
-        && now + 60.0 >= c.nbf
-        && now + 60.0 >= c.iat
-        && now - 60.0 <= c.iat + 600.0
-        && c.repository_owner == "octo-org"
-        && c.repository == "octo-org/octo-repo"
-        && c.environment == "prod"
-        && workflow
-        && (c.git_ref == "refs/heads/main" || release_tag.is_match(&c.git_ref))
-        && c.actor != "dependabot[bot]"
-        && c.actor != "renovate[bot]"
-        && c.runner_environment == "github-hosted";
-    if !ok {
-        return None;
-    }
-    Some(FloorGrant {
-        identity: format!("github/{}/{}", c.repository, c.environment),
-        user: c.actor.into_owned(),
-        metadata: vec![
-            ("repository_id".to_string(), c.repository_id.into_owned()),
-            ("run_id".to_string(), c.run_id.into_owned()),
-            ("sha".to_string(), c.sha.into_owned()),
-        ],
-        policies: vec!["deploy-prod".to_string()],
-    })
-}
-
 fn examples(c: &mut Criterion) {
     let program = example_program();
+    // The example GitHub role tests release tags with this regular expression.
     let release_tag = regex::Regex::new(r"^(?:refs/tags/v[0-9]+\.[0-9]+\.[0-9]+)$").unwrap();
+    let floor_github = |payload: &[u8]| floor_github_with(payload, |git_ref| release_tag.is_match(git_ref));
     let mut scratch = Scratch::default();
     // Same decisions first, so that no benchmark times a failing path by accident.
     for (payload, role) in [(GITLAB, "gitlab-deploy-production"), (GITHUB, "github-deploy-prod")] {
@@ -195,8 +48,12 @@ fn examples(c: &mut Criterion) {
     }
     let floor = floor_gitlab(GITLAB.as_bytes()).unwrap();
     assert_eq!(floor.identity, "gitlab/mygroup/myproject");
-    assert_eq!((floor.user.as_str(), floor.metadata.len(), floor.policies.len()), ("sample-user", 3, 3));
-    assert!(floor_github(GITHUB.as_bytes(), &release_tag).is_some());
+    assert_eq!((floor.user.as_deref(), floor.metadata.len(), floor.policies.len()), (Some("sample-user"), 3, 3));
+    for (git_ref, allowed) in [("refs/heads/main", true), ("refs/tags/v1.2.3", true), ("refs/tags/v1.x", false)] {
+        let payload = GITHUB.replace("\"ref\":\"refs/heads/main\"", &format!("\"ref\":\"{git_ref}\""));
+        let engine = program.decide(payload.as_bytes(), Some("github-deploy-prod"), NOW, &mut scratch).is_allow();
+        assert_eq!((engine, floor_github(payload.as_bytes()).is_some()), (allowed, allowed), "{git_ref}");
+    }
     assert!(floor_gitlab(GITLAB.replace("\"main\"", "\"dev\"").as_bytes()).is_none());
 
     let mut group = c.benchmark_group("eval/example");
@@ -215,9 +72,7 @@ fn examples(c: &mut Criterion) {
             program.decide(std::hint::black_box(GITHUB.as_bytes()), Some("github-deploy-prod"), NOW, &mut scratch)
         })
     });
-    group.bench_function("github/hand-written", |b| {
-        b.iter(|| floor_github(std::hint::black_box(GITHUB.as_bytes()), &release_tag))
-    });
+    group.bench_function("github/hand-written", |b| b.iter(|| floor_github(std::hint::black_box(GITHUB.as_bytes()))));
     let denied = GITLAB.replace("\"ref\":\"main\"", "\"ref\":\"feature\"");
     group.bench_function("gitlab/claimgate-deny", |b| {
         b.iter(|| {

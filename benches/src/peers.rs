@@ -681,6 +681,12 @@ struct GithubClaims<'a> {
 }
 
 pub fn floor_github(payload: &[u8]) -> Option<FloorGrant> {
+    floor_github_with(payload, |git_ref| git_ref.starts_with("refs/tags/v"))
+}
+
+/// [`floor_github`] with another test for release tags: the example policy in `policies/` uses a
+/// regular expression where the peers' version of the role uses a glob.
+pub fn floor_github_with(payload: &[u8], release_tag: impl Fn(&str) -> bool) -> Option<FloorGrant> {
     let c: GithubClaims = serde_json::from_slice(payload).ok()?;
     let workflow = c
         .job_workflow_ref
@@ -694,7 +700,7 @@ pub fn floor_github(payload: &[u8]) -> Option<FloorGrant> {
         && c.repository == "octo-org/octo-repo"
         && c.environment == "prod"
         && workflow
-        && (c.git_ref == "refs/heads/main" || c.git_ref.starts_with("refs/tags/v"))
+        && (c.git_ref == "refs/heads/main" || release_tag(&c.git_ref))
         && c.actor != "dependabot[bot]"
         && c.actor != "renovate[bot]"
         && c.runner_environment == "github-hosted";
