@@ -1,9 +1,12 @@
 //! Policy text through the whole front end: parse, check, render every diagnostic as text and
-//! as JSON, and compile what checks cleanly. Must never panic, and must return in bounded time. Every diagnostic (and every place
+//! as JSON, and compile what checks cleanly. Must never panic, and must return in bounded time.
+//! Parsing top-level blocks a group at a time (the default) must give exactly what parsing them
+//! one at a time gives, spans and errors included. Every diagnostic (and every place
 //! it refers to) must point into its file, on character boundaries, so that the underline is
 //! where the problem is.
 #![no_main]
 
+use claimgate::parser::{self, Limits};
 use claimgate::{FileId, Span};
 use libfuzzer_sys::fuzz_target;
 
@@ -28,6 +31,10 @@ fuzz_target!(|data: &[u8]| {
             check_span(&policy, related.file, related.span, "related");
         }
     }
+    let grouped = parser::parse(FileId(0), text, &Limits::default());
+    let one_by_one = parser::parse(FileId(0), text, &Limits { blocks_per_parse: 1, ..Limits::default() });
+    assert_eq!(format!("{:?}", grouped.ast), format!("{:?}", one_by_one.ast), "grouped parsing changed the tree");
+    assert_eq!(format!("{:?}", grouped.diagnostics), format!("{:?}", one_by_one.diagnostics));
     let _ = policy.render_diagnostics(false);
     let _ = claimgate::diagnostic::to_json(&policy.diagnostics(), &policy.sources);
     if !policy.has_errors() {
