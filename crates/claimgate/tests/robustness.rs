@@ -82,7 +82,7 @@ fn exercise(name: &str, text: &str) {
     let parsed = parser::parse(FileId(0), text, &Limits::default());
     // Against one block per parse or three (alternating, to keep debug builds quick). Debug
     // output includes every span, which `==` on syntax trees ignores.
-    let blocks_per_parse = if text.len() % 2 == 0 { 1 } else { 3 };
+    let blocks_per_parse = if text.len().is_multiple_of(2) { 1 } else { 3 };
     let other = parser::parse(FileId(0), text, &Limits { blocks_per_parse, ..Limits::default() });
     assert_eq!(format!("{:?}", other.ast), format!("{:?}", parsed.ast), "{name}: {blocks_per_parse} blocks per parse");
     assert_eq!(format!("{:?}", other.diagnostics), format!("{:?}", parsed.diagnostics), "{name}: {blocks_per_parse}");
