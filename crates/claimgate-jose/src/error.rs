@@ -155,11 +155,10 @@ pub enum KeyError {
         /// The limit.
         max: usize,
     },
-    /// The key input holds more keys than [`crate::KeyLimits::max_keys`] (for PEM, `count` is
-    /// the first block over the limit: the rest is not read).
-    #[error("key input holds {count} keys or more, over the limit of {max} keys")]
+    /// The key input holds more keys than [`crate::KeyLimits::max_keys`].
+    #[error("key input holds {count} keys, over the limit of {max} keys")]
     TooManyKeys {
-        /// Keys (JWK Set entries or PEM blocks) counted.
+        /// Keys counted: JWK Set entries or PEM blocks, usable or not.
         count: usize,
         /// The limit.
         max: usize,

@@ -34,7 +34,9 @@ impl KeySet {
     /// parsing, the number of blocks (keys or not) before any block is decoded.
     pub fn from_pem_with_limits(text: &str, limits: &KeyLimits) -> Result<KeySet, KeyError> {
         limits.check_size(text.len())?;
-        let blocks = parse_blocks(text, limits)?;
+        // Counted before any block is decoded, with the test `parse_blocks` uses for a block.
+        limits.check_count(text.lines().filter(|line| begin_label(line).is_some()).count())?;
+        let blocks = parse_blocks(text)?;
         if blocks.is_empty() {
             return Err(KeyError::Malformed("no pem block found".to_owned()));
         }
@@ -64,20 +66,21 @@ struct Block {
     der: Vec<u8>,
 }
 
+/// The label of a `-----BEGIN LABEL-----` line.
+fn begin_label(line: &str) -> Option<&str> {
+    line.trim().strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----"))
+}
+
 /// Splits PEM text into blocks (RFC 7468 "lax" parsing: any whitespace
 /// inside the base64 body, text outside blocks ignored). Encapsulated
 /// headers (`Proc-Type:` and friends, i.e. legacy encrypted keys) are refused.
-/// Counts blocks as it goes, so that a text of many small blocks is refused at the first block over
-/// the limit rather than after decoding them all.
-fn parse_blocks(text: &str, limits: &KeyLimits) -> Result<Vec<Block>, KeyError> {
+fn parse_blocks(text: &str) -> Result<Vec<Block>, KeyError> {
     let mut blocks = Vec::new();
     let mut lines = text.lines();
     while let Some(line) = lines.next() {
-        let line = line.trim();
-        let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) else {
+        let Some(label) = begin_label(line) else {
             continue;
         };
-        limits.check_count(blocks.len() + 1)?;
         let end = format!("-----END {label}-----");
         let mut body = String::new();
         let mut closed = false;
@@ -303,13 +306,13 @@ mod tests {
     #[test]
     fn pem_blocks() {
         let text = "junk\n-----BEGIN FOO-----\nAAEC\nAw==\n-----END FOO-----\ntrailer";
-        let blocks = parse_blocks(text, &KeyLimits::default()).unwrap();
+        let blocks = parse_blocks(text).unwrap();
         assert_eq!(blocks.len(), 1);
         assert_eq!(blocks[0].label, "FOO");
         assert_eq!(blocks[0].der, vec![0, 1, 2, 3]);
-        assert!(parse_blocks("-----BEGIN FOO-----\nAAEC\n", &KeyLimits::default()).is_err());
-        assert!(parse_blocks("-----BEGIN FOO-----\nProc-Type: 4\n-----END FOO-----", &KeyLimits::default()).is_err());
-        assert!(parse_blocks("-----BEGIN FOO-----\nA*EC\n-----END FOO-----", &KeyLimits::default()).is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nAAEC\n").is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nProc-Type: 4\n-----END FOO-----").is_err());
+        assert!(parse_blocks("-----BEGIN FOO-----\nA*EC\n-----END FOO-----").is_err());
         let err = KeySet::from_pem("-----BEGIN PRIVATE KEY-----\nAAEC\n-----END PRIVATE KEY-----").unwrap_err();
         assert_eq!(err, KeyError::PrivateKey { index: 0 });
         assert_eq!(KeySet::from_pem("hello").unwrap_err().code(), "key_malformed");

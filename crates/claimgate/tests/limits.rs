@@ -161,7 +161,7 @@ fn keys_in_a_policy() {
     let diagnostics = policy.diagnostics();
     assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
     assert_eq!(diagnostics[0].code, Code::InvalidKey);
-    assert_eq!(diagnostics[0].message, "invalid JWK set: key input holds 3 keys or more, over the limit of 2 keys");
+    assert_eq!(diagnostics[0].message, "invalid JWK set: key input holds 3 keys, over the limit of 2 keys");
     let text = provider_with_keys(1);
     let limits = CheckLimits {
         keys: claimgate_jose::KeyLimits { max_bytes: 50, ..Default::default() },
@@ -190,7 +190,7 @@ fn key_files_named_by_a_policy() {
     assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
     assert_eq!(
         diagnostics[0].message,
-        "key file `keys.json` is not a usable JWK set: key input holds 3 keys or more, over the limit of 2 keys"
+        "key file `keys.json` is not a usable JWK set: key input holds 3 keys, over the limit of 2 keys"
     );
     let mut policy = load(text, &Limits::default(), &CheckLimits::default());
     policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
