@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 
 use claimgate_jose::{Algorithm, AlgorithmError, AlgorithmSet};
+use compact_str::CompactString;
 
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
-use compact_str::CompactString;
-
 use crate::glob::Glob;
 use crate::model::*;
 use crate::parser::Parsed;

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-
 use std::sync::{Mutex, PoisonError};
 
+use compact_str::CompactString;
 use pest::Parser as _;
 use pest::iterators::{Pair, Pairs};
-
-use compact_str::CompactString;
 
 use crate::ast::*;
 use crate::diagnostic::{Code, Diagnostic};
