@@ -40,6 +40,19 @@ impl Default for CheckLimits {
     }
 }
 
+/// Key input over a limit is a limit error (E0002) like any other limit; anything else wrong with
+/// a key makes it an invalid key.
+pub(crate) fn key_error_code(error: &claimgate_jose::KeyError) -> Code {
+    match error {
+        claimgate_jose::KeyError::TooLarge { .. } | claimgate_jose::KeyError::TooManyKeys { .. } => Code::LimitExceeded,
+        _ => Code::InvalidKey,
+    }
+}
+
+/// What to do about key input over a limit.
+pub(crate) const KEY_LIMIT_HELP: &str =
+    "publish fewer or smaller keys, or raise the key limits of the program that loads the policy";
+
 /// The outcome of checking: the policy set (complete only when there are no errors) and every
 /// diagnostic found.
 #[derive(Debug)]
@@ -1339,10 +1352,12 @@ impl<'l> Checker<'l> {
 
     fn validate_pem(&mut self, file: FileId, pem: &Text) {
         if let Err(error) = claimgate_jose::KeySet::from_pem_with_limits(&pem.value, &self.limits.keys) {
-            self.report(
-                Diagnostic::error(Code::InvalidKey, file, pem.span, format!("invalid PEM key: {error}"))
-                    .help("give a `PUBLIC KEY`, `RSA PUBLIC KEY` or `CERTIFICATE` block"),
-            );
+            let code = key_error_code(&error);
+            let help = match code {
+                Code::LimitExceeded => KEY_LIMIT_HELP,
+                _ => "give a `PUBLIC KEY`, `RSA PUBLIC KEY` or `CERTIFICATE` block",
+            };
+            self.report(Diagnostic::error(code, file, pem.span, format!("invalid PEM key: {error}")).help(help));
         }
     }
 
@@ -1354,7 +1369,7 @@ impl<'l> Checker<'l> {
             );
         } else if let Err(error) = claimgate_jose::KeySet::from_pem_with_limits(&pem.value, &self.limits.keys) {
             self.report(Diagnostic::error(
-                Code::InvalidKey,
+                key_error_code(&error),
                 file,
                 pem.span,
                 format!("invalid CA certificate: {error}"),
@@ -1370,9 +1385,12 @@ impl<'l> Checker<'l> {
         };
         let what = if set { "JWK set" } else { "JWK" };
         match result {
-            Err(error) => {
-                self.report(Diagnostic::error(Code::InvalidKey, file, json.span, format!("invalid {what}: {error}")))
-            }
+            Err(error) => self.report(Diagnostic::error(
+                key_error_code(&error),
+                file,
+                json.span,
+                format!("invalid {what}: {error}"),
+            )),
             Ok(keys) if !keys.skipped().is_empty() => {
                 let reasons: Vec<String> = keys.skipped().iter().map(|s| s.to_string()).collect();
                 self.report(

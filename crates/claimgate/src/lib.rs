@@ -150,13 +150,16 @@ impl Policy {
             let model::KeySource::JwksFile(path) = &provider.keys else { continue };
             let policy_file = &self.sources.get(provider.file).name;
             let problem = match read(policy_file, &path.value) {
-                Err(error) => Some((format!("cannot read key file `{}`: {error}", path.value), None)),
+                Err(error) => Some((Code::InvalidKey, format!("cannot read key file `{}`: {error}", path.value), None)),
                 Ok(bytes) => {
                     match claimgate_jose::KeySet::from_jwks_json_with_limits(&bytes, &self.check_limits.keys) {
                         Err(error) => {
-                            Some((format!("key file `{}` is not a usable JWK set: {error}", path.value), None))
+                            let code = check::key_error_code(&error);
+                            let help = (code == Code::LimitExceeded).then(|| check::KEY_LIMIT_HELP.to_string());
+                            Some((code, format!("key file `{}` is not a usable JWK set: {error}", path.value), help))
                         }
                         Ok(keys) if !keys.skipped().is_empty() => Some((
+                            Code::InvalidKey,
                             format!(
                                 "{} of the keys in `{}` cannot verify signatures",
                                 keys.skipped().len(),
@@ -168,8 +171,8 @@ impl Policy {
                     }
                 }
             };
-            if let Some((message, help)) = problem {
-                let mut diagnostic = Diagnostic::error(Code::InvalidKey, provider.file, path.span, message);
+            if let Some((code, message, help)) = problem {
+                let mut diagnostic = Diagnostic::error(code, provider.file, path.span, message);
                 diagnostic.help = Some(help.unwrap_or_else(|| "paths are relative to the policy file".to_string()));
                 self.checked.diagnostics.push(diagnostic);
             }

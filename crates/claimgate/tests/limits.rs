@@ -160,7 +160,7 @@ fn keys_in_a_policy() {
     let policy = load(&provider_with_keys(3), &Limits::default(), &limits);
     let diagnostics = policy.diagnostics();
     assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
-    assert_eq!(diagnostics[0].code, Code::InvalidKey);
+    assert_eq!(diagnostics[0].code, Code::LimitExceeded);
     assert_eq!(diagnostics[0].message, "invalid JWK set: key input holds 3 keys, over the limit of 2 keys");
     let text = provider_with_keys(1);
     let limits = CheckLimits {
@@ -188,10 +188,12 @@ fn key_files_named_by_a_policy() {
     policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
     let diagnostics = policy.diagnostics();
     assert_eq!(diagnostics.len(), 1, "{}", policy.render_diagnostics(false));
+    assert_eq!(diagnostics[0].code, Code::LimitExceeded);
     assert_eq!(
         diagnostics[0].message,
         "key file `keys.json` is not a usable JWK set: key input holds 3 keys, over the limit of 2 keys"
     );
+    assert!(diagnostics[0].help.as_deref().is_some_and(|h| h.starts_with("publish fewer or smaller keys")));
     let mut policy = load(text, &Limits::default(), &CheckLimits::default());
     policy.check_key_files(|_, _| Ok(jwks.as_bytes().to_vec()));
     assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
