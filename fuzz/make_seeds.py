@@ -125,6 +125,7 @@ def main():
             )
             data = out.read_bytes()
             write("load_program", f"{path.stem}.cgb", data)
+            # The header is 52 bytes: magic 8, version 4, length 8, SHA-256 32 (program.rs).
             write("load_program", f"{path.stem}.payload", data[52:])
 
     # Claims payloads for check_payload_json.

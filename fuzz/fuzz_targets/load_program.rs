@@ -7,7 +7,7 @@
 //! input starting with the magic bytes is loaded as it is, to fuzz the header checks too.
 #![no_main]
 
-use claimgate::program::{FORMAT_VERSION, MAGIC, Program};
+use claimgate::program::{MAGIC, Program, frame};
 use claimgate::payload::Scratch;
 use claimgate::vm::Options;
 use libfuzzer_sys::fuzz_target;
@@ -19,18 +19,7 @@ const CLAIMS: [&str; 3] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let bytes = if data.starts_with(&MAGIC) {
-        data.to_vec()
-    } else {
-        let digest = ring::digest::digest(&ring::digest::SHA256, data);
-        let mut bytes = Vec::with_capacity(52 + data.len());
-        bytes.extend_from_slice(&MAGIC);
-        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        bytes.extend_from_slice(&(data.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(digest.as_ref());
-        bytes.extend_from_slice(data);
-        bytes
-    };
+    let bytes = if data.starts_with(&MAGIC) { data.to_vec() } else { frame(data) };
     let Ok(program) = Program::from_bytes(&bytes) else { return };
     let _ = program.disassemble();
     // A step budget keeps a crafted program's work bounded; no panic is the property here.

@@ -44,7 +44,11 @@ impl KeySet {
     /// [`KeySet::from_jwks_json`] with limits other than the defaults: the input size is checked
     /// before parsing, the number of entries in `keys` (usable or not) before any key is decoded.
     pub fn from_jwks_json_with_limits(bytes: &[u8], limits: &KeyLimits) -> Result<KeySet, KeyError> {
-        let top = parse(bytes, limits)?;
+        KeySet::from_jwks_object(&parse(bytes, limits)?, limits)
+    }
+
+    /// A JWK Set already parsed (strictly, within the size limit).
+    pub(crate) fn from_jwks_object(top: &Map<String, Value>, limits: &KeyLimits) -> Result<KeySet, KeyError> {
         let Some(keys) = top.get("keys") else {
             return Err(KeyError::Malformed(if top.contains_key("kty") {
                 "expected a jwk set ({\"keys\": [...]}), found a single jwk".to_owned()
@@ -79,18 +83,23 @@ impl KeySet {
 
     /// [`KeySet::from_jwk_json`] with a size limit other than the default.
     pub fn from_jwk_json_with_limits(bytes: &[u8], limits: &KeyLimits) -> Result<KeySet, KeyError> {
-        let jwk = parse(bytes, limits)?;
+        KeySet::from_jwk_object(&parse(bytes, limits)?)
+    }
+
+    /// A single JWK already parsed (strictly, within the size limit).
+    pub(crate) fn from_jwk_object(jwk: &Map<String, Value>) -> Result<KeySet, KeyError> {
         if jwk.contains_key("keys") && !jwk.contains_key("kty") {
             return Err(KeyError::Malformed("expected a single jwk, found a jwk set".to_owned()));
         }
-        match load_jwk(0, &jwk)? {
+        match load_jwk(0, jwk)? {
             Ok(key) => KeySet::build(vec![key], Vec::new()),
             Err(skip) => Err(KeyError::NoUsableKeys(vec![skip])),
         }
     }
 }
 
-fn parse(bytes: &[u8], limits: &KeyLimits) -> Result<Map<String, Value>, KeyError> {
+/// Key JSON, strictly: within the size limit (checked first), the depth bound, unique names.
+pub(crate) fn parse(bytes: &[u8], limits: &KeyLimits) -> Result<Map<String, Value>, KeyError> {
     limits.check_size(bytes.len())?;
     json::parse_object(bytes, MAX_KEY_JSON_DEPTH).map_err(|e| KeyError::Malformed(e.to_string()))
 }

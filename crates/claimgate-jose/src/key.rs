@@ -323,13 +323,12 @@ impl KeySet {
         limits.check_size(input.len())?;
         let first = input.iter().find(|b| !b.is_ascii_whitespace());
         if first == Some(&b'{') {
-            let looks_like_set = crate::json::parse_object(input, crate::jwk::MAX_KEY_JSON_DEPTH)
-                .map(|m| m.contains_key("keys"))
-                .unwrap_or(false);
-            if looks_like_set {
-                KeySet::from_jwks_json_with_limits(input, limits)
+            // Parsed once, then read as a set or as a single key.
+            let object = crate::jwk::parse(input, limits)?;
+            if object.contains_key("keys") {
+                KeySet::from_jwks_object(&object, limits)
             } else {
-                KeySet::from_jwk_json_with_limits(input, limits)
+                KeySet::from_jwk_object(&object)
             }
         } else {
             let text = std::str::from_utf8(input)

@@ -119,6 +119,10 @@ pub fn parse(file: FileId, text: &str, limits: &Limits) -> Parsed {
     parsed
 }
 
+fn is_top_item(rule: Rule) -> bool {
+    matches!(rule, Rule::provider | Rule::role | Rule::test)
+}
+
 /// pest's call limit for a text of `len` bytes.
 fn call_limit(limits: &Limits, len: usize) -> usize {
     limits.call_limit_per_byte.saturating_mul(len).saturating_add(limits.call_limit_base)
@@ -142,24 +146,22 @@ fn parse_group<'t>(
         return false;
     };
     let Some(root) = pairs.into_iter().next() else { return false };
-    let items = root.clone().into_inner().filter(|pair| pair.as_rule() != Rule::EOI);
+    let items: Vec<Pair<'_, Rule>> = root.into_inner().filter(|pair| pair.as_rule() != Rule::EOI).collect();
     // Every chunk but a trailing one of comments ends with the `}` that closes its block.
     let block_ends = group
         .iter()
         .filter(|(_, chunk)| chunk.ends_with('}'))
         .map(|(chunk_start, chunk)| chunk_start + chunk.len() - start);
-    let aligned = items
-        .map(|pair| matches!(pair.as_rule(), Rule::provider | Rule::role | Rule::test).then(|| pair.as_span().end()))
-        .eq(block_ends.map(Some));
+    let aligned =
+        items.iter().map(|pair| is_top_item(pair.as_rule()).then(|| pair.as_span().end())).eq(block_ends.map(Some));
     if !aligned {
         return false;
     }
     lower.text = group_text;
     lower.offset = start;
-    for pair in root.into_inner() {
-        if matches!(pair.as_rule(), Rule::provider | Rule::role | Rule::test) {
-            parsed.ast.items.push(lower.top_item(pair));
-        }
+    // Aligned: every item is a provider, role or test.
+    for pair in items {
+        parsed.ast.items.push(lower.top_item(pair));
     }
     true
 }
@@ -188,7 +190,7 @@ fn parse_block<'t>(
     let Some(root) = pairs.into_iter().next() else { return };
     for pair in root.into_inner() {
         match pair.as_rule() {
-            Rule::provider | Rule::role | Rule::test => parsed.ast.items.push(lower.top_item(pair)),
+            rule if is_top_item(rule) => parsed.ast.items.push(lower.top_item(pair)),
             Rule::broken_item => {
                 let start = chunk_start + pair.as_span().start();
                 let broken = pair.as_str();

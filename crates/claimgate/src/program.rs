@@ -227,6 +227,20 @@ pub const MAGIC: [u8; 8] = *b"CLMGATE\0";
 pub const FORMAT_VERSION: u32 = 1;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
+/// A payload with the file header in front: magic, format version, payload length, SHA-256 of the
+/// payload. [`Program::to_bytes`] frames its encoding; the loader's fuzz target frames arbitrary
+/// bytes, so that they reach the decoder instead of stopping at the checksum.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let digest = ring::digest::digest(&ring::digest::SHA256, payload);
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(digest.as_ref());
+    out.extend_from_slice(payload);
+    out
+}
+
 /// Why a compiled policy set could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LoadError {
@@ -246,15 +260,7 @@ impl Program {
     /// Encodes the program: magic, format version, payload length, SHA-256 of the payload, and
     /// the payload (postcard).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let payload = postcard::to_stdvec(self).unwrap_or_default();
-        let digest = ring::digest::digest(&ring::digest::SHA256, &payload);
-        let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        out.extend_from_slice(digest.as_ref());
-        out.extend_from_slice(&payload);
-        out
+        frame(&postcard::to_stdvec(self).unwrap_or_default())
     }
 
     /// Decodes and validates a compiled policy set. Every index is checked, so a crafted file
