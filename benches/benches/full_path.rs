@@ -26,7 +26,7 @@ use claimgate::program::Program;
 use claimgate_benches::tokens::{self, ALGORITHMS, NOW, ROLE};
 use std::sync::Arc;
 
-use claimgate::vm::Options;
+use claimgate::vm::{Options, ProviderKeys};
 use claimgate_jose::{Algorithm, AlgorithmSet, KeySet, Verifier};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ring::signature;
@@ -38,11 +38,8 @@ fn program() -> Program {
     policy.compile().unwrap()
 }
 
-fn claimgate_full(program: &Program, keys: &Arc<KeySet>, token: &[u8], scratch: &mut Scratch) -> bool {
-    match program.decide_token(token, keys, Some(ROLE), NOW, &Options::default(), scratch) {
-        Ok((_, evaluation)) => evaluation.decision.is_allow(),
-        Err(_) => false,
-    }
+fn claimgate_full(program: &Program, keys: &ProviderKeys, token: &[u8], scratch: &mut Scratch) -> bool {
+    program.decide_token(token, keys, Some(ROLE), NOW, &Options::default(), scratch).evaluation.decision.is_allow()
 }
 
 /// What jsonwebtoken decodes: the claims the role reads (iss, aud and exp are validated by
@@ -106,6 +103,8 @@ fn bench_full_path(c: &mut Criterion) {
         let t = tokens::signed(alg);
         let keys = Arc::new(KeySet::from_jwk_json(t.jwk.to_string().as_bytes()).unwrap());
         let verifier = Verifier::new(keys.clone(), AlgorithmSet::ALL);
+        let mut provider_keys = ProviderKeys::new();
+        provider_keys.insert(tokens::PROVIDER, keys.clone());
         let (jwt_key, jwt_alg) = jsonwebtoken_key(&t);
         let mut validation = jsonwebtoken::Validation::new(jwt_alg);
         validation.set_issuer(&["https://token.actions.githubusercontent.com"]);
@@ -115,8 +114,8 @@ fn bench_full_path(c: &mut Criterion) {
 
         // Same decisions first: the token is allowed, a tampered one refused, by every variant.
         let bad = tampered(&t.token);
-        assert!(claimgate_full(&program, &keys, t.token.as_bytes(), &mut scratch), "claimgate {}", alg.name());
-        assert!(!claimgate_full(&program, &keys, bad.as_bytes(), &mut scratch));
+        assert!(claimgate_full(&program, &provider_keys, t.token.as_bytes(), &mut scratch), "claimgate {}", alg.name());
+        assert!(!claimgate_full(&program, &provider_keys, bad.as_bytes(), &mut scratch));
         assert_eq!(jsonwebtoken_full(&t.token, &jwt_key, &validation).as_deref(), Some("github/claimgate/claimgate"));
         assert!(jsonwebtoken_full(&bad, &jwt_key, &validation).is_none());
         floor_key.verify(&t.signing_input, &t.signature).expect("ring verifies");
@@ -127,7 +126,7 @@ fn bench_full_path(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("full_path/{}", alg.name()));
         eprintln!("full_path/{}: token of {} bytes", alg.name(), t.token.len());
         group.bench_function("claimgate", |b| {
-            b.iter(|| claimgate_full(&program, &keys, black_box(t.token.as_bytes()), &mut scratch))
+            b.iter(|| claimgate_full(&program, &provider_keys, black_box(t.token.as_bytes()), &mut scratch))
         });
         group.bench_function("jsonwebtoken", |b| {
             b.iter(|| jsonwebtoken_full(black_box(&t.token), &jwt_key, &validation))

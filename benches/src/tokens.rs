@@ -49,6 +49,9 @@ role release {
 }
 "#;
 
+/// The provider's name in [`POLICY`]: its keys are given to `Program::decide_token` under it.
+pub const PROVIDER: &str = "github-actions";
+
 /// The role's name in [`POLICY`].
 pub const ROLE: &str = "release";
 

@@ -5,12 +5,13 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use claimgate::decision::{Decision, Evaluation, Outcome, RoleTrace, short_json};
+use claimgate::decision::{Decision, DenyCode, Evaluation, Outcome, RoleTrace, short_json};
 use claimgate::diagnostic::{self, RenderOptions};
 use claimgate::payload::Scratch;
-use claimgate::program::Program;
-use claimgate::vm::Options;
+use claimgate::program::{KeysCode, Program};
+use claimgate::vm::{Options, ProviderKeys};
 use claimgate::{Policy, SourceMap, Span};
+use claimgate_jose::KeySet;
 
 use crate::{Format, Output, UsageError, load};
 
@@ -112,7 +113,77 @@ fn read_claims(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>
 /// What `eval` decides on: claims taken as given, or a token whose signature is verified first.
 pub(crate) enum Input {
     Claims(PathBuf),
-    Token { token: String, keys: PathBuf },
+    /// `keys`: the `--keys` values, `PROVIDER=FILE` or a bare `FILE`.
+    Token {
+        token: String,
+        keys: Vec<String>,
+    },
+}
+
+/// The keys `eval --token` verifies with: `--keys` overrides, then each provider's `jwks_file`
+/// (read relative to its policy file); inline keys come with the program. What could not be
+/// loaded is remembered per provider, to explain a `keys_unavailable` denial.
+fn provider_keys(program: &Program, overrides: &[String]) -> Result<(ProviderKeys, Vec<(String, String)>), UsageError> {
+    let mut keys = ProviderKeys::new();
+    let mut problems = Vec::new();
+    let names: Vec<&str> = program.providers.iter().map(|p| program.string(p.name)).collect();
+    let read = |path: &Path| -> Result<KeySet, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        KeySet::from_any(&bytes).map_err(|e| format!("`{}` holds no usable key: {e}", path.display()))
+    };
+    for value in overrides {
+        let (provider, file) = match value.split_once('=') {
+            Some((name, file)) if names.contains(&name) => (name.to_string(), file),
+            Some((name, _)) if !Path::new(value).exists() => {
+                return Err(UsageError(format!(
+                    "--keys {value}: no provider is named `{name}` (providers: {})",
+                    names.join(", ")
+                )));
+            }
+            _ => match names.as_slice() {
+                [only] => (only.to_string(), value.as_str()),
+                _ => {
+                    return Err(UsageError(format!(
+                        "--keys {value}: the policies have {} providers; say whose keys these are with \
+                         --keys PROVIDER=FILE (providers: {})",
+                        names.len(),
+                        names.join(", ")
+                    )));
+                }
+            },
+        };
+        let set = read(Path::new(file)).map_err(UsageError)?;
+        if keys.insert(provider.clone(), set).is_some() {
+            return Err(UsageError(format!("--keys names provider `{provider}` twice")));
+        }
+    }
+    for provider in &program.providers {
+        let name = program.string(provider.name);
+        if keys.get(name).is_some() {
+            continue;
+        }
+        match &provider.keys {
+            KeysCode::JwksFile { path, file } => {
+                let policy_file = program.files.get(*file as usize).map_or("", |f| f.as_ref());
+                let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
+                match read(&base.join(program.string(*path))) {
+                    Ok(set) => {
+                        keys.insert(name, set);
+                    }
+                    Err(problem) => problems.push((name.to_string(), problem)),
+                }
+            }
+            KeysCode::JwksUrl { url, .. } | KeysCode::Discovery { url, .. } => problems.push((
+                name.to_string(),
+                format!(
+                    "its keys come from {}, and `claimgate eval` does not fetch keys: pass --keys {name}=FILE",
+                    program.string(*url)
+                ),
+            )),
+            _ => {}
+        }
+    }
+    Ok((keys, problems))
 }
 
 pub(crate) fn eval(
@@ -152,34 +223,22 @@ pub(crate) fn eval(
         }
         Input::Token { token, keys } => {
             let token = crate::token::read_token(Some(&token))?;
-            let key_bytes =
-                std::fs::read(&keys).map_err(|e| UsageError(format!("cannot read `{}`: {e}", keys.display())))?;
-            let key_set = claimgate_jose::KeySet::from_any(&key_bytes)
-                .map_err(|e| UsageError(format!("`{}` holds no usable key: {e}", keys.display())))?;
-            match program.decide_token(
-                token.as_bytes(),
-                &std::sync::Arc::new(key_set),
-                role,
-                now,
-                &options,
-                &mut scratch,
-            ) {
-                Ok((verified, evaluation)) => {
-                    let key = &verified.key;
-                    let used = key.kid.as_ref().map_or(format!("key {}", key.index), |kid| format!("key `{kid}`"));
-                    (evaluation, Some(used))
-                }
-                Err(error) => {
-                    match output.format {
-                        Format::Human => eprintln!("error[{}]: token refused: {error}", error.code()),
-                        Format::Json => println!(
-                            "{}",
-                            serde_json::json!({ "verified": false, "code": error.code(), "message": error.to_string() })
-                        ),
+            let (keys, problems) = provider_keys(&program, &keys)?;
+            let result = program.decide_token(token.as_bytes(), &keys, role, now, &options, &mut scratch);
+            if let Decision::Deny(denial) = &result.evaluation.decision
+                && denial.code == DenyCode::KeysUnavailable
+            {
+                for (provider, problem) in &problems {
+                    if denial.message.contains(&format!("`{provider}`")) {
+                        eprintln!("note: provider `{provider}`: {problem}");
                     }
-                    return Ok(ExitCode::from(1));
                 }
             }
+            let used = result.verified.as_ref().map(|v| {
+                let key = v.key.kid.as_ref().map_or(format!("key {}", v.key.index), |kid| format!("key `{kid}`"));
+                format!("{key} of provider `{}`", v.provider)
+            });
+            (result.evaluation, used)
         }
     };
     let allowed = evaluation.decision.is_allow();

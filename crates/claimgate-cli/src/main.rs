@@ -65,12 +65,15 @@ enum Command {
         /// The claims as a JSON file, or `-` for standard input (no signature is checked).
         #[arg(long, conflicts_with = "token", required_unless_present = "token")]
         claims: Option<PathBuf>,
-        /// A signed token (compact JWS), or `-` for standard input: verified with `--keys` first.
-        #[arg(long, requires = "keys")]
-        token: Option<String>,
-        /// The keys to verify `--token` with: a JWK Set, a JWK or PEM public keys.
+        /// A signed token (compact JWS), or `-` for standard input. Its signature is verified
+        /// with the keys of the provider its issuer selects, and only with those.
         #[arg(long)]
-        keys: Option<PathBuf>,
+        token: Option<String>,
+        /// `PROVIDER=FILE`: verify that provider's tokens with the keys in FILE (a JWK Set, a JWK
+        /// or PEM public keys) instead of its own key source; repeatable. A bare `FILE` is taken
+        /// only when the policies have exactly one provider.
+        #[arg(long, value_name = "PROVIDER=FILE", requires = "token")]
+        keys: Vec<String>,
         /// The time to decide at: seconds since the Unix epoch or RFC 3339. Defaults to now.
         #[arg(long)]
         now: Option<String>,
@@ -137,11 +140,11 @@ fn main() -> ExitCode {
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
         Command::Test { paths } => evaluate::test(&paths, &output),
         Command::Eval { policies, role, claims, token, keys, now, explain } => {
-            let input = match (claims, token, keys) {
-                (Some(claims), _, _) => evaluate::Input::Claims(claims),
-                (None, Some(token), Some(keys)) => evaluate::Input::Token { token, keys },
+            let input = match (claims, token) {
+                (Some(claims), _) => evaluate::Input::Claims(claims),
+                (None, Some(token)) => evaluate::Input::Token { token, keys },
                 _ => {
-                    eprintln!("error: give --claims FILE, or --token TOKEN with --keys FILE");
+                    eprintln!("error: give --claims FILE, or --token TOKEN");
                     return ExitCode::from(2);
                 }
             };

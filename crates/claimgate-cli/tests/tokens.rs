@@ -206,7 +206,8 @@ fn eval_refuses_a_tampered_token_before_deciding() {
     let tampered = format!("{}{replacement}{}", &token[..at], &token[at + 1..]);
     let output = eval_token(&policy, &keys, &tampered);
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8(output.stderr).unwrap().starts_with("error[bad_signature]: token refused"));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.starts_with("deny (signature_invalid): signature verification failed"), "{stdout}");
 }
 
 #[test]

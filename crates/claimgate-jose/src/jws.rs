@@ -185,11 +185,50 @@ fn parse_header(header_b64: &[u8], limits: &Limits) -> Result<Header, JoseError>
 /// is exactly what `verify` would have looked at. For display and debugging
 /// only: nothing returned here is authenticated.
 pub fn decode_unverified(token: &str, limits: &Limits) -> Result<(Header, Vec<u8>), JoseError> {
-    let parts = split(token.as_bytes(), limits)?;
-    let header = parse_header(parts.header_b64, limits)?;
-    let payload = decode_part(parts.payload_b64, "payload")?;
-    decode_part(parts.signature_b64, "signature")?;
-    Ok((header, payload))
+    UnverifiedToken::parse(token.as_bytes(), limits).map(UnverifiedToken::into_parts)
+}
+
+/// A compact JWS that passed every structural and header rule of
+/// [`Verifier::verify`] but whose signature has not been checked yet.
+///
+/// Its header and payload are **not authenticated**. It exists so that a
+/// policy engine can read the payload's `iss` to find the one provider whose
+/// keys may verify the token, then verify with [`Verifier::verify_parsed`]
+/// and decide on the same decoded payload.
+#[derive(Debug, Clone)]
+pub struct UnverifiedToken<'a> {
+    header: Header,
+    payload: Vec<u8>,
+    signature: Vec<u8>,
+    /// `header_b64 '.' payload_b64`: the bytes the signature covers.
+    signing_input: &'a [u8],
+}
+
+impl<'a> UnverifiedToken<'a> {
+    /// Splits and decodes a compact JWS: size, serialisation, segments,
+    /// strict base64url, the header's rules. No key is involved.
+    pub fn parse(token: &'a [u8], limits: &Limits) -> Result<UnverifiedToken<'a>, JoseError> {
+        let parts = split(token, limits)?;
+        let header = parse_header(parts.header_b64, limits)?;
+        let payload = decode_part(parts.payload_b64, "payload")?;
+        let signature = decode_part(parts.signature_b64, "signature")?;
+        Ok(UnverifiedToken { header, payload, signature, signing_input: parts.signing_input })
+    }
+
+    /// The protected header (not authenticated until verified).
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The decoded payload bytes (not authenticated until verified).
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// Gives up the token, keeping its header and payload.
+    pub fn into_parts(self) -> (Header, Vec<u8>) {
+        (self.header, self.payload)
+    }
 }
 
 /// Parses a verified payload as a JWT claims set: a JSON object with unique
@@ -248,18 +287,25 @@ impl Verifier {
     ///
     /// Order of checks: size; serialisation (JSON, JWE); segment count;
     /// header (strict base64url, strict JSON, `alg`, `crit`, `b64`, member
-    /// types); algorithm allowed; payload and signature decoding; signature
+    /// types); payload and signature decoding; algorithm allowed; signature
     /// shape; key selection (by `kid` if present, else every key that fits
     /// the algorithm); signature verification.
     pub fn verify(&self, token: &[u8]) -> Result<Verified, JoseError> {
-        let parts = split(token, &self.limits)?;
-        let header = parse_header(parts.header_b64, &self.limits)?;
-        let alg = header.alg;
+        let parsed = UnverifiedToken::parse(token, &self.limits)?;
+        let key = self.verify_parsed(&parsed)?;
+        let UnverifiedToken { header, payload, .. } = parsed;
+        Ok(Verified { header, payload, key })
+    }
+
+    /// Verifies a token parsed with [`UnverifiedToken::parse`]: for callers
+    /// that must read the (still unauthenticated) payload to choose which
+    /// provider's keys verify it, without decoding the token twice.
+    pub fn verify_parsed(&self, token: &UnverifiedToken<'_>) -> Result<KeyRef, JoseError> {
+        let alg = token.header.alg;
         if !self.algorithms.contains(alg) {
             return Err(JoseError::AlgorithmNotAllowed(alg));
         }
-        let payload = decode_part(parts.payload_b64, "payload")?;
-        let signature = decode_part(parts.signature_b64, "signature")?;
+        let signature = token.signature.as_slice();
         // ECDSA and Ed25519 signatures have one legal length. Refusing any
         // other here (DER-encoded ECDSA, zero padding, truncation) keeps
         // malleable encodings away from the crypto entirely.
@@ -270,11 +316,11 @@ impl Verifier {
             _ => {}
         }
 
-        let key = match header.kid.as_deref() {
+        let key = match token.header.kid.as_deref() {
             Some(kid) => {
                 let key = self.key_by_kid(kid, alg)?;
-                if !key.material.verify(alg, parts.signing_input, &signature) {
-                    return Err(self.signature_error(key, alg, &signature));
+                if !key.material.verify(alg, token.signing_input, signature) {
+                    return Err(self.signature_error(key, alg, signature));
                 }
                 key
             }
@@ -283,13 +329,13 @@ impl Verifier {
                 let Some(&only) = candidates.peek() else {
                     return Err(JoseError::NoMatchingKey { kid: None });
                 };
-                match candidates.find(|k| k.material.verify(alg, parts.signing_input, &signature)) {
+                match candidates.find(|k| k.material.verify(alg, token.signing_input, signature)) {
                     Some(key) => key,
-                    None => return Err(self.signature_error(only, alg, &signature)),
+                    None => return Err(self.signature_error(only, alg, signature)),
                 }
             }
         };
-        Ok(Verified { header, payload, key: KeyRef { index: key.index, kid: key.kid.clone() } })
+        Ok(KeyRef { index: key.index, kid: key.kid.clone() })
     }
 
     /// Exact-match lookup; the kid is never interpreted (no paths, no URLs,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::ast::{ClaimPath, Condition, ConditionKind, GroupKind, Op, Scalar, Segment};
 use crate::fmt::condition_text;
-use crate::model::{Audience, PolicySet, TemplatePart};
+use crate::model::{Audience, CaSource, Fetch, KeySource, PolicySet, TemplatePart};
 use crate::payload::{Num, PathSegment};
 use crate::program::*;
 use crate::source::{SourceMap, Span};
@@ -53,6 +53,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
                 ],
                 algorithms: p.algorithms.bits(),
                 typ: p.typ.as_deref().map(|t| c.string(t)),
+                keys: c.keys(&p.keys, p.file.0),
             }
         })
         .collect();
@@ -103,6 +104,26 @@ impl Compiler<'_> {
             end: span.end,
             line: at.map_or(0, |a| a.line as u32),
             column: at.map_or(0, |a| a.column as u32),
+        }
+    }
+
+    fn keys(&mut self, keys: &KeySource, file: u32) -> KeysCode {
+        let fetch = |c: &mut Compiler, f: &Fetch| FetchCode {
+            refresh: f.refresh,
+            timeout: f.timeout,
+            cache_max_age: f.cache_max_age,
+            ca: f.ca.as_ref().map(|ca| match ca {
+                CaSource::Pem(text) => CaCode::Pem(c.string(&text.value)),
+                CaSource::File(path) => CaCode::File { path: c.string(&path.value), file },
+            }),
+        };
+        match keys {
+            KeySource::Pem(blocks) => KeysCode::Pem(blocks.iter().map(|b| self.string(&b.value)).collect()),
+            KeySource::Jwk(text) => KeysCode::Jwk(self.string(&text.value)),
+            KeySource::Jwks(text) => KeysCode::Jwks(self.string(&text.value)),
+            KeySource::JwksFile(path) => KeysCode::JwksFile { path: self.string(&path.value), file },
+            KeySource::JwksUrl(url, f) => KeysCode::JwksUrl { url: self.string(&url.value), fetch: fetch(self, f) },
+            KeySource::Discovery(url, f) => KeysCode::Discovery { url: self.string(&url.value), fetch: fetch(self, f) },
         }
     }
 

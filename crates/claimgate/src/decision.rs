@@ -130,6 +130,16 @@ pub enum DenyCode {
     AlgorithmNotAllowed,
     /// The token's `typ` header is not the one its provider expects.
     TypMismatch,
+    /// The token is not a well-formed compact JWS within the limits (segments, base64url,
+    /// header, size), or uses a form that is not accepted (JWE, JSON serialisation, `crit`).
+    TokenMalformed,
+    /// The keys of the token's provider are not loaded (a key source that has not answered, or
+    /// whose last good keys are older than `cache_max_age`).
+    KeysUnavailable,
+    /// None of the provider's keys fits the token (its `kid`, or its algorithm).
+    KeyNotFound,
+    /// The signature does not verify with the provider's key.
+    SignatureInvalid,
 }
 
 impl DenyCode {
@@ -155,10 +165,14 @@ impl DenyCode {
             DenyCode::LimitExceeded => "limit_exceeded",
             DenyCode::AlgorithmNotAllowed => "algorithm_not_allowed",
             DenyCode::TypMismatch => "typ_mismatch",
+            DenyCode::TokenMalformed => "token_malformed",
+            DenyCode::KeysUnavailable => "keys_unavailable",
+            DenyCode::KeyNotFound => "key_not_found",
+            DenyCode::SignatureInvalid => "signature_invalid",
         }
     }
 
-    pub const ALL: [DenyCode; 20] = [
+    pub const ALL: [DenyCode; 24] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -179,6 +193,10 @@ impl DenyCode {
         DenyCode::LimitExceeded,
         DenyCode::AlgorithmNotAllowed,
         DenyCode::TypMismatch,
+        DenyCode::TokenMalformed,
+        DenyCode::KeysUnavailable,
+        DenyCode::KeyNotFound,
+        DenyCode::SignatureInvalid,
     ];
 }
 
@@ -197,7 +215,19 @@ impl DenyCode {
     }
 }
 
+impl Evaluation {
+    /// A denial reached before any role was tried (the token or its payload was refused).
+    pub fn denied(code: DenyCode, message: impl Into<String>) -> Evaluation {
+        Evaluation { decision: Decision::Deny(Denial::simple(code, message)), trace: Vec::new() }
+    }
+}
+
 impl Denial {
+    /// A denial with a code and a message, and no condition or value to show.
+    pub fn simple(code: DenyCode, message: impl Into<String>) -> Denial {
+        Denial { code, role: None, message: message.into(), condition: None, actual: None }
+    }
+
     /// The denial of automatic selection when no role allows.
     pub fn no_role_matched() -> Denial {
         Denial {

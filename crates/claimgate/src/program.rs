@@ -56,6 +56,10 @@ pub(crate) struct Runtime {
     /// Per provider: its roles in order, the roles with `audience = any`, and the roles bound to
     /// each audience (each list in policy-set order).
     pub(crate) candidates: Vec<Candidates>,
+    /// Per provider: its inline keys, parsed and validated (`None` for keys from elsewhere).
+    pub(crate) inline_keys: Vec<Option<std::sync::Arc<claimgate_jose::KeySet>>>,
+    /// Provider name → provider.
+    pub(crate) provider_names: HashMap<Box<str>, u32>,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +105,53 @@ pub struct ProviderCode {
     /// Allowed algorithms as `claimgate_jose::AlgorithmSet` bits (for the signature core).
     pub algorithms: u16,
     pub typ: Option<StrId>,
+    /// Where this provider's verification keys come from. Only these keys ever verify a token
+    /// that this provider decides.
+    pub keys: KeysCode,
+}
+
+/// A provider's key source, as compiled. Inline keys travel inside the program (and its file)
+/// and are parsed and validated when the program is built or loaded; the other sources are
+/// resolved by the caller (the engine fetches URLs and reads files) and handed to
+/// [`Program::decide_token`] through a [`crate::vm::KeyLookup`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeysCode {
+    /// PEM blocks (SPKI public keys, PKCS#1 RSA public keys, X.509 certificates), one string each.
+    Pem(Vec<StrId>),
+    /// One JWK, as JSON text.
+    Jwk(StrId),
+    /// A JWK Set, as JSON text.
+    Jwks(StrId),
+    /// A JWK Set file: the path as written, relative to the policy file `file` (an index into
+    /// [`Program::files`]).
+    JwksFile { path: StrId, file: u32 },
+    /// A JWK Set fetched over HTTPS.
+    JwksUrl { url: StrId, fetch: FetchCode },
+    /// An OpenID Connect discovery document that names the JWK Set.
+    Discovery { url: StrId, fetch: FetchCode },
+}
+
+impl KeysCode {
+    /// Whether the keys are part of the program itself.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, KeysCode::Pem(_) | KeysCode::Jwk(_) | KeysCode::Jwks(_))
+    }
+}
+
+/// How a remote key set is fetched and cached (seconds), as the policy's `keys` block says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchCode {
+    pub refresh: u64,
+    pub timeout: u64,
+    pub cache_max_age: u64,
+    /// A pinned CA: its PEM text, or a path relative to the policy file.
+    pub ca: Option<CaCode>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaCode {
+    Pem(StrId),
+    File { path: StrId, file: u32 },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -224,7 +275,7 @@ pub struct GrantCode {
 /// The first bytes of every compiled policy set file.
 pub const MAGIC: [u8; 8] = *b"CLMGATE\0";
 /// Bumped whenever the encoding changes; a build reads only its own version.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 /// A payload with the file header in front: magic, format version, payload length, SHA-256 of the
@@ -329,6 +380,26 @@ impl Program {
             for id in provider.issuers.iter().chain(&provider.time_texts).chain(provider.typ.iter()) {
                 s(*id, "provider")?;
             }
+            let file = |f: u32| {
+                if (f as usize) < self.files.len() { Ok(()) } else { Err("key file location out of range".to_string()) }
+            };
+            let fetch = |f: &FetchCode| match &f.ca {
+                None => Ok(()),
+                Some(CaCode::Pem(id)) => s(*id, "ca"),
+                Some(CaCode::File { path, file: f }) => s(*path, "ca").and_then(|_| file(*f)),
+            };
+            match &provider.keys {
+                KeysCode::Pem(blocks) => blocks.iter().try_for_each(|id| s(*id, "keys"))?,
+                KeysCode::Jwk(id) | KeysCode::Jwks(id) => s(*id, "keys")?,
+                KeysCode::JwksFile { path, file: f } => {
+                    s(*path, "keys")?;
+                    file(*f)?;
+                }
+                KeysCode::JwksUrl { url, fetch: f } | KeysCode::Discovery { url, fetch: f } => {
+                    s(*url, "keys")?;
+                    fetch(f)?;
+                }
+            }
         }
         let constant = |c: &Const| match c {
             Const::Str(id) => s(*id, "literal"),
@@ -410,6 +481,8 @@ impl Program {
             for issuer in &provider.issuers {
                 runtime.issuers.insert(self.strings[*issuer as usize].clone(), index as u32);
             }
+            runtime.provider_names.insert(self.strings[provider.name as usize].clone(), index as u32);
+            runtime.inline_keys.push(self.inline_keys(provider)?);
         }
         runtime.candidates = (0..self.providers.len()).map(|_| Candidates::default()).collect();
         for (index, role) in self.roles.iter().enumerate() {
@@ -431,6 +504,40 @@ impl Program {
         }
         self.runtime = runtime;
         Ok(())
+    }
+
+    /// Parses a provider's inline keys with the default key limits. An inline key source that
+    /// holds no usable key fails the load: the checker refuses such a policy, so only a crafted
+    /// file gets here.
+    fn inline_keys(&self, provider: &ProviderCode) -> Result<Option<std::sync::Arc<claimgate_jose::KeySet>>, String> {
+        use claimgate_jose::KeySet;
+        let limits = claimgate_jose::KeyLimits::default();
+        let loaded = match &provider.keys {
+            KeysCode::Pem(blocks) => {
+                let text: Vec<&str> = blocks.iter().map(|id| self.string(*id)).collect();
+                KeySet::from_pem_with_limits(&text.join("\n"), &limits)
+            }
+            KeysCode::Jwk(id) => KeySet::from_jwk_json_with_limits(self.string(*id).as_bytes(), &limits),
+            KeysCode::Jwks(id) => KeySet::from_jwks_json_with_limits(self.string(*id).as_bytes(), &limits),
+            _ => return Ok(None),
+        };
+        let name = self.string(provider.name);
+        loaded.map(|keys| Some(std::sync::Arc::new(keys))).map_err(|e| format!("provider `{name}`: its keys: {e}"))
+    }
+
+    /// The keys written inside the policy for provider `index`, parsed and validated.
+    pub fn inline_key_set(&self, provider: u32) -> Option<&std::sync::Arc<claimgate_jose::KeySet>> {
+        self.runtime.inline_keys.get(provider as usize)?.as_ref()
+    }
+
+    /// The index of the provider named `name`.
+    pub fn provider_index(&self, name: &str) -> Option<u32> {
+        self.runtime.provider_names.get(name).copied()
+    }
+
+    /// The provider that accepts `iss`.
+    pub fn provider_for_issuer(&self, iss: &str) -> Option<u32> {
+        self.runtime.issuers.get(iss).copied()
     }
 
     pub fn string(&self, id: StrId) -> &str {
@@ -483,6 +590,20 @@ impl Program {
                 provider.max_lifetime
             );
             let _ = writeln!(out, "  algorithms {:#06x}", provider.algorithms);
+            let keys = match &provider.keys {
+                KeysCode::Pem(blocks) if blocks.len() == 1 => "pem (1 block)".to_string(),
+                KeysCode::Pem(blocks) => format!("pem ({} blocks)", blocks.len()),
+                KeysCode::Jwk(_) => "jwk (inline)".to_string(),
+                KeysCode::Jwks(_) => "jwks (inline)".to_string(),
+                KeysCode::JwksFile { path, file } => {
+                    format!("jwks_file {:?} (relative to {})", self.string(*path), self.files[*file as usize])
+                }
+                KeysCode::JwksUrl { url, fetch } => format!("jwks_url {:?} {}", self.string(*url), fetch_text(fetch)),
+                KeysCode::Discovery { url, fetch } => {
+                    format!("discovery_url {:?} {}", self.string(*url), fetch_text(fetch))
+                }
+            };
+            let _ = writeln!(out, "  keys {keys}");
         }
         for (i, role) in self.roles.iter().enumerate() {
             let provider = &self.providers[role.provider as usize];
@@ -625,6 +746,15 @@ impl Program {
         };
         format!("p{} {operand}", cmp.path)
     }
+}
+
+fn fetch_text(fetch: &FetchCode) -> String {
+    let ca = match &fetch.ca {
+        None => "",
+        Some(CaCode::Pem(_)) => " ca=pem",
+        Some(CaCode::File { .. }) => " ca=file",
+    };
+    format!("refresh={}s timeout={}s cache_max_age={}s{ca}", fetch.refresh, fetch.timeout, fetch.cache_max_age)
 }
 
 /// Every instruction refers to an existing check, every jump lands inside the code, and the

@@ -10,6 +10,10 @@
 //! index to skip roles whose audience cannot match (they would be denied at their first check
 //! anyway, so the first allowing role is the same).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use claimgate_jose::KeySet;
 use serde_json::Value;
 
 use crate::decision::*;
@@ -29,11 +33,18 @@ pub struct Options {
     /// Most instructions executed for one decision, over every role tried: a bound on the work
     /// one token can cause, whatever the size of the policy set.
     pub max_steps: usize,
+    /// Bounds on the token itself (size, header), for [`Program::decide_token`].
+    pub token: claimgate_jose::Limits,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { explain: false, limits: PayloadLimits::default(), max_steps: 1_000_000 }
+        Options {
+            explain: false,
+            limits: PayloadLimits::default(),
+            max_steps: 1_000_000,
+            token: claimgate_jose::Limits::DEFAULT,
+        }
     }
 }
 
@@ -65,27 +76,30 @@ impl Program {
         options: &Options,
         scratch: &mut Scratch,
     ) -> Evaluation {
-        let claims = match payload::parse(payload, self.table(), &options.limits, scratch) {
-            Ok(claims) => claims,
-            Err(error) => {
-                return Evaluation {
-                    decision: Decision::Deny(Denial {
-                        code: DenyCode::PayloadInvalid,
-                        role: None,
-                        message: error.to_string(),
-                        condition: None,
-                        actual: None,
-                    }),
-                    trace: Vec::new(),
-                };
-            }
-        };
+        match payload::parse(payload, self.table(), &options.limits, scratch) {
+            Ok(claims) => self.run(&claims, header, None, role, now, options),
+            Err(error) => Evaluation::denied(DenyCode::PayloadInvalid, error.to_string()),
+        }
+    }
+
+    /// Decides on parsed claims. `verified_by` is the provider whose keys verified the token, when
+    /// there is one: only that provider's roles may then decide.
+    fn run(
+        &self,
+        claims: &Claims<'_>,
+        header: Option<&claimgate_jose::Header>,
+        verified_by: Option<u32>,
+        role: Option<&str>,
+        now: i64,
+        options: &Options,
+    ) -> Evaluation {
         let mut run = Run {
             program: self,
-            claims: &claims,
+            claims,
             explain: options.explain,
             now,
             header,
+            verified_by,
             budget: options.max_steps,
             steps: Vec::new(),
             trace: Vec::new(),
@@ -110,6 +124,8 @@ struct Run<'a> {
     /// The verified token's header, when deciding on a token: its algorithm and `typ` are
     /// checked against the provider.
     header: Option<&'a claimgate_jose::Header>,
+    /// The provider whose keys verified the token, when deciding on a token.
+    verified_by: Option<u32>,
     /// Instructions (and roles) left before the decision is cut off.
     budget: usize,
     /// Steps of the role being tried.
@@ -233,6 +249,14 @@ impl<'a> Run<'a> {
     fn try_role(&mut self, role: &RoleCode, provider: bool) -> Decision {
         self.steps.clear();
         let result = (|| {
+            // Defence in depth: `decide_token` chose the provider from the same `iss`, so this
+            // holds; a role of another provider must never decide on a token it did not verify.
+            if self.verified_by.is_some_and(|p| p != role.provider) {
+                return Err(Box::new(Denial::simple(
+                    DenyCode::IssuerMismatch,
+                    "the token was verified with the keys of another provider",
+                )));
+            }
             if provider {
                 self.provider_checks(role)?;
             }
@@ -782,25 +806,137 @@ fn is_scalar(value: Val) -> bool {
     matches!(value, Val::Str(_) | Val::Num(_) | Val::Bool(_))
 }
 
+/// Keys of the providers whose keys are not written inside the policy (`jwks_file`, `jwks_url`,
+/// `discovery_url`), as the caller has loaded them: the engine's caches, a CLI's files.
+///
+/// [`Program::decide_token`] asks for the keys of exactly one provider, the one that the token's
+/// issuer selects; keys given for another provider never verify it.
+pub trait KeyLookup {
+    /// The current keys of the provider named `provider`, or `None` when they are not loaded.
+    fn keys(&self, provider: &str) -> Option<Arc<KeySet>>;
+}
+
+/// Keys by provider name: the simplest [`KeyLookup`]. Keys given here take the place of the
+/// provider's own key source, inline keys included.
+#[derive(Clone, Debug, Default)]
+pub struct ProviderKeys {
+    keys: HashMap<String, Arc<KeySet>>,
+}
+
+impl ProviderKeys {
+    /// No keys: only providers with keys inside the policy can verify tokens.
+    pub fn new() -> ProviderKeys {
+        ProviderKeys::default()
+    }
+
+    /// Sets the keys of one provider, returning those it had.
+    pub fn insert(&mut self, provider: impl Into<String>, keys: impl Into<Arc<KeySet>>) -> Option<Arc<KeySet>> {
+        self.keys.insert(provider.into(), keys.into())
+    }
+
+    /// The keys given for `provider`.
+    pub fn get(&self, provider: &str) -> Option<&Arc<KeySet>> {
+        self.keys.get(provider)
+    }
+}
+
+impl KeyLookup for ProviderKeys {
+    fn keys(&self, provider: &str) -> Option<Arc<KeySet>> {
+        self.keys.get(provider).cloned()
+    }
+}
+
+/// A decision on a signed token, and which key verified it.
+#[derive(Clone, Debug)]
+pub struct TokenEvaluation {
+    pub evaluation: Evaluation,
+    /// Set when the signature verified: the provider whose keys verified it, the header and the key.
+    pub verified: Option<VerifiedWith>,
+}
+
+/// Who verified a token's signature.
+#[derive(Clone, Debug)]
+pub struct VerifiedWith {
+    /// The provider's name.
+    pub provider: String,
+    pub header: claimgate_jose::Header,
+    pub key: claimgate_jose::KeyRef,
+}
+
 impl Program {
-    /// The whole path for a signed token: verifies its signature with `keys` (the key's type must
-    /// fit the header's algorithm; `none` and HMAC are refused), then decides on the verified
-    /// payload. The provider that the payload's `iss` selects must allow the token's algorithm and,
-    /// when it names one, its `typ`; otherwise the decision is a denial (`algorithm_not_allowed`,
-    /// `typ_mismatch`). A token whose signature does not verify is an error, not a decision.
+    /// The whole path for a signed token, with keys bound to providers:
+    ///
+    /// 1. the token is split and decoded (strict base64url, the header's rules, size bounds);
+    /// 2. its payload is parsed once, with the program's strict parser and limits;
+    /// 3. the provider is chosen: the named role's, or the one that accepts the payload's `iss`;
+    /// 4. the signature is verified with **that provider's keys only** (from `keys` when it has
+    ///    them for the provider, otherwise the keys inside the policy) and its algorithms;
+    /// 5. the decision is made on the same parsed payload, with the header's algorithm and
+    ///    `typ` checked against the provider.
+    ///
+    /// A token signed by another provider's key is refused like any unknown key. A refusal at
+    /// any step is a denial with its own code ([`DenyCode::TokenMalformed`],
+    /// [`DenyCode::KeysUnavailable`], [`DenyCode::KeyNotFound`], [`DenyCode::SignatureInvalid`],
+    /// [`DenyCode::AlgorithmNotAllowed`], or the policy's codes), in one code space.
     pub fn decide_token(
         &self,
         token: &[u8],
-        keys: &std::sync::Arc<claimgate_jose::KeySet>,
+        keys: &dyn KeyLookup,
         role: Option<&str>,
         now: i64,
         options: &Options,
         scratch: &mut Scratch,
-    ) -> Result<(claimgate_jose::Verified, Evaluation), claimgate_jose::JoseError> {
-        let verifier = claimgate_jose::Verifier::new(keys.clone(), claimgate_jose::AlgorithmSet::ALL);
-        let verified = verifier.verify(token)?;
-        let evaluation =
-            self.evaluate_with_header(&verified.payload, Some(&verified.header), role, now, options, scratch);
-        Ok((verified, evaluation))
+    ) -> TokenEvaluation {
+        let unverified = |evaluation| TokenEvaluation { evaluation, verified: None };
+        let parsed = match claimgate_jose::UnverifiedToken::parse(token, &options.token) {
+            Ok(parsed) => parsed,
+            Err(error) => return unverified(Evaluation::denied(jose_code(&error), error.to_string())),
+        };
+        let claims = match payload::parse(parsed.payload(), self.table(), &options.limits, scratch) {
+            Ok(claims) => claims,
+            Err(error) => return unverified(Evaluation::denied(DenyCode::PayloadInvalid, error.to_string())),
+        };
+        let iss = match claims.get(self.well_known.iss) {
+            Some(Val::Str(s)) => Some(claims.str(s)),
+            _ => None,
+        };
+        let provider = match role {
+            Some(name) => self.role_index(name).map(|r| self.roles[r as usize].provider),
+            None => iss.and_then(|iss| self.provider_for_issuer(iss)),
+        };
+        let Some(provider) = provider else {
+            // Unknown role or issuer: the evaluator's own denial, with nothing verified.
+            return unverified(self.run(&claims, None, None, role, now, options));
+        };
+        let code = &self.providers[provider as usize];
+        if !iss.is_some_and(|iss| code.issuers.iter().any(|i| self.string(*i) == iss)) {
+            // The named role's provider does not accept this issuer: denied before any key is used.
+            return unverified(self.run(&claims, None, None, role, now, options));
+        }
+        let name = self.string(code.name);
+        let Some(key_set) = keys.keys(name).or_else(|| self.inline_key_set(provider).cloned()) else {
+            let message = format!("the keys of provider `{name}` are not available");
+            return unverified(Evaluation::denied(DenyCode::KeysUnavailable, message));
+        };
+        let algorithms = claimgate_jose::AlgorithmSet::from_bits(code.algorithms);
+        let verifier = claimgate_jose::Verifier::new(key_set, algorithms).with_limits(options.token);
+        let key = match verifier.verify_parsed(&parsed) {
+            Ok(key) => key,
+            Err(error) => return unverified(Evaluation::denied(jose_code(&error), error.to_string())),
+        };
+        let evaluation = self.run(&claims, Some(parsed.header()), Some(provider), role, now, options);
+        let verified = VerifiedWith { provider: name.to_string(), header: parsed.header().clone(), key };
+        TokenEvaluation { evaluation, verified: Some(verified) }
+    }
+}
+
+/// The denial code of a token the signature core refused.
+fn jose_code(error: &claimgate_jose::JoseError) -> DenyCode {
+    match error.code() {
+        "alg_none" | "alg_symmetric" | "alg_unknown" | "algorithm_not_allowed" => DenyCode::AlgorithmNotAllowed,
+        "no_matching_key" | "key_unusable" => DenyCode::KeyNotFound,
+        "bad_signature" => DenyCode::SignatureInvalid,
+        "bad_payload" => DenyCode::PayloadInvalid,
+        _ => DenyCode::TokenMalformed,
     }
 }
