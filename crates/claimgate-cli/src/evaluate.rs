@@ -166,7 +166,15 @@ fn provider_keys(program: &Program, overrides: &[String]) -> Result<(ProviderKey
             KeysCode::JwksFile { path, file } => {
                 let policy_file = program.files.get(*file as usize).map_or("", |f| f.as_ref());
                 let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
-                match read(&base.join(program.string(*path))) {
+                // Read as `claimgate check` reads it: a JWK Set, nothing else.
+                let path = base.join(program.string(*path));
+                let loaded = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+                    .and_then(|bytes| {
+                        KeySet::from_jwks_json(&bytes)
+                            .map_err(|e| format!("`{}` is not a usable JWK Set: {e}", path.display()))
+                    });
+                match loaded {
                     Ok(set) => {
                         keys.insert(name, set);
                     }
@@ -362,6 +370,7 @@ fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&Sour
                 Outcome::Pass => "✓",
                 Outcome::Fail => "✗",
                 Outcome::Missing => "✗ (missing)",
+                Outcome::TypeMismatch => "✗ (wrong type)",
             };
             let seen = match (&step.seen, &step.check.path) {
                 (Some(value), _) => format!("  — token has {}", short_json(value)),

@@ -299,7 +299,9 @@ impl Verifier {
 
     /// Verifies a token parsed with [`UnverifiedToken::parse`]: for callers
     /// that must read the (still unauthenticated) payload to choose which
-    /// provider's keys verify it, without decoding the token twice.
+    /// provider's keys verify it, without decoding the token twice. The size
+    /// and header limits are those the token was parsed with: parse with
+    /// [`Verifier::limits`] to apply this verifier's.
     pub fn verify_parsed(&self, token: &UnverifiedToken<'_>) -> Result<KeyRef, JoseError> {
         let alg = token.header.alg;
         if !self.algorithms.contains(alg) {

@@ -1023,13 +1023,28 @@ impl<'l> Checker<'l> {
                 }
                 if let Some(s) = fields.setting("code") {
                     expect.code = match s.value.terms.as_slice() {
-                        [Term::Ident(word)] => Some(word.name.clone()),
-                        [Term::Str(text)] => Some(text.value.clone()),
+                        [Term::Ident(word)] => Some((word.name.clone(), word.span)),
+                        [Term::Str(text)] => Some((text.value.clone(), text.span)),
                         _ => {
                             self.wrong_type_value(file, &s.value, "a denial code such as `token_expired`");
                             None
                         }
-                    };
+                    }
+                    .and_then(|(code, span)| {
+                        let known: Vec<&str> = crate::decision::DenyCode::ALL.iter().map(|c| c.as_str()).collect();
+                        if known.contains(&code.as_str()) {
+                            return Some(code);
+                        }
+                        let mut d =
+                            Diagnostic::error(Code::InvalidTest, file, span, format!("`{code}` is not a denial code"))
+                                .label("unknown code");
+                        d = match suggest(&code, &known) {
+                            Some(s) => d.help(format!("did you mean `{s}`?")),
+                            None => d.help("docs/language.md lists every denial code under \"Decisions\""),
+                        };
+                        self.report(d);
+                        None
+                    });
                 }
                 Some(Expectation::Deny(expect))
             }
@@ -1514,20 +1529,31 @@ fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
-/// Compiles a claim regex the way the evaluator will: anchored at both ends, with a bound on the
-/// compiled size (the regex crate's engines run in time linear in the input).
-pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(size_limit)
-        .dfa_size_limit(size_limit)
-        .build()
-        .map_err(|e| match e {
-            regex::Error::CompiledTooBig(limit) => format!("compiles to more than {limit} bytes"),
-            regex::Error::Syntax(text) => {
-                text.lines().last().unwrap_or("syntax error").trim_start_matches("error: ").to_string()
-            }
-            other => other.to_string(),
-        })
+/// A claim regex, anchored at both ends of the claim's text.
+pub type ClaimRegex = regex_automata::meta::Regex;
+
+/// Compiles a claim regex the way the evaluator will: the pattern is parsed **on its own** (so
+/// a pattern such as `main)|(.*` that would only parse inside a wrapper is refused), then
+/// anchored on its parsed syntax tree (`\A` before it, `\z` after it, as one concatenation:
+/// nothing in the pattern can reach outside), with a bound on the compiled size. The engines of
+/// `regex-automata` run in time linear in the input.
+pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<ClaimRegex, String> {
+    use regex_syntax::hir::{Hir, Look};
+    let hir = regex_syntax::ParserBuilder::new().nest_limit(64).build().parse(pattern).map_err(|e| match e {
+        regex_syntax::Error::Parse(e) => e.kind().to_string(),
+        regex_syntax::Error::Translate(e) => e.kind().to_string(),
+        other => other.to_string(),
+    })?;
+    let anchored = Hir::concat(vec![Hir::look(Look::Start), hir, Hir::look(Look::End)]);
+    let config = regex_automata::meta::Config::new()
+        .nfa_size_limit(Some(size_limit))
+        .onepass_size_limit(Some(size_limit))
+        .dfa_size_limit(Some(size_limit))
+        .hybrid_cache_capacity(size_limit.max(1 << 16));
+    regex_automata::meta::Builder::new().configure(config).build_from_hir(&anchored).map_err(|e| match e.size_limit() {
+        Some(limit) => format!("compiles to more than {limit} bytes"),
+        None => e.to_string(),
+    })
 }
 
 /// Parses `10.0.0.0/8` (or a single address) and returns it normalised; refuses host bits set

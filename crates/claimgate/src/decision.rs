@@ -115,6 +115,10 @@ pub enum DenyCode {
     ClaimMismatch,
     /// A role condition reads a claim the token does not have (or that is `null`).
     ClaimMissing,
+    /// A role condition reads a claim whose JSON type does not fit its operator.
+    ClaimTypeMismatch,
+    /// `aud` is neither a string nor a list of strings (RFC 7519 4.1.3).
+    AudienceInvalid,
     /// Automatic selection found no role whose conditions hold.
     NoRoleMatched,
     /// The identity, user or groups claim is missing or of the wrong type.
@@ -158,6 +162,8 @@ impl DenyCode {
             DenyCode::LifetimeTooLong => "lifetime_too_long",
             DenyCode::ClaimMismatch => "claim_mismatch",
             DenyCode::ClaimMissing => "claim_missing",
+            DenyCode::ClaimTypeMismatch => "claim_type_mismatch",
+            DenyCode::AudienceInvalid => "audience_invalid",
             DenyCode::NoRoleMatched => "no_role_matched",
             DenyCode::IdentityUnavailable => "identity_unavailable",
             DenyCode::MappingUnavailable => "mapping_unavailable",
@@ -172,7 +178,7 @@ impl DenyCode {
         }
     }
 
-    pub const ALL: [DenyCode; 24] = [
+    pub const ALL: [DenyCode; 26] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -186,6 +192,8 @@ impl DenyCode {
         DenyCode::LifetimeTooLong,
         DenyCode::ClaimMismatch,
         DenyCode::ClaimMissing,
+        DenyCode::ClaimTypeMismatch,
+        DenyCode::AudienceInvalid,
         DenyCode::NoRoleMatched,
         DenyCode::IdentityUnavailable,
         DenyCode::MappingUnavailable,
@@ -209,6 +217,7 @@ impl DenyCode {
             DenyCode::AudienceMismatch
                 | DenyCode::ClaimMismatch
                 | DenyCode::ClaimMissing
+                | DenyCode::ClaimTypeMismatch
                 | DenyCode::IdentityUnavailable
                 | DenyCode::MappingUnavailable
         )
@@ -275,19 +284,46 @@ pub struct Step {
     pub depth: usize,
 }
 
-/// The result of one check. A condition on a missing claim is `Missing`, which counts as a
-/// failure and stays a failure under `not`.
+/// The result of one check, in three-valued logic. A condition on a missing (or `null`) claim
+/// is `Missing`, and one on a claim whose JSON type does not fit its operator (`glob` on a
+/// number, `<` on a string, `contains` on a string, `== "x"` on a list) is `TypeMismatch`:
+/// neither holds nor fails. Both count as a failure and stay failures under `not`, so taking a
+/// claim away or changing its type can turn an allow into a deny, never a deny into an allow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Pass,
     Fail,
     Missing,
+    TypeMismatch,
 }
 
 impl Outcome {
     pub fn passed(self) -> bool {
         self == Outcome::Pass
+    }
+
+    /// Neither true nor false: the claim is missing or of the wrong type.
+    pub fn is_unknown(self) -> bool {
+        matches!(self, Outcome::Missing | Outcome::TypeMismatch)
+    }
+
+    /// `not`: pass and fail swap, an unknown outcome stays unknown.
+    pub fn negate(self) -> Outcome {
+        match self {
+            Outcome::Pass => Outcome::Fail,
+            Outcome::Fail => Outcome::Pass,
+            unknown => unknown,
+        }
+    }
+
+    /// The denial code of a top-level condition that ended with this outcome.
+    pub fn denial_code(self) -> DenyCode {
+        match self {
+            Outcome::Missing => DenyCode::ClaimMissing,
+            Outcome::TypeMismatch => DenyCode::ClaimTypeMismatch,
+            Outcome::Pass | Outcome::Fail => DenyCode::ClaimMismatch,
+        }
     }
 }
 

@@ -48,7 +48,7 @@ pub struct Program {
 pub(crate) struct Runtime {
     pub(crate) table: Option<PathTable>,
     pub(crate) globs: Vec<Glob>,
-    pub(crate) regexes: Vec<regex::Regex>,
+    pub(crate) regexes: Vec<crate::check::ClaimRegex>,
     /// `iss` value → provider.
     pub(crate) issuers: HashMap<Box<str>, u32>,
     /// Role name → role.
@@ -374,9 +374,24 @@ impl Program {
         for id in [w.iss, w.aud, w.exp, w.nbf, w.iat] {
             p(id)?;
         }
+        // Names and issuers are unique, as the checker makes them: key lookups go by provider
+        // name and selection by issuer, so a crafted file must not give two providers one name
+        // or one issuer (compared by text: a crafted string pool may repeat a string).
+        let text = |id: StrId| self.strings.get(id as usize).map(|t| &**t);
+        let (mut provider_names, mut issuers, mut role_names) =
+            (std::collections::HashSet::new(), std::collections::HashSet::new(), std::collections::HashSet::new());
         for provider in &self.providers {
             s(provider.name, "provider name")?;
             loc(&provider.loc)?;
+            if !provider_names.insert(text(provider.name)) {
+                return Err("two providers have the same name".to_string());
+            }
+            for issuer in &provider.issuers {
+                s(*issuer, "issuer")?;
+                if !issuers.insert(text(*issuer)) {
+                    return Err("two providers accept the same issuer".to_string());
+                }
+            }
             for id in provider.issuers.iter().chain(&provider.time_texts).chain(provider.typ.iter()) {
                 s(*id, "provider")?;
             }
@@ -409,6 +424,9 @@ impl Program {
         };
         for role in &self.roles {
             s(role.name, "role name")?;
+            if !role_names.insert(text(role.name)) {
+                return Err("two roles have the same name".to_string());
+            }
             loc(&role.loc)?;
             loc(&role.audience_loc)?;
             if role.provider as usize >= self.providers.len() {

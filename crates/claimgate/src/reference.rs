@@ -133,19 +133,19 @@ impl Attempt<'_> {
     fn run(&mut self, now: i64) -> Result<Grant, Denial> {
         self.issuer()?;
         self.time_claims(now)?;
+        self.audience_form()?;
         self.audience()?;
         for condition in &self.role.conditions {
             let outcome = self.condition(condition, 0);
             if !outcome.passed() {
                 let check = self.check_of(condition);
                 let actual = condition_value(condition).and_then(|p| resolve(self.claims, p)).cloned();
-                let code = if outcome == Outcome::Missing { DenyCode::ClaimMissing } else { DenyCode::ClaimMismatch };
-                let message = match (&condition.message, &check.path) {
-                    (Some(message), _) => message.value.to_string(),
-                    (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
-                    (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{}`", self.role.name),
-                    (None, None) => format!("the token does not satisfy role `{}`", self.role.name),
+                let code = outcome.denial_code();
+                let expected = match &condition.kind {
+                    ConditionKind::Compare(comparison) => Some(expected_type(&comparison.op)),
+                    _ => None,
                 };
+                let message = crate::vm::condition_message(&check, code, expected, &self.role.name);
                 return Err(self.deny(code, message, check, actual));
             }
         }
@@ -282,6 +282,23 @@ impl Attempt<'_> {
         Ok(())
     }
 
+    /// `aud` is a string or a list of strings (RFC 7519 4.1.3), whatever the role accepts.
+    fn audience_form(&mut self) -> Result<(), Denial> {
+        let aud = self.claims.get("aud");
+        let valid = match aud {
+            None | Some(Value::Null | Value::String(_)) => true,
+            Some(Value::Array(items)) => items.iter().all(Value::is_string),
+            Some(_) => false,
+        };
+        if valid {
+            return Ok(());
+        }
+        let check = self.provider_check_text("aud", crate::vm::AUD_FORM_TEXT.to_string());
+        self.step(check.clone(), Outcome::TypeMismatch, aud, 0);
+        let message = "the token's `aud` is neither a string nor a list of strings".to_string();
+        Err(self.deny(DenyCode::AudienceInvalid, message, check, aud.cloned()))
+    }
+
     fn audience(&mut self) -> Result<(), Denial> {
         let aud = self.claims.get("aud");
         let (accepted, span) = match &self.role.audience {
@@ -334,11 +351,7 @@ impl Attempt<'_> {
         self.step(check, Outcome::Fail, seen, depth);
         let outcome = match &condition.kind {
             ConditionKind::Compare(comparison) => compare(comparison, seen),
-            ConditionKind::Not(inner) => match self.condition(inner, depth + 1) {
-                Outcome::Pass => Outcome::Fail,
-                Outcome::Fail => Outcome::Pass,
-                Outcome::Missing => Outcome::Missing,
-            },
+            ConditionKind::Not(inner) => self.condition(inner, depth + 1).negate(),
             ConditionKind::Group(group) => {
                 let mut outcomes = Vec::new();
                 for inner in &group.conditions {
@@ -352,13 +365,12 @@ impl Attempt<'_> {
                         break;
                     }
                 }
-                // Three-valued (Kleene) logic, so that a missing claim can never turn a denial
-                // into an allow, even under `not`: `any` is missing when no child passed and one
-                // was missing; `all` is its first child that did not pass.
+                // Three-valued (Kleene) logic, so that a missing claim or one of the wrong type
+                // can never turn a denial into an allow, even under `not`: `any` is its first
+                // unknown child when no child passed; `all` is its first child that did not pass.
                 match group.kind {
                     GroupKind::Any if outcomes.iter().any(|o| o.passed()) => Outcome::Pass,
-                    GroupKind::Any if outcomes.contains(&Outcome::Missing) => Outcome::Missing,
-                    GroupKind::Any => Outcome::Fail,
+                    GroupKind::Any => outcomes.into_iter().find(|o| o.is_unknown()).unwrap_or(Outcome::Fail),
                     GroupKind::All => outcomes.into_iter().find(|o| !o.passed()).unwrap_or(Outcome::Pass),
                 }
             }
@@ -386,6 +398,17 @@ impl Attempt<'_> {
                     }
                 },
             }
+        }
+        if identity.is_empty() {
+            let check = FailedCheck {
+                text: "identity".to_string(),
+                path: None,
+                file: role.file,
+                span: role.identity.span,
+                message: None,
+            };
+            let message = "the identity built from the token is empty".to_string();
+            return Err(self.deny(DenyCode::IdentityUnavailable, message, check, None));
         }
         let user = match &role.user {
             None => None,
@@ -424,8 +447,9 @@ impl Attempt<'_> {
             }
         }
         let mut policies: Vec<String> = Vec::new();
+        // Empty names are dropped, as Vault drops them.
         let mut add = |name: &str| {
-            if !policies.iter().any(|p| p == name) {
+            if !name.is_empty() && !policies.iter().any(|p| p == name) {
                 policies.push(name.to_string());
             }
         };
@@ -494,14 +518,17 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
         (_, None | Some(Value::Null)) => return Outcome::Missing,
         (_, Some(v)) => v,
     };
+    if !fits(&comparison.op, value) {
+        return Outcome::TypeMismatch;
+    }
     let holds = match &comparison.op {
-        Op::Eq(s) => is_scalar(value) && scalar_eq(value, s),
-        Op::Ne(s) => is_scalar(value) && !scalar_eq(value, s),
+        Op::Eq(s) => scalar_eq(value, s),
+        Op::Ne(s) => !scalar_eq(value, s),
         Op::Lt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_lt()),
         Op::Le(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_le()),
         Op::Gt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_gt()),
         Op::Ge(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_ge()),
-        Op::In(list) => is_scalar(value) && list.items.iter().any(|s| scalar_eq(value, s)),
+        Op::In(list) => list.items.iter().any(|s| scalar_eq(value, s)),
         Op::Glob(pattern) => {
             value.as_str().is_some_and(|s| Glob::new(&pattern.value).is_ok_and(|glob| glob.matches(s)))
         }
@@ -520,8 +547,50 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
     if holds { Outcome::Pass } else { Outcome::Fail }
 }
 
-fn is_scalar(value: &Value) -> bool {
-    matches!(value, Value::String(_) | Value::Number(_) | Value::Bool(_))
+/// Whether a present, non-null value has a JSON type the operator can compare (see
+/// `docs/language.md`, "Types"): otherwise the comparison is neither true nor false.
+fn fits(op: &Op, value: &Value) -> bool {
+    let same_type = |s: &Scalar| {
+        matches!(
+            (s, value),
+            (Scalar::Str(_), Value::String(_))
+                | (Scalar::Number(_), Value::Number(_))
+                | (Scalar::Bool(_), Value::Bool(_))
+        )
+    };
+    match op {
+        Op::Eq(s) | Op::Ne(s) => same_type(s),
+        Op::Lt(_) | Op::Le(_) | Op::Gt(_) | Op::Ge(_) => value.is_number(),
+        Op::In(list) => list.items.iter().any(same_type),
+        Op::Glob(_) | Op::Matches(_) => value.is_string(),
+        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => value.is_array(),
+        Op::Exists | Op::Absent => true,
+    }
+}
+
+/// What an operator needs, for denial messages (the VM's `CmpOp::expected_type`).
+fn expected_type(op: &Op) -> &'static str {
+    let of = |s: &Scalar| match s {
+        Scalar::Str(_) => "a string",
+        Scalar::Number(_) => "a number",
+        Scalar::Bool(_) => "a boolean",
+    };
+    match op {
+        Op::Eq(s) | Op::Ne(s) => of(s),
+        Op::Lt(_) | Op::Le(_) | Op::Gt(_) | Op::Ge(_) => "a number",
+        Op::In(list) => {
+            let mut kinds: Vec<&str> = list.items.iter().map(of).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            match kinds.as_slice() {
+                [one] => one,
+                _ => "a scalar of one of the list's types",
+            }
+        }
+        Op::Glob(_) | Op::Matches(_) => "a string",
+        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => "a list",
+        Op::Exists | Op::Absent => "any value",
+    }
 }
 
 /// Equality without coercion: same JSON type and same value; numbers by value (42 == 42.0).

@@ -49,13 +49,20 @@ impl Default for Options {
 }
 
 impl Program {
-    /// Decides on a verified token payload (JSON bytes): `role` names the role to log in as, or
-    /// `None` selects the first role that allows.
+    /// Decides on claims that are already trusted (JSON bytes): `role` names the role to log in
+    /// as, or `None` selects the first role that allows.
+    ///
+    /// This checks no signature and binds no keys: it is for tests, tools and callers whose
+    /// claims come from somewhere already authenticated. For a signed token use
+    /// [`Program::decide_token`], which verifies it with the keys of the provider that decides
+    /// it (verifying with a key set of your own and then calling `decide` would let one
+    /// provider's key log in through another's roles).
     pub fn decide(&self, payload: &[u8], role: Option<&str>, now: i64, scratch: &mut Scratch) -> Decision {
         self.evaluate(payload, role, now, &Options::default(), scratch).decision
     }
 
-    /// Like [`Program::decide`], with the trace when `options.explain` is set.
+    /// Like [`Program::decide`] (claims only, no signature), with the trace when
+    /// `options.explain` is set.
     pub fn evaluate(
         &self,
         payload: &[u8],
@@ -409,6 +416,22 @@ impl<'a> Run<'a> {
                 return Err(self.deny(code, message.to_string(), check, self.claims.json(path)));
             }
         }
+        // The audience's form (RFC 7519 4.1.3): a string or a list of strings, for every role.
+        let aud_path = w.aud;
+        let valid = match self.claims.get(aud_path) {
+            None | Some(Val::Null | Val::Str(_)) => true,
+            Some(Val::Array { start, len }) => {
+                self.claims.elements(start, len).iter().all(|v| matches!(v, Val::Str(_)))
+            }
+            Some(_) => false,
+        };
+        if !valid {
+            let text = AUD_FORM_TEXT.to_string();
+            self.step(|r| r.provider_check(provider, "aud", text.clone()), Outcome::TypeMismatch, Some(aud_path), 0);
+            let check = self.provider_check(provider, "aud", text);
+            let message = "the token's `aud` is neither a string nor a list of strings".to_string();
+            return Err(self.deny(DenyCode::AudienceInvalid, message, check, self.claims.json(aud_path)));
+        }
         Ok(())
     }
 
@@ -526,13 +549,7 @@ impl<'a> Run<'a> {
                         self.steps[open[opened]].outcome = r;
                     }
                 }
-                Instr::Not => {
-                    r = match r {
-                        Outcome::Pass => Outcome::Fail,
-                        Outcome::Fail => Outcome::Pass,
-                        Outcome::Missing => Outcome::Missing,
-                    }
-                }
+                Instr::Not => r = r.negate(),
                 Instr::AnyStart => {
                     if sp == MAX_ANY_DEPTH {
                         r = Outcome::Fail;
@@ -552,8 +569,14 @@ impl<'a> Run<'a> {
                             pc = target as usize;
                             continue;
                         }
-                        Outcome::Missing => acc[top] = Outcome::Missing,
-                        Outcome::Fail => {}
+                        // The first unknown child (missing claim, wrong type) is the group's
+                        // outcome unless a later child passes.
+                        unknown if unknown.is_unknown() => {
+                            if acc[top] == Outcome::Fail {
+                                acc[top] = unknown;
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 Instr::AnyEnd => {
@@ -595,14 +618,10 @@ impl<'a> Run<'a> {
         let check = self.check_info(role, n);
         let path = role.checks.get(n as usize).and_then(|c| c.path);
         let actual = path.and_then(|p| self.claims.json(p));
-        let code = if outcome == Outcome::Missing { DenyCode::ClaimMissing } else { DenyCode::ClaimMismatch };
+        let code = outcome.denial_code();
         let role_name = self.program.string(role.name);
-        let message = match (&check.message, &check.path) {
-            (Some(message), _) => message.clone(),
-            (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
-            (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{role_name}`"),
-            (None, None) => format!("the token does not satisfy role `{role_name}`"),
-        };
+        let expected = role.checks.get(n as usize).and_then(|c| c.cmp).map(|c| c.op.expected_type(self.program));
+        let message = condition_message(&check, code, expected, role_name);
         self.deny(code, message, check, actual)
     }
 
@@ -618,6 +637,9 @@ impl<'a> Run<'a> {
             (_, Some(v)) => v,
         };
         let program = self.program;
+        if !cmp.op.fits(value, program) {
+            return Outcome::TypeMismatch;
+        }
         let number = |n: u32| program.numbers[n as usize];
         let order = |n: u32| match value {
             Val::Num(v) => v.compare(number(n)),
@@ -625,12 +647,12 @@ impl<'a> Run<'a> {
         };
         pass(match cmp.op {
             CmpOp::Eq(c) => self.const_eq(value, c),
-            CmpOp::Ne(c) => is_scalar(value) && !self.const_eq(value, c),
+            CmpOp::Ne(c) => !self.const_eq(value, c),
             CmpOp::Lt(n) => order(n).is_some_and(|o| o.is_lt()),
             CmpOp::Le(n) => order(n).is_some_and(|o| o.is_le()),
             CmpOp::Gt(n) => order(n).is_some_and(|o| o.is_gt()),
             CmpOp::Ge(n) => order(n).is_some_and(|o| o.is_ge()),
-            CmpOp::In(set) => is_scalar(value) && self.set_has(&program.sets[set as usize], value),
+            CmpOp::In(set) => self.set_has(&program.sets[set as usize], value),
             CmpOp::Glob(g) => {
                 matches!(value, Val::Str(s) if program.runtime.globs[g as usize].matches(self.claims.str(s)))
             }
@@ -712,6 +734,11 @@ impl<'a> Run<'a> {
                 },
             }
         }
+        if identity.is_empty() {
+            let check = self.failed_check(g.identity_loc, "identity".to_string(), None, None);
+            let message = "the identity built from the token is empty".to_string();
+            return Err(self.deny(DenyCode::IdentityUnavailable, message, check, None));
+        }
         let user = match g.user {
             None => None,
             Some((path, loc)) => match self.claims.get(path) {
@@ -740,8 +767,9 @@ impl<'a> Run<'a> {
             }
         }
         let mut policies: Vec<String> = Vec::with_capacity(g.fixed_policies.len());
+        // Empty names are dropped, as Vault drops them.
         let add = |policies: &mut Vec<String>, name: &str| {
-            if !policies.iter().any(|p| p == name) {
+            if !name.is_empty() && !policies.iter().any(|p| p == name) {
                 policies.push(name.to_string());
             }
         };
@@ -802,8 +830,83 @@ fn pass(holds: bool) -> Outcome {
     if holds { Outcome::Pass } else { Outcome::Fail }
 }
 
-fn is_scalar(value: Val) -> bool {
-    matches!(value, Val::Str(_) | Val::Num(_) | Val::Bool(_))
+/// The text of the audience-form check, in traces and denials.
+pub(crate) const AUD_FORM_TEXT: &str = "claims.aud is a string or a list of strings";
+
+/// The message of a denial by a role condition; shared with the reference interpreter.
+pub(crate) fn condition_message(
+    check: &FailedCheck,
+    code: DenyCode,
+    expected: Option<&'static str>,
+    role_name: &str,
+) -> String {
+    match (&check.message, &check.path) {
+        (Some(message), _) => message.clone(),
+        (None, Some(path)) if code == DenyCode::ClaimMissing => format!("the token has no `{path}` claim"),
+        (None, Some(path)) if code == DenyCode::ClaimTypeMismatch => match expected {
+            Some(expected) => format!("the token's `{path}` is not {expected}, as the condition needs"),
+            None => format!("the token's `{path}` has the wrong type for the condition"),
+        },
+        (None, Some(path)) => format!("the token's `{path}` does not satisfy role `{role_name}`"),
+        (None, None) => format!("the token does not satisfy role `{role_name}`"),
+    }
+}
+
+impl CmpOp {
+    /// Whether a present, non-null value has a JSON type the operator can compare: the type of
+    /// the literal for `==`/`!=`, one of the list's types for `in`, a number for `<` and
+    /// friends, a string for `glob`/`matches`, a list for `contains`. Anything else is a type
+    /// mismatch: neither true nor false.
+    fn fits(self, value: Val, program: &Program) -> bool {
+        let scalar_of = |c: Const| {
+            matches!(
+                (c, value),
+                (Const::Str(_), Val::Str(_)) | (Const::Num(_), Val::Num(_)) | (Const::Bool(_), Val::Bool(_))
+            )
+        };
+        match self {
+            CmpOp::Eq(c) | CmpOp::Ne(c) => scalar_of(c),
+            CmpOp::Lt(_) | CmpOp::Le(_) | CmpOp::Gt(_) | CmpOp::Ge(_) => matches!(value, Val::Num(_)),
+            CmpOp::In(set) => {
+                let set = &program.sets[set as usize];
+                match value {
+                    Val::Str(_) => !set.strings.is_empty(),
+                    Val::Num(_) => !set.numbers.is_empty(),
+                    Val::Bool(_) => set.has_true || set.has_false,
+                    _ => false,
+                }
+            }
+            CmpOp::Glob(_) | CmpOp::Matches(_) => matches!(value, Val::Str(_)),
+            CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => matches!(value, Val::Array { .. }),
+            CmpOp::Exists | CmpOp::Absent => true,
+        }
+    }
+
+    /// What the operator needs, for denial messages: "a string", "a number", ...
+    pub(crate) fn expected_type(self, program: &Program) -> &'static str {
+        let of = |c: Const| match c {
+            Const::Str(_) => "a string",
+            Const::Num(_) => "a number",
+            Const::Bool(_) => "a boolean",
+        };
+        match self {
+            CmpOp::Eq(c) | CmpOp::Ne(c) => of(c),
+            CmpOp::Lt(_) | CmpOp::Le(_) | CmpOp::Gt(_) | CmpOp::Ge(_) => "a number",
+            CmpOp::In(set) => {
+                let set = &program.sets[set as usize];
+                let kinds = [!set.strings.is_empty(), !set.numbers.is_empty(), set.has_true || set.has_false];
+                match kinds {
+                    [true, false, false] => "a string",
+                    [false, true, false] => "a number",
+                    [false, false, true] => "a boolean",
+                    _ => "a scalar of one of the list's types",
+                }
+            }
+            CmpOp::Glob(_) | CmpOp::Matches(_) => "a string",
+            CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => "a list",
+            CmpOp::Exists | CmpOp::Absent => "any value",
+        }
+    }
 }
 
 /// Keys of the providers whose keys are not written inside the policy (`jwks_file`, `jwks_url`,
@@ -887,7 +990,19 @@ impl Program {
         options: &Options,
         scratch: &mut Scratch,
     ) -> TokenEvaluation {
-        let unverified = |evaluation| TokenEvaluation { evaluation, verified: None };
+        // Nothing decided before the signature verified may allow: these paths only ever deny
+        // (unknown role or issuer, an issuer the named role's provider refuses), and this keeps
+        // it so should the evaluator's selection ever drift from the choice made here.
+        let unverified = |mut evaluation: Evaluation| {
+            if evaluation.decision.is_allow() {
+                debug_assert!(false, "an unverified token was allowed");
+                evaluation.decision = Decision::Deny(Denial::simple(
+                    DenyCode::KeyNotFound,
+                    "the token's signature was not verified by its provider's keys",
+                ));
+            }
+            TokenEvaluation { evaluation, verified: None }
+        };
         let parsed = match claimgate_jose::UnverifiedToken::parse(token, &options.token) {
             Ok(parsed) => parsed,
             Err(error) => return unverified(Evaluation::denied(jose_code(&error), error.to_string())),

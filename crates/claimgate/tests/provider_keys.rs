@@ -201,3 +201,33 @@ role r {
     keys.insert("remote", KeySet::from_jwks_json(signer.jwks().as_bytes()).unwrap());
     assert_eq!(code(&decide(&program, &keys, &token, &case)), None);
 }
+
+/// Key lookups go by provider name and selection by issuer: a crafted compiled set that gives two
+/// providers one name, or one issuer, is refused at load.
+#[test]
+fn a_compiled_set_with_duplicate_provider_names_or_issuers_is_refused() {
+    let policy = common::load(&common::policies_dir());
+    let original = policy.compile().unwrap();
+    assert!(Program::from_bytes(&original.to_bytes()).is_ok());
+
+    let mut renamed = policy.compile().unwrap();
+    let name = renamed.providers[0].name;
+    renamed.providers[1].name = name;
+    let error = Program::from_bytes(&renamed.to_bytes()).unwrap_err();
+    assert!(error.to_string().contains("two providers have the same name"), "{error}");
+
+    let mut shared = policy.compile().unwrap();
+    // The same text under another string id, so that only a comparison by text catches it.
+    let issuer = shared.strings[shared.providers[0].issuers[0] as usize].clone();
+    shared.strings.push(issuer);
+    let copy = (shared.strings.len() - 1) as u32;
+    shared.providers[1].issuers.push(copy);
+    let error = Program::from_bytes(&shared.to_bytes()).unwrap_err();
+    assert!(error.to_string().contains("two providers accept the same issuer"), "{error}");
+
+    let mut roles = policy.compile().unwrap();
+    let name = roles.roles[0].name;
+    roles.roles[1].name = name;
+    let error = Program::from_bytes(&roles.to_bytes()).unwrap_err();
+    assert!(error.to_string().contains("two roles have the same name"), "{error}");
+}
