@@ -571,11 +571,7 @@ impl<'a> Run<'a> {
                         }
                         // The first unknown child (missing claim, wrong type) is the group's
                         // outcome unless a later child passes.
-                        unknown if unknown.is_unknown() => {
-                            if acc[top] == Outcome::Fail {
-                                acc[top] = unknown;
-                            }
-                        }
+                        unknown if unknown.is_unknown() && acc[top] == Outcome::Fail => acc[top] = unknown,
                         _ => {}
                     }
                 }
