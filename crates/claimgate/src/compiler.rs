@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use crate::ast::{ClaimPath, Condition, ConditionKind, GroupKind, Op, Scalar, Segment};
 use crate::fmt::condition_text;
 use crate::model::{Audience, CaSource, Fetch, KeySource, PolicySet, TemplatePart};
-use crate::payload::{Num, PathSegment};
+use crate::number::Number;
+use crate::payload::PathSegment;
 use crate::program::*;
 use crate::source::{SourceMap, Span};
 
@@ -80,7 +81,7 @@ struct Compiler<'s> {
     sources: Option<&'s SourceMap>,
     strings: Vec<Box<str>>,
     string_ids: HashMap<Box<str>, StrId>,
-    numbers: Vec<Num>,
+    numbers: Vec<Number>,
     paths: Vec<Vec<PathSegment>>,
     path_ids: HashMap<Vec<PathSegment>, PathId>,
     globs: Vec<StrId>,
@@ -137,8 +138,8 @@ impl Compiler<'_> {
         id
     }
 
-    fn number(&mut self, number: &serde_json::Number) -> u32 {
-        let num = Num::from_json(number);
+    fn number(&mut self, literal: &crate::ast::NumLit) -> u32 {
+        let num = Number::from_literal(&literal.value, &literal.text);
         if let Some(i) = self.numbers.iter().position(|n| n == &num) {
             return i as u32;
         }
@@ -175,7 +176,7 @@ impl Compiler<'_> {
     fn constant(&mut self, scalar: &Scalar) -> Const {
         match scalar {
             Scalar::Str(s) => Const::Str(self.string(&s.value)),
-            Scalar::Number(n) => Const::Num(self.number(&n.value)),
+            Scalar::Number(n) => Const::Num(self.number(n)),
             Scalar::Bool(b) => Const::Bool(b.value),
         }
     }
@@ -267,10 +268,10 @@ impl Compiler<'_> {
                 let op = match &comparison.op {
                     Op::Eq(s) => CmpOp::Eq(self.constant(s)),
                     Op::Ne(s) => CmpOp::Ne(self.constant(s)),
-                    Op::Lt(n) => CmpOp::Lt(self.number(&n.value)),
-                    Op::Le(n) => CmpOp::Le(self.number(&n.value)),
-                    Op::Gt(n) => CmpOp::Gt(self.number(&n.value)),
-                    Op::Ge(n) => CmpOp::Ge(self.number(&n.value)),
+                    Op::Lt(n) => CmpOp::Lt(self.number(n)),
+                    Op::Le(n) => CmpOp::Le(self.number(n)),
+                    Op::Gt(n) => CmpOp::Gt(self.number(n)),
+                    Op::Ge(n) => CmpOp::Ge(self.number(n)),
                     Op::In(list) => CmpOp::In(self.set(&list.items)),
                     Op::Glob(pattern) => {
                         let id = self.string(&pattern.value);

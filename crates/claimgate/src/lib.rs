@@ -59,6 +59,7 @@ pub mod diagnostic;
 pub mod fmt;
 pub mod glob;
 pub mod model;
+pub mod number;
 pub mod parser;
 pub mod payload;
 pub mod program;

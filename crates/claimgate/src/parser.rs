@@ -819,8 +819,14 @@ impl Lower<'_> {
         let text = pair.as_str();
         let number_span = self.span(&pair);
         let is_integer = !text.contains(['.', 'e', 'E']);
+        let exponent_too_large =
+            crate::number::exponent(text).is_some_and(|e| e.abs() > crate::number::MAX_LITERAL_EXPONENT);
         let value = match serde_json::from_str::<serde_json::Number>(text) {
-            Ok(n) if !is_integer || n.is_i64() || n.is_u64() => n,
+            // serde_json reads `-0` as the float -0.0; as an integer literal it is plain 0.
+            Ok(_) if is_integer && text.trim_start_matches('-').bytes().all(|b| b == b'0') => {
+                serde_json::Number::from(0)
+            }
+            Ok(n) if !exponent_too_large && (!is_integer || n.is_i64() || n.is_u64()) => n,
             _ => {
                 let message = if is_integer { "integer does not fit in 64 bits" } else { "number is out of range" };
                 self.report(self.error(Code::InvalidNumber, number_span, message));

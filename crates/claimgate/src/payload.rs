@@ -12,6 +12,8 @@
 
 use std::fmt;
 
+use crate::number::NumRef;
+
 /// Bounds on the payload, checked before and while parsing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PayloadLimits {
@@ -175,58 +177,18 @@ impl PathTable {
     }
 }
 
-/// A JSON number as read: exactly when it is an integer that fits, as `f64` otherwise.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// A JSON number as read: a 64-bit integer when it is one, otherwise the place of its text in
+/// the payload, so that it is compared by its exact value ([`crate::number`]), never rounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Num {
     Int(i64),
     /// An integer above `i64::MAX`.
     UInt(u64),
-    Float(f64),
-}
-
-impl Num {
-    pub fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(i) => i as f64,
-            Num::UInt(u) => u as f64,
-            Num::Float(f) => f,
-        }
-    }
-
-    fn as_int(self) -> Option<i128> {
-        match self {
-            Num::Int(i) => Some(i.into()),
-            Num::UInt(u) => Some(u.into()),
-            Num::Float(_) => None,
-        }
-    }
-
-    /// A literal of the language (a JSON number) as the payload parser would read it.
-    pub fn from_json(number: &serde_json::Number) -> Num {
-        match (number.as_i64(), number.as_u64()) {
-            (Some(i), _) => Num::Int(i),
-            (_, Some(u)) => Num::UInt(u),
-            _ => Num::Float(number.as_f64().unwrap_or(f64::NAN)),
-        }
-    }
-
-    /// The number as JSON writes it (as serde_json does): `42`, `42.5`, `1e300`.
-    pub fn to_text(self) -> String {
-        match self {
-            Num::Int(i) => i.to_string(),
-            Num::UInt(u) => u.to_string(),
-            Num::Float(f) if f.is_finite() => ryu::Buffer::new().format_finite(f).to_string(),
-            Num::Float(_) => "null".to_string(),
-        }
-    }
-
-    /// Orders two numbers: exactly when both are integers, by `f64` otherwise (42 == 42.0).
-    pub fn compare(self, other: Num) -> Option<std::cmp::Ordering> {
-        match (self.as_int(), other.as_int()) {
-            (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => self.as_f64().partial_cmp(&other.as_f64()),
-        }
-    }
+    /// Any other number (a fraction, an exponent, an integer beyond 64 bits): its text.
+    Dec {
+        start: u32,
+        len: u32,
+    },
 }
 
 /// Where a string's text lives: in the payload (no escapes) or decoded in the scratch buffer.
@@ -287,6 +249,15 @@ impl<'a> Claims<'a> {
         serde_json::from_str(&self.input[start as usize..end as usize]).ok()
     }
 
+    /// A number, for exact comparison.
+    pub fn number(&self, n: Num) -> NumRef<'a> {
+        match n {
+            Num::Int(i) => NumRef::Int(i),
+            Num::UInt(u) => NumRef::UInt(u),
+            Num::Dec { start, len } => NumRef::Text(&self.input[start as usize..(start + len) as usize]),
+        }
+    }
+
     pub fn str(&self, s: StrRef) -> &'a str {
         let range = s.start as usize..(s.start + s.len) as usize;
         if s.decoded { &self.scratch.text[range] } else { &self.input[range] }
@@ -301,9 +272,7 @@ impl<'a> Claims<'a> {
         match value {
             Val::Null => serde_json::Value::Null,
             Val::Bool(b) => b.into(),
-            Val::Num(Num::Int(i)) => i.into(),
-            Val::Num(Num::UInt(u)) => u.into(),
-            Val::Num(Num::Float(f)) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, Into::into),
+            Val::Num(n) => crate::number::to_json(self.number(n)),
             Val::Str(s) => self.str(s).into(),
             Val::Array { start, len } => self.elements(start, len).iter().map(|v| self.to_json(*v)).collect(),
             Val::Object => serde_json::json!({}),
@@ -682,8 +651,8 @@ impl Parser<'_> {
         }
         // The bytes are ASCII digits and signs, so this cannot fail.
         let text = std::str::from_utf8(&self.bytes[start..self.at]).map_err(|_| self.error("invalid number"))?;
-        // JSON integers beyond 64 bits are read as floats, as serde_json reads them.
-        if integer {
+        // `-0` stays text, so that it reads back as written (it equals 0 all the same).
+        if integer && text != "-0" {
             if let Ok(i) = text.parse::<i64>() {
                 return Ok(Num::Int(i));
             }
@@ -691,11 +660,13 @@ impl Parser<'_> {
                 return Ok(Num::UInt(u));
             }
         }
-        let f: f64 = text.parse().map_err(|_| self.error("invalid number"))?;
-        if !f.is_finite() {
-            return Err(self.error("number out of range"));
+        // Kept as text and compared exactly; but a number no 64-bit float can hold (`1e400`) is
+        // refused, as every other JSON reader here refuses it.
+        if !crate::number::fits_f64(text) {
+            self.at = start;
+            return Err(self.error("number is beyond the range of a 64-bit float"));
         }
-        Ok(Num::Float(f))
+        Ok(Num::Dec { start: start as u32, len: (self.at - start) as u32 })
     }
 }
 
@@ -765,7 +736,8 @@ mod tests {
         assert_eq!(claims.elements(start, len)[2], Val::Other);
         let Some(Val::Str(s)) = claims.get(3) else { panic!() };
         assert_eq!(claims.str(s), "b");
-        assert_eq!(claims.get(4), Some(Val::Num(Num::Float(-150.0))));
+        let Some(Val::Num(n)) = claims.get(4) else { panic!() };
+        assert!(crate::number::equal(claims.number(n), crate::number::NumRef::Int(-150)));
     }
 
     #[test]
@@ -826,7 +798,14 @@ mod tests {
         let claims =
             parse(br#"{"n":-9223372036854775808}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
         assert_eq!(claims.get(4), Some(Val::Num(Num::Int(-9_223_372_036_854_775_808))));
-        assert_eq!(Num::Int(42).compare(Num::Float(42.0)), Some(std::cmp::Ordering::Equal));
+        let claims = parse(br#"{"n":9007199254740993.0}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap();
+        let Some(Val::Num(n)) = claims.get(4) else { panic!() };
+        assert!(matches!(claims.number(n), crate::number::NumRef::Text("9007199254740993.0")));
+        let error = parse(br#"{"n":1e400}"#, &table(), &PayloadLimits::default(), &mut scratch).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the payload is not valid JSON (number is beyond the range of a 64-bit float at byte 5)"
+        );
     }
 
     #[test]

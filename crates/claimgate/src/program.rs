@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::glob::Glob;
 use crate::model::TokenSettings;
-use crate::payload::{Num, PathSegment, PathTable};
+use crate::number::Number;
+use crate::payload::{PathSegment, PathTable};
 
 /// Index into [`Program::strings`].
 pub type StrId = u32;
@@ -24,7 +25,7 @@ pub struct Program {
     /// Interned strings: names, literals, patterns, condition texts.
     pub strings: Vec<Box<str>>,
     /// Number literals.
-    pub numbers: Vec<Num>,
+    pub numbers: Vec<Number>,
     /// Claim paths, deduplicated; path `i` is payload slot `i`.
     pub paths: Vec<Vec<PathSegment>>,
     /// Glob patterns (string ids), compiled when the program is built or loaded.
@@ -359,6 +360,9 @@ impl Program {
                 Err("bad location".to_string())
             }
         };
+        if let Some(bad) = self.numbers.iter().find(|n| !n.is_valid()) {
+            return Err(format!("number literal {:?} is not a JSON number within range", bad.to_text()));
+        }
         for id in self.glob_patterns.iter().chain(&self.regex_patterns) {
             s(*id, "pattern")?;
         }

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::ast::{ClaimPath, Comparison, Condition, ConditionKind, GroupKind, Op, Scalar, Segment};
+use crate::ast::{ClaimPath, Comparison, Condition, ConditionKind, GroupKind, NumLit, Op, Scalar, Segment};
 use crate::check::compile_regex;
 use crate::decision::*;
 use crate::fmt::{condition_text, path_text};
@@ -524,10 +524,10 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
     let holds = match &comparison.op {
         Op::Eq(s) => scalar_eq(value, s),
         Op::Ne(s) => !scalar_eq(value, s),
-        Op::Lt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_lt()),
-        Op::Le(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_le()),
-        Op::Gt(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_gt()),
-        Op::Ge(n) => number_cmp(value, &n.value).is_some_and(|o| o.is_ge()),
+        Op::Lt(n) => number_cmp(value, n).is_some_and(|o| o.is_lt()),
+        Op::Le(n) => number_cmp(value, n).is_some_and(|o| o.is_le()),
+        Op::Gt(n) => number_cmp(value, n).is_some_and(|o| o.is_gt()),
+        Op::Ge(n) => number_cmp(value, n).is_some_and(|o| o.is_ge()),
         Op::In(list) => list.items.iter().any(|s| scalar_eq(value, s)),
         Op::Glob(pattern) => {
             value.as_str().is_some_and(|s| Glob::new(&pattern.value).is_ok_and(|glob| glob.matches(s)))
@@ -598,25 +598,30 @@ fn scalar_eq(value: &Value, scalar: &Scalar) -> bool {
     match (value, scalar) {
         (Value::String(a), Scalar::Str(b)) => *a == b.value,
         (Value::Bool(a), Scalar::Bool(b)) => *a == b.value,
-        (Value::Number(a), Scalar::Number(b)) => number_order(a, &b.value) == Some(std::cmp::Ordering::Equal),
+        (Value::Number(a), Scalar::Number(b)) => number_order(a, b) == std::cmp::Ordering::Equal,
         _ => false,
     }
 }
 
-fn number_cmp(value: &Value, literal: &Number) -> Option<std::cmp::Ordering> {
+fn number_cmp(value: &Value, literal: &NumLit) -> Option<std::cmp::Ordering> {
     match value {
-        Value::Number(n) => number_order(n, literal),
+        Value::Number(n) => Some(number_order(n, literal)),
         _ => None,
     }
 }
 
-/// Orders two JSON numbers exactly when both are integers, by `f64` otherwise.
-pub fn number_order(a: &Number, b: &Number) -> Option<std::cmp::Ordering> {
-    let int = |n: &Number| n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
-    match (int(a), int(b)) {
-        (Some(x), Some(y)) => Some(x.cmp(&y)),
-        _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
-    }
+/// Orders a claim's number and a literal by their exact values: the claim as serde_json writes
+/// it (its integer, or its text), the literal as written in the policy.
+pub fn number_order(claim: &Number, literal: &NumLit) -> std::cmp::Ordering {
+    use crate::number::{NumRef, compare};
+    let text = claim.to_string();
+    let claim = match (claim.as_i64(), claim.as_u64()) {
+        (Some(i), _) => NumRef::Int(i),
+        (_, Some(u)) => NumRef::UInt(u),
+        _ => NumRef::Text(&text),
+    };
+    let value = crate::number::Number::from_literal(&literal.value, &literal.text);
+    compare(claim, value.as_ref())
 }
 
 /// A list of strings (the form of `groups` and policies claims).

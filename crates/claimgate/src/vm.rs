@@ -454,7 +454,11 @@ impl<'a> Run<'a> {
                 Err(self.deny(DenyCode::TimeClaimMissing, format!("the token has no `{name}` claim"), check, None))
             }
             None | Some(Val::Null) => Ok(None),
-            Some(Val::Num(n)) => Ok(Some(n.as_f64())),
+            // The payload parser refuses numbers beyond f64's range, so this always holds; an
+            // out-of-range time would otherwise be refused below, never read as NaN.
+            Some(Val::Num(n)) if crate::number::to_f64(self.claims.number(n)).is_some() => {
+                Ok(crate::number::to_f64(self.claims.number(n)))
+            }
             Some(_) => {
                 self.step(|r| r.provider_check(provider, name, format!("claims.{name}")), Outcome::Fail, Some(path), 0);
                 let check = self.provider_check(provider, name, format!("claims.{name}"));
@@ -636,9 +640,8 @@ impl<'a> Run<'a> {
         if !cmp.op.fits(value, program) {
             return Outcome::TypeMismatch;
         }
-        let number = |n: u32| program.numbers[n as usize];
         let order = |n: u32| match value {
-            Val::Num(v) => v.compare(number(n)),
+            Val::Num(v) => Some(crate::number::compare(self.claims.number(v), program.numbers[n as usize].as_ref())),
             _ => None,
         };
         pass(match cmp.op {
@@ -685,7 +688,7 @@ impl<'a> Run<'a> {
         match (value, c) {
             (Val::Str(s), Const::Str(id)) => self.claims.str(s) == self.program.string(id),
             (Val::Num(n), Const::Num(id)) => {
-                n.compare(self.program.numbers[id as usize]) == Some(std::cmp::Ordering::Equal)
+                crate::number::equal(self.claims.number(n), self.program.numbers[id as usize].as_ref())
             }
             (Val::Bool(b), Const::Bool(c)) => b == c,
             _ => false,
@@ -702,7 +705,7 @@ impl<'a> Run<'a> {
             Val::Num(n) => set
                 .numbers
                 .iter()
-                .any(|id| n.compare(self.program.numbers[*id as usize]) == Some(std::cmp::Ordering::Equal)),
+                .any(|id| crate::number::equal(self.claims.number(n), self.program.numbers[*id as usize].as_ref())),
             Val::Bool(true) => set.has_true,
             Val::Bool(false) => set.has_false,
             _ => false,
@@ -754,7 +757,9 @@ impl<'a> Run<'a> {
             match self.claims.get(*path) {
                 None | Some(Val::Null) if *optional => {}
                 Some(Val::Str(s)) => metadata.push((program.string(*name).to_string(), self.claims.str(s).to_string())),
-                Some(Val::Num(n)) => metadata.push((program.string(*name).to_string(), n.to_text())),
+                Some(Val::Num(n)) => {
+                    metadata.push((program.string(*name).to_string(), crate::number::to_text(self.claims.number(n))))
+                }
                 Some(Val::Bool(b)) => metadata.push((program.string(*name).to_string(), b.to_string())),
                 _ => {
                     let what = format!("metadata `{}`", program.string(*name));
