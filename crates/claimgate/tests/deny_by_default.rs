@@ -74,7 +74,7 @@ fn accepts(text: &str, name: &str, value: &Value) -> bool {
             Value::Number(_) if ["<", ">"].iter().any(|o| op.starts_with(o)) => true,
             Value::String(_) if op.starts_with("glob") || op.starts_with("matches") => true,
             _ => {
-                let rest = op.splitn(2, ' ').nth(1).unwrap_or("");
+                let rest = op.split_once(' ').map_or("", |(_, rest)| rest);
                 (op.starts_with("==") || op.starts_with("!=") || op.starts_with("in ")) && literal_of_type(rest)
             }
         }
