@@ -125,6 +125,9 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
     let family_hint = match kty {
         "RSA" => Family::Rsa,
         "EC" | "OKP" => Family::P256, // refined below from "crv"
+        // A symmetric key's `k` is a secret: a set that publishes one is refused whole, like
+        // any other private key material.
+        "oct" if jwk.contains_key("k") => return Err(KeyError::PrivateKey { index }),
         "oct" => return skip("symmetric keys (kty \"oct\") are not supported".to_owned()),
         other => return skip(format!("unsupported key type \"{}\"", snippet(other))),
     };
@@ -208,7 +211,7 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
         }
         _ => {}
     }
-    Ok(Ok(Key { index, kid, alg, material }))
+    Ok(Ok(Key { index, kid, alg, pss_only: false, material }))
 }
 
 fn member_b64(jwk: &Map<String, Value>, name: &str) -> Result<Vec<u8>, String> {
@@ -245,7 +248,7 @@ mod tests {
     fn unusable_keys_are_skipped_with_reasons() {
         let set = format!(
             r#"{{"keys":[
-                {{"kty":"oct","k":"AAAA","kid":"hmac"}},
+                {{"kty":"oct","kid":"hmac"}},
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","use":"enc","kid":"enc"}},
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","key_ops":["encrypt"]}},
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","alg":"ES256"}},
@@ -270,6 +273,18 @@ mod tests {
         assert!(reasons[5].contains("P-521"));
         assert!(reasons[6].contains("base64url"));
         assert!(reasons[7].contains("not a json object"));
+    }
+
+    #[test]
+    fn a_symmetric_secret_is_fatal() {
+        let set = format!(
+            r#"{{"keys":[{{"kty":"oct","k":"c2VjcmV0","kid":"hmac"}},{{"kty":"RSA","n":"{RSA_N}","e":"AQAB"}}]}}"#
+        );
+        assert_eq!(KeySet::from_jwks_json(set.as_bytes()).unwrap_err(), KeyError::PrivateKey { index: 0 });
+        assert_eq!(
+            KeySet::from_jwk_json(br#"{"kty":"oct","k":"c2VjcmV0"}"#).unwrap_err(),
+            KeyError::PrivateKey { index: 0 }
+        );
     }
 
     #[test]

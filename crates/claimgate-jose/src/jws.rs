@@ -288,8 +288,10 @@ impl Verifier {
     /// Order of checks: size; serialisation (JSON, JWE); segment count;
     /// header (strict base64url, strict JSON, `alg`, `crit`, `b64`, member
     /// types); payload and signature decoding; algorithm allowed; signature
-    /// shape; key selection (by `kid` if present, else every key that fits
-    /// the algorithm); signature verification.
+    /// shape; key selection (the key with the token's `kid`; when no key
+    /// has that kid, or the token has none, every key without a kid (or, for
+    /// a token without kid, every key) that fits the algorithm); signature
+    /// verification.
     pub fn verify(&self, token: &[u8]) -> Result<Verified, JoseError> {
         let parsed = UnverifiedToken::parse(token, &self.limits)?;
         let key = self.verify_parsed(&parsed)?;
@@ -319,12 +321,25 @@ impl Verifier {
         }
 
         let key = match token.header.kid.as_deref() {
-            Some(kid) => {
+            Some(kid) if self.keys.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => {
                 let key = self.key_by_kid(kid, alg)?;
                 if !key.material.verify(alg, token.signing_input, signature) {
                     return Err(self.signature_error(key, alg, signature));
                 }
                 key
+            }
+            // RFC 7515 4.1.4: `kid` is a hint. When no configured key carries the token's kid,
+            // the keys configured without one (PEM keys, a JWK without `kid`) are candidates, as
+            // for a token without a kid; keys under another kid never are.
+            Some(kid) => {
+                let mut candidates = self.keys.keys.iter().filter(|k| k.kid.is_none() && k.fits(alg)).peekable();
+                let Some(&first) = candidates.peek() else {
+                    return Err(self.key_by_kid(kid, alg).err().unwrap_or(JoseError::NoMatchingKey { kid: None }));
+                };
+                match candidates.find(|k| k.material.verify(alg, token.signing_input, signature)) {
+                    Some(key) => key,
+                    None => return Err(self.signature_error(first, alg, signature)),
+                }
             }
             None => {
                 let mut candidates = self.keys.keys.iter().filter(|k| k.fits(alg)).peekable();

@@ -230,6 +230,9 @@ pub(crate) struct Key {
     pub(crate) kid: Option<String>,
     /// The JWK `alg`, if present: the only algorithm this key verifies.
     pub(crate) alg: Option<Algorithm>,
+    /// An RSA key published under the RSASSA-PSS OID (RFC 4055): it verifies PS256/384/512
+    /// only, never PKCS#1 v1.5.
+    pub(crate) pss_only: bool,
     pub(crate) material: Material,
 }
 
@@ -237,7 +240,9 @@ impl Key {
     /// Whether this key may verify a token signed with `alg`: same family,
     /// and if the key names an algorithm, exactly that one.
     pub(crate) fn fits(&self, alg: Algorithm) -> bool {
-        self.material.family() == alg.family() && self.alg.is_none_or(|a| a == alg)
+        self.material.family() == alg.family()
+            && self.alg.is_none_or(|a| a == alg)
+            && (!self.pss_only || matches!(alg, Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512))
     }
 
     /// Explains why [`Key::fits`] is false, for error messages.
@@ -245,6 +250,9 @@ impl Key {
         match self.alg {
             Some(bound) if self.material.family() == alg.family() => {
                 format!("the key is bound to {} and cannot verify {}", bound.name(), alg.name())
+            }
+            None if self.pss_only && self.material.family() == alg.family() => {
+                format!("the key is an rsa-pss key and cannot verify {}", alg.name())
             }
             _ => format!("the key is {} and cannot verify {}", self.material.describe(), alg.name()),
         }

@@ -37,15 +37,21 @@
 //! * **Keys come from configuration only.** The header's `jwk`, `jku`, `x5u`
 //!   and `x5c` are never read, let alone fetched. `kid` is compared for exact
 //!   equality against the configured set and never interpreted, so path
-//!   traversal or SQL in a `kid` is just a kid that matches nothing.
+//!   traversal or SQL in a `kid` is just a kid that matches nothing. It is a
+//!   hint (RFC 7515 4.1.4): when no configured key has the token's kid, the
+//!   keys configured without a kid (PEM keys, a JWK without one) are tried,
+//!   so a PEM key verifies real GitLab or Kubernetes tokens; a key under
+//!   another kid never is.
 //! * **Keys are bound to algorithms.** A key verifies only algorithms of its
 //!   own type and curve; a JWK that names an `alg` verifies exactly that one;
 //!   `use` other than `sig` or `key_ops` without `verify` keep a key out of
-//!   the set. A token's `alg` must also be in the provider's [`AlgorithmSet`].
+//!   the set; an RSA key under the RSASSA-PSS OID verifies PS256/384/512 only.
+//!   A token's `alg` must also be in the provider's [`AlgorithmSet`].
 //! * **Validated once, at load.** RSA moduli must be 2048..=8192 bits with an
 //!   odd exponent >= 3 and no ROCA fingerprint; EC points must lie on their
 //!   curve; Ed25519 keys must decode to a point of large order. A key set
-//!   holding private key material is refused outright. Keys that cannot be
+//!   holding private key material (an asymmetric private key, or an `oct`
+//!   key's secret `k`) is refused outright. Keys that cannot be
 //!   used are skipped and reported ([`KeySet::skipped`]) instead of failing
 //!   the whole set, unless nothing usable remains.
 //! * **Fixed-size signatures are fixed.** ES256/ES384/EdDSA signatures must be

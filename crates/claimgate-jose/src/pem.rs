@@ -45,7 +45,7 @@ impl KeySet {
         for (index, block) in blocks.into_iter().enumerate() {
             let material = match block.label.as_str() {
                 "PUBLIC KEY" => spki(&block.der),
-                "RSA PUBLIC KEY" => pkcs1(&block.der),
+                "RSA PUBLIC KEY" => pkcs1(&block.der).map(|m| (m, false)),
                 "CERTIFICATE" => certificate_spki(&block.der).and_then(spki),
                 label if label.ends_with("PRIVATE KEY") => {
                     return Err(KeyError::PrivateKey { index });
@@ -53,7 +53,7 @@ impl KeySet {
                 other => Err(format!("unsupported pem block \"{}\"", snippet(other))),
             };
             match material {
-                Ok(material) => keys.push(Key { index, kid: None, alg: None, material }),
+                Ok((material, pss_only)) => keys.push(Key { index, kid: None, alg: None, pss_only, material }),
                 Err(reason) => skipped.push(SkippedKey { index, kid: None, reason }),
             }
         }
@@ -206,7 +206,9 @@ fn pkcs1(der: &[u8]) -> Result<Material, String> {
 
 /// SubjectPublicKeyInfo ::= SEQUENCE { algorithm AlgorithmIdentifier,
 ///                                     subjectPublicKey BIT STRING }
-fn spki(der: &[u8]) -> Result<Material, String> {
+///
+/// Returns the key and whether it is an RSASSA-PSS key (PS256/384/512 only).
+fn spki(der: &[u8]) -> Result<(Material, bool), String> {
     let mut outer = Der(der);
     let mut seq = Der(outer.expect_tag(TAG_SEQUENCE)?);
     outer.finish()?;
@@ -228,7 +230,7 @@ fn spki(der: &[u8]) -> Result<Material, String> {
                 }
             }
             alg_id.finish()?;
-            pkcs1(key)
+            pkcs1(key).map(|m| (m, false))
         }
         OID_EC => {
             if alg_id.peek_tag() != Some(TAG_OID) {
@@ -242,13 +244,20 @@ fn spki(der: &[u8]) -> Result<Material, String> {
                 OID_P521 => return Err("unsupported ec curve p-521".to_owned()),
                 _ => return Err("unsupported ec curve".to_owned()),
             };
-            Material::ec_sec1(family, key)
+            Material::ec_sec1(family, key).map(|m| (m, false))
         }
         OID_ED25519 => {
             alg_id.finish()?;
-            Material::ed25519(key)
+            Material::ed25519(key).map(|m| (m, false))
         }
-        OID_RSA_PSS => Err("rsa-pss restricted keys are not supported".to_owned()),
+        // RFC 4055: an RSASSA-PSS key without parameters (what `openssl genpkey -algorithm
+        // RSA-PSS` writes) verifies PS256, PS384 and PS512. Parameters would restrict it to one
+        // hash and salt length; such keys are refused rather than half-honoured.
+        OID_RSA_PSS if alg_id.is_empty() => pkcs1(key).map(|m| (m, true)),
+        OID_RSA_PSS => {
+            Err("rsa-pss keys restricted by parameters are not supported; export the key without restrictions"
+                .to_owned())
+        }
         _ => Err("unsupported public key algorithm".to_owned()),
     }
 }

@@ -358,3 +358,65 @@ fn key_size_limit_at_its_edge() {
     let big = vec![b'{'; (1 << 20) + 1];
     assert_eq!(KeySet::from_jwks_json(&big).unwrap_err(), KeyError::TooLarge { len: (1 << 20) + 1, max: 1 << 20 });
 }
+
+/// The rsa2048 test key under the RSASSA-PSS OID (RFC 4055, no parameters), as
+/// `openssl genpkey -algorithm RSA-PSS` writes public keys.
+fn rsa_pss_spki_pem() -> String {
+    let body: String = RSA_SPKI.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64_std_decode(&body);
+    let rsa_alg_id = [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00];
+    let pss_alg_id = [0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a];
+    assert_eq!(&der[..2], &[0x30, 0x82]);
+    assert_eq!(&der[4..4 + rsa_alg_id.len()], &rsa_alg_id);
+    let mut out = der[..4].to_vec();
+    out.extend_from_slice(&pss_alg_id);
+    out.extend_from_slice(&der[4 + rsa_alg_id.len()..]);
+    let length = u16::from_be_bytes([der[2], der[3]]) - 2;
+    out[2..4].copy_from_slice(&length.to_be_bytes());
+    format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64_std(&out))
+}
+
+#[test]
+fn an_rsa_pss_public_key_verifies_ps_tokens_only() {
+    let keys = KeySet::from_pem(&rsa_pss_spki_pem()).unwrap();
+    assert_eq!(keys.iter().next().unwrap().kind, KeyKind::Rsa { bits: 2048 });
+    let v = Verifier::new(keys, AlgorithmSet::ALL);
+    for alg in [Algorithm::PS256, Algorithm::PS384, Algorithm::PS512] {
+        assert!(v.verify(signer(alg).token(None, b"{}").as_bytes()).is_ok(), "{alg}");
+    }
+    for alg in [Algorithm::RS256, Algorithm::RS384, Algorithm::RS512] {
+        let error = v.verify(signer(alg).token(None, b"{}").as_bytes()).unwrap_err();
+        assert_eq!(error.code(), "no_matching_key", "{alg}: {error}");
+    }
+    // With the token naming a kid the set does not have, the kid-less key is still a candidate.
+    let error = v.verify(signer(Algorithm::RS256).token(Some("k"), b"{}").as_bytes()).unwrap_err();
+    assert_eq!(error.code(), "no_matching_key");
+    assert!(v.verify(signer(Algorithm::PS256).token(Some("k"), b"{}").as_bytes()).is_ok());
+}
+
+#[test]
+fn a_kid_no_key_has_falls_back_to_keys_without_a_kid() {
+    // RFC 7515 4.1.4: `kid` is a hint. GitLab, GitHub, Kubernetes and Entra tokens all carry
+    // one; a PEM key has none, and must still verify them.
+    let pem = KeySet::from_pem(RSA_SPKI).unwrap();
+    let v = Verifier::new(pem, AlgorithmSet::ALL);
+    let rs = signer(Algorithm::RS256);
+    let verified = v.verify(rs.token(Some("gitlab-2024-01"), b"{}").as_bytes()).unwrap();
+    assert_eq!((verified.key.index, verified.key.kid), (0, None));
+
+    // A key under another kid is never a candidate for it; one under the token's kid is the
+    // only candidate even when a kid-less key would verify.
+    let other = signer(Algorithm::ES256);
+    let set = json!({ "keys": [rs.public_jwk(Some("rsa-old")), other.public_jwk(Some("ec-1"))] });
+    let v = Verifier::new(KeySet::from_jwks_json(set.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    let error = v.verify(rs.token(Some("rsa-new"), b"{}").as_bytes()).unwrap_err();
+    assert_eq!(error.code(), "no_matching_key");
+    assert_eq!(error.to_string(), "no configured key has kid \"rsa-new\"");
+
+    let set = json!({ "keys": [rs.public_jwk(None), other.public_jwk(Some("ec-1"))] });
+    let v = Verifier::new(KeySet::from_jwks_json(set.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    assert!(v.verify(rs.token(Some("rsa-new"), b"{}").as_bytes()).is_ok());
+    // The token names the EC key's kid: that key decides, and it cannot verify RS256.
+    let error = v.verify(rs.token(Some("ec-1"), b"{}").as_bytes()).unwrap_err();
+    assert_eq!(error.code(), "key_unusable");
+}

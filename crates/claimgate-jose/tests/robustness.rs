@@ -120,7 +120,7 @@ fn verified_output_reports_header_and_key() {
     // Two skipped keys first, so the verifying key's index is 2 in the input.
     let ed = signer(Algorithm::EdDSA);
     let set = json!({ "keys": [
-        {"kty": "oct", "k": "AAAA"},
+        {"kty": "oct"},
         {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "kid": "old"},
         ed.public_jwk(Some("ed-1")),
     ]});
