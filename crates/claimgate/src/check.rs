@@ -1427,23 +1427,43 @@ impl<'l> Checker<'l> {
             Err(error) => {
                 self.report(Diagnostic::error(Code::InvalidUrl, file, url.span, format!("invalid URL: {error}")))
             }
-            Ok(parsed) => {
-                let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
-                    self.report(
-                        Diagnostic::error(Code::InvalidUrl, file, url.span, "keys must be fetched over https")
-                            .help("anyone on the network path could replace keys fetched over plain http"),
-                    );
-                } else if !parsed.username().is_empty() || parsed.password().is_some() || parsed.fragment().is_some() {
-                    self.report(Diagnostic::error(
-                        Code::InvalidUrl,
-                        file,
-                        url.span,
-                        "the URL carries credentials or a fragment",
-                    ));
-                }
-            }
+            Ok(parsed) => match key_url_transport(&parsed) {
+                Err(KeyUrlProblem::NotHttps) => self.report(
+                    Diagnostic::error(Code::InvalidUrl, file, url.span, "keys must be fetched over https")
+                        .help("anyone on the network path could replace keys fetched over plain http"),
+                ),
+                Err(KeyUrlProblem::CredentialsOrFragment) => self.report(Diagnostic::error(
+                    Code::InvalidUrl,
+                    file,
+                    url.span,
+                    "the URL carries credentials or a fragment",
+                )),
+                Ok(()) => {}
+            },
         }
+    }
+}
+
+/// Why a URL may not serve keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyUrlProblem {
+    /// Not `https` (plain `http` is allowed to loopback hosts only, for tests).
+    NotHttps,
+    /// User name, password or fragment in the URL.
+    CredentialsOrFragment,
+}
+
+/// The transport rule for key sources, shared by the checker (for `jwks_url` and
+/// `discovery_url`) and the engine (again for the `jwks_uri` a discovery document names):
+/// `https`, or `http` to `localhost`, `127.0.0.1` or `[::1]` only; no credentials, no fragment.
+pub fn key_url_transport(url: &url::Url) -> Result<(), KeyUrlProblem> {
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    if url.scheme() != "https" && !(url.scheme() == "http" && loopback) {
+        Err(KeyUrlProblem::NotHttps)
+    } else if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        Err(KeyUrlProblem::CredentialsOrFragment)
+    } else {
+        Ok(())
     }
 }
 

@@ -51,11 +51,60 @@ pub struct Grant {
     pub identity: String,
     pub user: Option<String>,
     pub groups: Vec<String>,
-    /// Mapped claims, in the order the role lists them.
+    /// Mapped claims, in the order the role lists them (a JSON object when serialised).
+    #[serde(serialize_with = "serialize_metadata")]
     pub metadata: Vec<(String, String)>,
     pub policies: Vec<String>,
     #[serde(serialize_with = "serialize_token")]
     pub token: TokenSettings,
+}
+
+fn serialize_metadata<S: serde::Serializer>(metadata: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(metadata.len()))?;
+    for (name, value) in metadata {
+        map.serialize_entry(name, value)?;
+    }
+    map.end()
+}
+
+impl Grant {
+    /// Whether a client at `address` may use this grant: always when the role sets no
+    /// `bound_cidrs`, otherwise only from inside one of them. An address that is not known
+    /// (`None`) never matches a bound.
+    pub fn allows_address(&self, address: Option<std::net::IpAddr>) -> bool {
+        if self.token.bound_cidrs.is_empty() {
+            return true;
+        }
+        let Some(address) = address else { return false };
+        self.token.bound_cidrs.iter().any(|cidr| cidr_contains(cidr, address))
+    }
+}
+
+/// Whether `cidr` (`10.0.0.0/8`, `2001:db8::/32`, or a single address) holds `address`. An
+/// IPv4-mapped IPv6 address (`::ffff:10.1.2.3`) is compared as the IPv4 address it carries.
+pub fn cidr_contains(cidr: &str, address: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (network, prefix) = match cidr.split_once('/') {
+        Some((network, prefix)) => (network, prefix.parse::<u32>().ok()),
+        None => (cidr, None),
+    };
+    let Ok(network) = network.parse::<IpAddr>() else { return false };
+    let address = match address {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match (network, address) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let prefix = prefix.unwrap_or(32);
+            prefix <= 32 && (prefix == 0 || (u32::from(n) ^ u32::from(a)) >> (32 - prefix) == 0)
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let prefix = prefix.unwrap_or(128);
+            prefix <= 128 && (prefix == 0 || (u128::from(n) ^ u128::from(a)) >> (128 - prefix) == 0)
+        }
+        _ => false,
+    }
 }
 
 fn serialize_token<S: serde::Serializer>(token: &TokenSettings, s: S) -> Result<S::Ok, S::Error> {
@@ -134,6 +183,8 @@ pub enum DenyCode {
     AlgorithmNotAllowed,
     /// The token's `typ` header is not the one its provider expects.
     TypMismatch,
+    /// The role's `bound_cidrs` do not hold the client's address (or the address is unknown).
+    AddressNotAllowed,
     /// The token is not a well-formed compact JWS within the limits (segments, base64url,
     /// header, size), or uses a form that is not accepted (JWE, JSON serialisation, `crit`).
     TokenMalformed,
@@ -171,6 +222,7 @@ impl DenyCode {
             DenyCode::LimitExceeded => "limit_exceeded",
             DenyCode::AlgorithmNotAllowed => "algorithm_not_allowed",
             DenyCode::TypMismatch => "typ_mismatch",
+            DenyCode::AddressNotAllowed => "address_not_allowed",
             DenyCode::TokenMalformed => "token_malformed",
             DenyCode::KeysUnavailable => "keys_unavailable",
             DenyCode::KeyNotFound => "key_not_found",
@@ -178,7 +230,7 @@ impl DenyCode {
         }
     }
 
-    pub const ALL: [DenyCode; 26] = [
+    pub const ALL: [DenyCode; 27] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
         DenyCode::IssuerMismatch,
@@ -201,11 +253,31 @@ impl DenyCode {
         DenyCode::LimitExceeded,
         DenyCode::AlgorithmNotAllowed,
         DenyCode::TypMismatch,
+        DenyCode::AddressNotAllowed,
         DenyCode::TokenMalformed,
         DenyCode::KeysUnavailable,
         DenyCode::KeyNotFound,
         DenyCode::SignatureInvalid,
     ];
+}
+
+impl std::fmt::Display for DenyCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a denial code.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a denial code")]
+pub struct UnknownDenyCode(pub String);
+
+impl std::str::FromStr for DenyCode {
+    type Err = UnknownDenyCode;
+
+    fn from_str(text: &str) -> Result<DenyCode, UnknownDenyCode> {
+        DenyCode::ALL.into_iter().find(|c| c.as_str() == text).ok_or_else(|| UnknownDenyCode(text.to_string()))
+    }
 }
 
 impl DenyCode {
@@ -215,6 +287,7 @@ impl DenyCode {
         !matches!(
             self,
             DenyCode::AudienceMismatch
+                | DenyCode::AddressNotAllowed
                 | DenyCode::ClaimMismatch
                 | DenyCode::ClaimMissing
                 | DenyCode::ClaimTypeMismatch

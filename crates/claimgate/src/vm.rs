@@ -954,6 +954,11 @@ impl KeyLookup for ProviderKeys {
 #[derive(Clone, Debug)]
 pub struct TokenEvaluation {
     pub evaluation: Evaluation,
+    /// The provider whose keys were used (or would have been): set once the token's issuer or
+    /// named role chose one, whether or not the signature then verified.
+    pub provider: Option<String>,
+    /// The token's `kid`, when it had one (not authenticated unless `verified` is set).
+    pub kid: Option<String>,
     /// Set when the signature verified: the provider whose keys verified it, the header and the key.
     pub verified: Option<VerifiedWith>,
 }
@@ -1002,7 +1007,7 @@ impl Program {
                     "the token's signature was not verified by its provider's keys",
                 ));
             }
-            TokenEvaluation { evaluation, verified: None }
+            TokenEvaluation { evaluation, provider: None, kid: None, verified: None }
         };
         let parsed = match claimgate_jose::UnverifiedToken::parse(token, &options.token) {
             Ok(parsed) => parsed,
@@ -1030,19 +1035,30 @@ impl Program {
             return unverified(self.run(&claims, None, None, role, now, options));
         }
         let name = self.string(code.name);
+        // A provider was chosen; nothing is verified yet, so these, too, may only deny.
+        let chosen = |evaluation: Evaluation| TokenEvaluation {
+            provider: Some(name.to_string()),
+            kid: parsed.header().kid.clone(),
+            ..unverified(evaluation)
+        };
         let Some(key_set) = keys.keys(name).or_else(|| self.inline_key_set(provider).cloned()) else {
             let message = format!("the keys of provider `{name}` are not available");
-            return unverified(Evaluation::denied(DenyCode::KeysUnavailable, message));
+            return chosen(Evaluation::denied(DenyCode::KeysUnavailable, message));
         };
         let algorithms = claimgate_jose::AlgorithmSet::from_bits(code.algorithms);
         let verifier = claimgate_jose::Verifier::new(key_set, algorithms).with_limits(options.token);
         let key = match verifier.verify_parsed(&parsed) {
             Ok(key) => key,
-            Err(error) => return unverified(Evaluation::denied(jose_code(&error), error.to_string())),
+            Err(error) => return chosen(Evaluation::denied(jose_code(&error), error.to_string())),
         };
         let evaluation = self.run(&claims, Some(parsed.header()), Some(provider), role, now, options);
         let verified = VerifiedWith { provider: name.to_string(), header: parsed.header().clone(), key };
-        TokenEvaluation { evaluation, verified: Some(verified) }
+        TokenEvaluation {
+            evaluation,
+            provider: Some(name.to_string()),
+            kid: parsed.header().kid.clone(),
+            verified: Some(verified),
+        }
     }
 }
 

@@ -1,0 +1,657 @@
+//! claimgate for services: a policy set and its providers' keys behind one handle.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use claimgate_engine::{AuthRequest, Engine, PolicySource};
+//!
+//! // At start: parse, check and compile the policies (errors come here, located, as
+//! // `claimgate check` shows them), read `jwks_file`s, fetch every provider's keys.
+//! let engine = Engine::builder(PolicySource::dir("policies")).build().await?;
+//!
+//! // Per request, from any task or thread (the handle is cheap to clone):
+//! # let bearer = "";
+//! match engine.authenticate(AuthRequest::new(bearer).role("deploy")).await {
+//!     Ok(grant) => println!("{} may log in with {:?}", grant.identity, grant.policies),
+//!     Err(error) => eprintln!("{} ({}): {}", error.kind().http_status(), error.code(), error.detail()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A token is verified only with the keys of the provider its issuer selects (the language
+//! crate's `Program::decide_token`); this crate supplies those keys: inline keys come compiled
+//! in the program, `jwks_file`s are read at load and on reload, and `jwks_url` /
+//! `discovery_url` sources are fetched over HTTPS ([`fetch`]) and kept fresh ([`keys`]):
+//! refreshed on the policy's interval (shortened by `Cache-Control: max-age`), served stale on
+//! failure until `cache_max_age`, and fetched again (single-flight, rate-limited per provider)
+//! when a token names a `kid` the cached set does not have.
+//!
+//! This is the only library crate of claimgate that does I/O; it needs a Tokio runtime.
+
+#![warn(missing_docs)]
+
+mod fetch;
+mod keys;
+mod load;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use claimgate::decision::{Decision, DenyCode, Grant};
+use claimgate::program::{KeysCode, Program};
+use claimgate::vm::{KeyLookup, Options};
+use claimgate_jose::{KeyLimits, KeySet};
+
+use fetch::FetchError;
+pub use keys::KeyStatus;
+pub use load::{LoadError, PolicySource};
+
+use keys::{Remote, RemoteKeys};
+
+/// How long a provider waits between two refetches caused by unknown `kid`s (Conjur allows 10
+/// per 5 minutes).
+pub const DEFAULT_KID_REFETCH_COOLDOWN: Duration = Duration::from_secs(30);
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+#[must_use]
+pub struct EngineBuilder {
+    source: PolicySource,
+    options: Options,
+    key_limits: KeyLimits,
+    kid_cooldown: Duration,
+    require_keys: bool,
+}
+
+impl EngineBuilder {
+    /// Limits and options of each decision (payload bounds, evaluation steps, token bounds).
+    pub fn decision_options(mut self, options: Options) -> Self {
+        self.options = Options { explain: false, ..options };
+        self
+    }
+
+    /// Bounds on fetched and file key sets (size before parsing, number of keys).
+    pub fn key_limits(mut self, limits: KeyLimits) -> Self {
+        self.key_limits = limits;
+        self
+    }
+
+    /// The least time between two refetches of one provider's keys caused by tokens with
+    /// unknown `kid`s ([`DEFAULT_KID_REFETCH_COOLDOWN`] by default).
+    pub fn kid_refetch_cooldown(mut self, cooldown: Duration) -> Self {
+        self.kid_cooldown = cooldown;
+        self
+    }
+
+    /// Fail [`EngineBuilder::build`] when a provider has no keys after the first fetch, instead
+    /// of starting with that provider unavailable (its tokens get `keys_unavailable`) and
+    /// retrying in the background.
+    pub fn require_keys_at_start(mut self, require: bool) -> Self {
+        self.require_keys = require;
+        self
+    }
+
+    /// Loads the policies, reads key files, fetches remote keys (all providers at once, each
+    /// within its timeout), and starts the refresh tasks.
+    pub async fn build(self) -> Result<Engine, LoadError> {
+        let shared = Arc::new(Shared {
+            options: self.options,
+            key_limits: self.key_limits,
+            kid_cooldown: self.kid_cooldown,
+            counters: Arc::new(Counters::default()),
+            remotes: std::sync::Mutex::new(HashMap::new()),
+            fetchers: std::sync::Mutex::new(HashMap::new()),
+        });
+        let loaded = Loaded::load(&shared, &self.source).await?;
+        if self.require_keys
+            && let Some((provider, status)) = loaded.statuses().into_iter().find(|(_, s)| !s.has_keys())
+        {
+            let KeyStatus::Unavailable { error } = status else { unreachable!("checked above") };
+            return Err(LoadError::Keys { provider, error });
+        }
+        let engine =
+            Engine { inner: Arc::new(Inner { shared, source: self.source, current: ArcSwap::from_pointee(loaded) }) };
+        Ok(engine)
+    }
+}
+
+/// The policies, their providers' keys, and the counters, behind one handle. Clone it freely:
+/// clones share everything.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    source: PolicySource,
+    current: ArcSwap<Loaded>,
+}
+
+/// What every loaded set shares: settings, counters, and the remote key caches by source, so
+/// that a reload keeps the caches of providers whose key source did not change.
+#[derive(Debug)]
+struct Shared {
+    options: Options,
+    key_limits: KeyLimits,
+    kid_cooldown: Duration,
+    counters: Arc<Counters>,
+    remotes: std::sync::Mutex<HashMap<RemoteId, std::sync::Weak<RemoteKeys>>>,
+    fetchers: std::sync::Mutex<HashMap<Option<Vec<u8>>, fetch::Fetcher>>,
+}
+
+/// Identifies a remote key cache: the source and everything that changes what it fetches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct RemoteId {
+    url: String,
+    discovery: bool,
+    issuers: Vec<String>,
+    refresh: u64,
+    timeout: u64,
+    cache_max_age: u64,
+    ca: Option<Vec<u8>>,
+}
+
+/// One loaded policy set with its providers' keys.
+#[derive(Debug)]
+struct Loaded {
+    program: Program,
+    /// Per provider (by index): where its keys come from at run time.
+    keys: Vec<ProviderKeys>,
+    provider_names: Vec<String>,
+}
+
+#[derive(Debug)]
+enum ProviderKeys {
+    /// Compiled into the program.
+    Inline,
+    /// Read from a `jwks_file` at load.
+    File(Arc<KeySet>),
+    Remote(Arc<RemoteKeys>),
+}
+
+impl KeyLookup for Loaded {
+    fn keys(&self, provider: &str) -> Option<Arc<KeySet>> {
+        let index = self.program.provider_index(provider)? as usize;
+        match self.keys.get(index)? {
+            ProviderKeys::Inline => None,
+            ProviderKeys::File(keys) => Some(keys.clone()),
+            ProviderKeys::Remote(remote) => remote.current(),
+        }
+    }
+}
+
+impl Loaded {
+    async fn load(shared: &Arc<Shared>, source: &PolicySource) -> Result<Loaded, LoadError> {
+        let (program, key_file) = load::program(source, &shared.key_limits)?;
+        let mut keys = Vec::with_capacity(program.providers.len());
+        let mut first_fetches = Vec::new();
+        let mut provider_names = Vec::new();
+        for provider in &program.providers {
+            let name = program.string(provider.name).to_string();
+            let issuers: Vec<String> = provider.issuers.iter().map(|i| program.string(*i).to_string()).collect();
+            let entry = match &provider.keys {
+                KeysCode::Pem(_) | KeysCode::Jwk(_) | KeysCode::Jwks(_) => ProviderKeys::Inline,
+                KeysCode::JwksFile { path, file } => {
+                    let keys =
+                        key_file(program.files.get(*file as usize).map_or("", |f| f.as_ref()), program.string(*path))
+                            .map_err(|error| LoadError::Keys { provider: name.clone(), error })?;
+                    ProviderKeys::File(Arc::new(keys))
+                }
+                KeysCode::JwksUrl { url, fetch } | KeysCode::Discovery { url, fetch } => {
+                    let discovery = matches!(provider.keys, KeysCode::Discovery { .. });
+                    let ca = match &fetch.ca {
+                        None => None,
+                        // Lines trimmed: a PEM block written inside an indented policy string
+                        // may keep some indentation, which PEM readers do not skip.
+                        Some(claimgate::program::CaCode::Pem(text)) => Some(
+                            program.string(*text).lines().map(str::trim).collect::<Vec<_>>().join("\n").into_bytes(),
+                        ),
+                        Some(claimgate::program::CaCode::File { path, file }) => {
+                            let base = program.files.get(*file as usize).map_or("", |f| f.as_ref());
+                            Some(load::read_relative(base, program.string(*path), 1 << 20).map_err(|error| {
+                                LoadError::Keys { provider: name.clone(), error: format!("ca_file: {error}") }
+                            })?)
+                        }
+                    };
+                    let url_text = program.string(*url).to_string();
+                    let id = RemoteId {
+                        url: url_text.clone(),
+                        discovery,
+                        issuers: issuers.clone(),
+                        refresh: fetch.refresh,
+                        timeout: fetch.timeout,
+                        cache_max_age: fetch.cache_max_age,
+                        ca: ca.clone(),
+                    };
+                    let existing =
+                        shared.remotes.lock().ok().and_then(|r| r.get(&id).and_then(std::sync::Weak::upgrade));
+                    let remote = match existing {
+                        Some(remote) => remote,
+                        None => {
+                            let parsed = url::Url::parse(&url_text).map_err(|e| LoadError::Keys {
+                                provider: name.clone(),
+                                error: format!("`{url_text}` is not a URL: {e}"),
+                            })?;
+                            let fetcher = shared
+                                .fetcher(ca.as_deref())
+                                .map_err(|e| LoadError::Keys { provider: name.clone(), error: e.to_string() })?;
+                            let source = if discovery {
+                                Remote::Discovery(parsed, issuers.clone())
+                            } else {
+                                Remote::Jwks(parsed)
+                            };
+                            let remote = Arc::new(RemoteKeys::new(
+                                source,
+                                fetch.clone(),
+                                shared.key_limits,
+                                fetcher,
+                                shared.kid_cooldown,
+                                shared.counters.clone(),
+                            ));
+                            if let Ok(mut remotes) = shared.remotes.lock() {
+                                remotes.retain(|_, weak| weak.strong_count() > 0);
+                                remotes.insert(id, Arc::downgrade(&remote));
+                            }
+                            first_fetches.push(remote.clone());
+                            remote
+                        }
+                    };
+                    ProviderKeys::Remote(remote)
+                }
+            };
+            keys.push(entry);
+            provider_names.push(name);
+        }
+        // First fetches of new sources, all at once; failures leave the provider unavailable
+        // (reported by `readiness`) and its refresh task retries with backoff.
+        let results = futures_join_all(first_fetches.iter().map(|r| r.first_fetch())).await;
+        for (remote, result) in first_fetches.iter().zip(results) {
+            if let Err(error) = &result {
+                tracing::warn!(target: "claimgate::keys", %error, "first key fetch failed; retrying in the background");
+            }
+            remote.start(result.ok());
+        }
+        Ok(Loaded { program, keys, provider_names })
+    }
+
+    fn statuses(&self) -> Vec<(String, KeyStatus)> {
+        self.provider_names
+            .iter()
+            .zip(&self.keys)
+            .map(|(name, keys)| {
+                let status = match keys {
+                    ProviderKeys::Inline | ProviderKeys::File(_) => KeyStatus::Static,
+                    ProviderKeys::Remote(remote) => remote.status(),
+                };
+                (name.clone(), status)
+            })
+            .collect()
+    }
+
+    fn remote(&self, provider: &str) -> Option<&Arc<RemoteKeys>> {
+        let index = self.program.provider_index(provider)? as usize;
+        match self.keys.get(index)? {
+            ProviderKeys::Remote(remote) => Some(remote),
+            _ => None,
+        }
+    }
+}
+
+/// Runs futures concurrently on the current task and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for future in futures {
+        set.push(Box::pin(future));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in set.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future completed")).collect()
+}
+
+impl Shared {
+    fn fetcher(&self, ca: Option<&[u8]>) -> Result<fetch::Fetcher, FetchError> {
+        let key = ca.map(<[u8]>::to_vec);
+        let mut fetchers = self.fetchers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(fetcher) = fetchers.get(&key) {
+            return Ok(fetcher.clone());
+        }
+        let fetcher = fetch::Fetcher::new(ca)?;
+        fetchers.insert(key, fetcher.clone());
+        Ok(fetcher)
+    }
+}
+
+/// One login: the token, and optionally the role, the client's address and the time.
+#[derive(Clone, Copy, Debug)]
+#[must_use]
+pub struct AuthRequest<'a> {
+    token: &'a str,
+    role: Option<&'a str>,
+    client_address: Option<IpAddr>,
+    now: Option<i64>,
+}
+
+impl<'a> AuthRequest<'a> {
+    /// A login with `token` (a compact JWS; surrounding ASCII white space is ignored), the
+    /// role chosen automatically, no client address, at the system clock's time.
+    pub fn new(token: &'a str) -> Self {
+        AuthRequest {
+            token: token.trim_matches(|c: char| c.is_ascii_whitespace()),
+            role: None,
+            client_address: None,
+            now: None,
+        }
+    }
+
+    /// Log in as this role (otherwise the first role of the token's provider that allows).
+    pub fn role(mut self, role: &'a str) -> Self {
+        self.role = Some(role);
+        self
+    }
+
+    /// The client's address, checked against the role's `bound_cidrs`.
+    pub fn client_address(mut self, address: IpAddr) -> Self {
+        self.client_address = Some(address);
+        self
+    }
+
+    /// Decide at this time (seconds since the Unix epoch) instead of the system clock's.
+    pub fn now(mut self, now: i64) -> Self {
+        self.now = Some(now);
+        self
+    }
+}
+
+/// How a refused login maps to a protocol answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The request itself is wrong (an unknown role): HTTP 400.
+    BadRequest,
+    /// The token is not a valid credential here (malformed, bad signature, expired, unknown
+    /// issuer, wrong audience): HTTP 401.
+    Unauthenticated,
+    /// The token is valid but the policy refuses it: HTTP 403.
+    Forbidden,
+    /// The keys of the token's provider are not available: HTTP 503.
+    KeysUnavailable,
+}
+
+impl ErrorKind {
+    /// The HTTP status for this kind.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::Unauthenticated => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::KeysUnavailable => 503,
+        }
+    }
+
+    fn of(code: DenyCode) -> ErrorKind {
+        match code {
+            DenyCode::UnknownRole | DenyCode::LimitExceeded => ErrorKind::BadRequest,
+            DenyCode::KeysUnavailable => ErrorKind::KeysUnavailable,
+            DenyCode::ClaimMismatch
+            | DenyCode::ClaimMissing
+            | DenyCode::ClaimTypeMismatch
+            | DenyCode::NoRoleMatched
+            | DenyCode::IdentityUnavailable
+            | DenyCode::MappingUnavailable
+            | DenyCode::AddressNotAllowed
+            | DenyCode::IssuerMismatch => ErrorKind::Forbidden,
+            _ => ErrorKind::Unauthenticated,
+        }
+    }
+}
+
+/// A refused login: a stable [`DenyCode`], a kind that maps to HTTP, a short message that is
+/// safe to send to the client, and the detail (the failing check and the value the token had)
+/// for logs.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message} ({code})")]
+pub struct AuthError {
+    code: DenyCode,
+    kind: ErrorKind,
+    message: &'static str,
+    detail: String,
+    provider: Option<String>,
+    role: Option<String>,
+}
+
+impl AuthError {
+    /// The stable denial code (`signature_invalid`, `claim_mismatch`, ...).
+    pub fn code(&self) -> DenyCode {
+        self.code
+    }
+
+    /// How to answer the client.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// A short message for the client: it names no rule, key or claim value.
+    pub fn message(&self) -> &str {
+        self.message
+    }
+
+    /// What failed and why, for logs (may quote the token's claim values; never the token).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The provider that the token's issuer (or role) selected, if one was.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The role that refused the token, when one role was tried.
+    pub fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    fn new(denial: &claimgate::decision::Denial, provider: Option<String>) -> AuthError {
+        let kind = ErrorKind::of(denial.code);
+        let message = match kind {
+            ErrorKind::BadRequest => "the login request is not valid",
+            ErrorKind::Unauthenticated => "the token is not valid",
+            ErrorKind::Forbidden => "the token may not log in here",
+            ErrorKind::KeysUnavailable => "the token's issuer cannot be verified right now",
+        };
+        let mut detail = denial.message.clone();
+        if let Some(check) = &denial.condition {
+            detail.push_str(&format!(" [check `{}`]", check.text));
+        }
+        if let Some(actual) = &denial.actual {
+            detail.push_str(&format!(" [token has {}]", claimgate::decision::short_json(actual)));
+        }
+        AuthError { code: denial.code, kind, message, detail, provider, role: denial.role.clone() }
+    }
+}
+
+/// Counters since the engine was built, as a snapshot ([`Engine::metrics`]).
+#[derive(Debug, Default)]
+struct Counters {
+    allows: AtomicU64,
+    denials: [AtomicU64; DenyCode::ALL.len()],
+    key_fetches: AtomicU64,
+    key_fetch_failures: AtomicU64,
+    kid_refetches: AtomicU64,
+    kid_refetches_limited: AtomicU64,
+}
+
+/// A snapshot of the engine's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Logins allowed.
+    pub allows: u64,
+    /// Logins refused, by denial code (codes that never occurred are left out).
+    pub denials: Vec<(DenyCode, u64)>,
+    /// Key set fetches started (first fetches, refreshes and refetches).
+    pub key_fetches: u64,
+    /// Key set fetches that failed.
+    pub key_fetch_failures: u64,
+    /// Refetches caused by a token with an unknown `kid`.
+    pub kid_refetches: u64,
+    /// Refetches for an unknown `kid` refused by the cooldown.
+    pub kid_refetches_limited: u64,
+}
+
+/// One decision, with the provider the token selected and its `kid` (for the refetch and logs).
+struct Decided {
+    outcome: Result<Grant, Box<claimgate::decision::Denial>>,
+    provider: Option<String>,
+    kid: Option<String>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<claimgate::payload::Scratch> = std::cell::RefCell::default();
+}
+
+impl Engine {
+    /// Starts building an engine from a policy source.
+    pub fn builder(source: PolicySource) -> EngineBuilder {
+        EngineBuilder {
+            source,
+            options: Options::default(),
+            key_limits: KeyLimits::default(),
+            kid_cooldown: DEFAULT_KID_REFETCH_COOLDOWN,
+            require_keys: false,
+        }
+    }
+
+    /// Decides a login: the signature with the token's own provider's keys, then the policy,
+    /// then the role's `bound_cidrs` against the client's address.
+    pub async fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
+        let started = Instant::now();
+        let loaded = self.inner.current.load_full();
+        let now = request.now.unwrap_or_else(unix_now);
+        let mut decided = self.decide(&loaded, &request, now);
+        // A kid the cached keys do not have: the issuer may have rotated. Fetch again (once,
+        // shared, rate-limited) and decide again.
+        if let (Err(denial), Some(provider), Some(_)) = (&decided.outcome, &decided.provider, &decided.kid)
+            && denial.code == DenyCode::KeyNotFound
+            && let Some(remote) = loaded.remote(provider)
+            && remote.refetch_for_unknown_kid().await
+        {
+            decided = self.decide(&loaded, &request, now);
+        }
+        let counters = &self.inner.shared.counters;
+        let latency_us = started.elapsed().as_micros() as u64;
+        let Decided { outcome, provider, kid } = decided;
+        match outcome {
+            Ok(grant) => {
+                counters.allows.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(target: "claimgate::decision", provider, role = %grant.role, kid, code = "allow", latency_us, "login allowed");
+                Ok(grant)
+            }
+            Err(denial) => {
+                if let Some(i) = DenyCode::ALL.iter().position(|c| *c == denial.code) {
+                    counters.denials[i].fetch_add(1, Ordering::Relaxed);
+                }
+                let error = AuthError::new(&denial, provider.clone());
+                tracing::info!(
+                    target: "claimgate::decision",
+                    provider,
+                    role = denial.role.as_deref(),
+                    kid = kid.as_deref().map(claimgate_jose::snippet),
+                    code = %denial.code,
+                    latency_us,
+                    detail = %claimgate_jose::snippet_bytes(error.detail().as_bytes()),
+                    "login refused"
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn decide(&self, loaded: &Loaded, request: &AuthRequest<'_>, now: i64) -> Decided {
+        let options = &self.inner.shared.options;
+        let result = SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            loaded.program.decide_token(request.token.as_bytes(), loaded, request.role, now, options, &mut scratch)
+        });
+        let outcome = match result.evaluation.decision {
+            Decision::Allow(grant) if grant.allows_address(request.client_address) => Ok(grant),
+            Decision::Allow(grant) => Err(Box::new(claimgate::decision::Denial {
+                code: DenyCode::AddressNotAllowed,
+                role: Some(grant.role.clone()),
+                message: format!("the client's address is outside the bound_cidrs of role `{}`", grant.role),
+                condition: None,
+                actual: request.client_address.map(|a| serde_json::Value::from(a.to_string())),
+            })),
+            Decision::Deny(denial) => Err(Box::new(denial)),
+        };
+        Decided { outcome, provider: result.provider, kid: result.kid }
+    }
+
+    /// Each provider's key status, in policy order.
+    pub fn readiness(&self) -> Vec<(String, KeyStatus)> {
+        self.inner.current.load().statuses()
+    }
+
+    /// Whether every provider can verify tokens now.
+    pub fn is_ready(&self) -> bool {
+        self.readiness().iter().all(|(_, status)| status.has_keys())
+    }
+
+    /// The counters since the engine was built.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.inner.shared.counters;
+        Metrics {
+            allows: c.allows.load(Ordering::Relaxed),
+            denials: DenyCode::ALL
+                .iter()
+                .zip(&c.denials)
+                .map(|(code, n)| (*code, n.load(Ordering::Relaxed)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            key_fetches: c.key_fetches.load(Ordering::Relaxed),
+            key_fetch_failures: c.key_fetch_failures.load(Ordering::Relaxed),
+            kid_refetches: c.kid_refetches.load(Ordering::Relaxed),
+            kid_refetches_limited: c.kid_refetches_limited.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Loads the policy source again (re-reading files and key files) and swaps it in
+    /// atomically: requests in flight finish on the set they started with. Providers whose key
+    /// source did not change keep their cached keys. A set with errors is refused and the
+    /// current one keeps serving.
+    pub async fn reload(&self) -> Result<(), LoadError> {
+        self.reload_from(&self.inner.source.clone()).await
+    }
+
+    /// Like [`Engine::reload`], from another source (which later reloads do not use).
+    pub async fn reload_from(&self, source: &PolicySource) -> Result<(), LoadError> {
+        let loaded = Loaded::load(&self.inner.shared, source).await?;
+        self.inner.current.store(Arc::new(loaded));
+        Ok(())
+    }
+
+    /// The compiled program in use.
+    pub fn with_program<T>(&self, f: impl FnOnce(&Program) -> T) -> T {
+        f(&self.inner.current.load().program)
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
