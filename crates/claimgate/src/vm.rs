@@ -1009,6 +1009,10 @@ impl Program {
             }
             TokenEvaluation { evaluation, provider: None, kid: None, verified: None }
         };
+        // A role that does not exist is the request's mistake, answered before the token is read.
+        if role.is_some_and(|name| self.role_index(name).is_none()) {
+            return unverified(Evaluation::denied(DenyCode::UnknownRole, "the requested role does not exist"));
+        }
         let parsed = match claimgate_jose::UnverifiedToken::parse(token, &options.token) {
             Ok(parsed) => parsed,
             Err(error) => return unverified(Evaluation::denied(jose_code(&error), error.to_string())),

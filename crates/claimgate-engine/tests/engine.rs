@@ -1,0 +1,218 @@
+//! The engine's handle: keys bound to providers, reloads that keep unchanged key caches and
+//! re-read key files, decisions that stay right while policies reload and keys rotate under
+//! load, bound_cidrs, and the error mapping.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use claimgate::decision::DenyCode;
+use claimgate_engine::{AuthRequest, Engine, ErrorKind, LoadError, PolicySource};
+use common::{Reply, Server, Signer, claims, indented, jwks, pki};
+
+fn write(dir: &std::path::Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
+
+/// Two providers, each with a `jwks_file`, and a role each.
+fn two_providers(dir: &std::path::Path, a: &Signer, b: &Signer) {
+    write(dir, "a.json", &jwks(&[a]));
+    write(dir, "b.json", &jwks(&[b]));
+    let provider = |name: &str| {
+        format!(
+            "provider {name} {{\n  issuer = \"https://{name}.test\"\n  keys {{\n    jwks_file = \"{name}.json\"\n  }}\n  algorithms = [EdDSA]\n}}\n\nrole {name}-api {{\n  provider = {name}\n  audience = \"api\"\n  identity = claims.sub\n}}\n"
+        )
+    };
+    write(dir, "policy.cg", &format!("{}\n{}", provider("a"), provider("b")));
+}
+
+#[tokio::test]
+async fn a_token_verifies_only_with_its_own_providers_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Signer::new("a-key"), Signer::new("b-key"));
+    two_providers(dir.path(), &a, &b);
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let ok = engine.authenticate(AuthRequest::new(&b.sign(&claims("https://b.test", "svc")))).await.unwrap();
+    assert_eq!(ok.role, "b-api");
+    // b's issuer, a's key: refused, with the named role too.
+    let token = a.sign(&claims("https://b.test", "svc"));
+    for request in [AuthRequest::new(&token), AuthRequest::new(&token).role("b-api")] {
+        let error = engine.authenticate(request).await.unwrap_err();
+        assert_eq!(error.code(), DenyCode::KeyNotFound);
+        assert_eq!(error.provider(), Some("b"));
+    }
+    // a's token presented for b's role: refused on its issuer.
+    let error = engine.authenticate(AuthRequest::new(&a.sign(&claims("https://a.test", "svc"))).role("b-api")).await;
+    assert_eq!(error.unwrap_err().code(), DenyCode::IssuerMismatch);
+}
+
+#[tokio::test]
+async fn reload_rereads_key_files_and_refuses_a_broken_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Signer::new("a-key"), Signer::new("b-key"));
+    two_providers(dir.path(), &a, &b);
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let rotated = Signer::new("a-key-2");
+    let token = rotated.sign(&claims("https://a.test", "svc"));
+    assert_eq!(engine.authenticate(AuthRequest::new(&token)).await.unwrap_err().code(), DenyCode::KeyNotFound);
+    write(dir.path(), "a.json", &jwks(&[&a, &rotated]));
+    engine.reload().await.unwrap();
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+
+    // A set with an error is refused, located; the current one keeps serving.
+    write(dir.path(), "broken.cg", "role x {\n  provider = nobody\n}\n");
+    let error = engine.reload().await.unwrap_err();
+    let LoadError::Policies { rendered, .. } = &error else { panic!("{error}") };
+    assert!(rendered.contains("broken.cg:2:"), "{rendered}");
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+}
+
+#[tokio::test]
+async fn reload_keeps_the_key_cache_of_an_unchanged_source() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let signer = Signer::new("k");
+    server.set("/jwks", Reply::json(jwks(&[&signer])));
+    let policy = |condition: &str| {
+        PolicySource::text([(
+            "p.cg",
+            format!(
+                "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  require {{\n    {condition}\n  }}\n  identity = claims.sub\n}}\n",
+                server.url("/jwks"),
+                indented(&pki.ca_pem)
+            ),
+        )])
+    };
+    let engine = Engine::builder(policy("claims.sub == \"a\"")).build().await.unwrap();
+    let token = signer.sign(&claims("https://idp.test", "b"));
+    assert_eq!(engine.authenticate(AuthRequest::new(&token)).await.unwrap_err().code(), DenyCode::ClaimMismatch);
+    engine.reload_from(&policy("claims.sub == \"b\"")).await.unwrap();
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    assert_eq!(server.hits("/jwks"), 1, "the reload kept the provider's fetched keys");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_stay_right_while_policies_reload_and_keys_rotate() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let signers: Vec<Signer> = (0..6).map(|i| Signer::new(&format!("k{i}"))).collect();
+    server.set("/jwks", Reply::json(jwks(&[&signers[0]])));
+    // Two versions of the policy that decide these tokens alike (they differ in another role).
+    let (url, ca) = (server.url("/jwks"), indented(&pki.ca_pem));
+    let policy = move |extra: &str| {
+        PolicySource::text([(
+            "p.cg",
+            format!(
+                "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n  algorithms = [EdDSA]\n}}\n\nrole api {{\n  provider = idp\n  audience = \"api\"\n  require {{\n    claims.sub glob \"svc-*\"\n  }}\n  identity = claims.sub\n}}\n\nrole other {{\n  provider = idp\n  audience = \"other\"\n  require {{\n    claims.sub == \"{extra}\"\n  }}\n}}\n",
+                url, ca
+            ),
+        )])
+    };
+    let engine = Engine::builder(policy("x")).kid_refetch_cooldown(Duration::ZERO).build().await.unwrap();
+    let signers = Arc::new(signers);
+    let checked = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let (engine, signers, checked) = (engine.clone(), signers.clone(), checked.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..150 {
+                // Keys appear over time; a token is signed by a key the server already has.
+                let signer = &signers[(i / 30).min(5)];
+                let (sub, allowed) = if (i + worker) % 3 == 0 { ("intruder", false) } else { ("svc-1", true) };
+                let token = signer.sign(&claims("https://idp.test", sub));
+                let result = engine.authenticate(AuthRequest::new(&token)).await;
+                match (allowed, result) {
+                    (true, Ok(grant)) => assert_eq!(grant.identity, "svc-1"),
+                    (false, Err(error)) => assert_eq!(error.code(), DenyCode::NoRoleMatched, "{}", error.detail()),
+                    (expected, result) => {
+                        panic!("worker {worker} token {i}: expected allowed={expected}, got {result:?}")
+                    }
+                }
+                checked.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    // Meanwhile: rotate keys (each new key is published before tokens use it) and reload.
+    let rotator = {
+        let (engine, signers, policy) = (engine.clone(), signers.clone(), policy.clone());
+        let server_keys = Arc::new(server);
+        let server = server_keys.clone();
+        tokio::spawn(async move {
+            for round in 0..20 {
+                let published: Vec<&Signer> = signers.iter().collect();
+                server.set("/jwks", Reply::json(jwks(&published)));
+                engine.reload_from(&policy(if round % 2 == 0 { "y" } else { "x" })).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            server_keys
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let _server = rotator.await.unwrap();
+    assert_eq!(checked.load(Ordering::Relaxed), 600, "no decision lost");
+}
+
+#[tokio::test]
+async fn bound_cidrs_hold_the_client_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new("k");
+    write(dir.path(), "k.json", &jwks(&[&signer]));
+    write(
+        dir.path(),
+        "p.cg",
+        "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n  token {\n    bound_cidrs = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n  }\n}\n",
+    );
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let token = signer.sign(&claims("https://idp.test", "svc"));
+    for (address, allowed) in [
+        ("10.1.2.3", true),
+        ("::ffff:10.9.9.9", true),
+        ("2001:db8::1", true),
+        ("11.0.0.1", false),
+        ("2001:db9::1", false),
+    ] {
+        let result = engine.authenticate(AuthRequest::new(&token).client_address(address.parse().unwrap())).await;
+        assert_eq!(result.is_ok(), allowed, "{address}");
+        if let Err(error) = result {
+            assert_eq!(error.code(), DenyCode::AddressNotAllowed);
+            assert_eq!(error.kind(), ErrorKind::Forbidden);
+        }
+    }
+    // No address known: a bound role refuses.
+    let error = engine.authenticate(AuthRequest::new(&token)).await.unwrap_err();
+    assert_eq!(error.code(), DenyCode::AddressNotAllowed);
+}
+
+#[tokio::test]
+async fn errors_map_to_http_kinds_with_client_safe_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new("k");
+    write(dir.path(), "k.json", &jwks(&[&signer]));
+    write(
+        dir.path(),
+        "p.cg",
+        "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub == \"svc\" message \"only the svc account\"\n  }\n}\n",
+    );
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let cases = [
+        (AuthRequest::new("not a token"), DenyCode::TokenMalformed, 401),
+        (AuthRequest::new("x").role("nope"), DenyCode::UnknownRole, 400),
+    ];
+    for (request, code, status) in cases {
+        let error = engine.authenticate(request).await.unwrap_err();
+        assert_eq!((error.code(), error.kind().http_status()), (code, status));
+    }
+    let forbidden = signer.sign(&claims("https://idp.test", "admin"));
+    let error = engine.authenticate(AuthRequest::new(&forbidden)).await.unwrap_err();
+    assert_eq!((error.code(), error.kind().http_status()), (DenyCode::ClaimMismatch, 403));
+    assert_eq!(error.message(), "the token may not log in here");
+    assert!(error.detail().contains("only the svc account"), "{}", error.detail());
+    assert!(error.detail().contains("\"admin\""), "{}", error.detail());
+    let metrics = engine.metrics();
+    assert_eq!(metrics.allows, 0);
+    assert_eq!(metrics.denials.iter().map(|(_, n)| n).sum::<u64>(), 3);
+}
