@@ -120,17 +120,74 @@ pub(crate) enum Input {
     },
 }
 
-/// The keys `eval --token` verifies with: `--keys` overrides, then each provider's `jwks_file`
-/// (read relative to its policy file); inline keys come with the program. What could not be
-/// loaded is remembered per provider, to explain a `keys_unavailable` denial.
-fn provider_keys(program: &Program, overrides: &[String]) -> Result<(ProviderKeys, Vec<(String, String)>), UsageError> {
+/// The keys `eval --token` verifies with, looked up for the one provider the token selects:
+/// `--keys` overrides, then the provider's own source: inline keys (in the program), its
+/// `jwks_file` (read relative to its policy file, as `claimgate check` reads it), or its
+/// `jwks_url` / `discovery_url`, fetched once. What could not be loaded is remembered, to explain
+/// a `keys_unavailable` denial.
+struct EvalKeys<'p> {
+    program: &'p Program,
+    given: ProviderKeys,
+    loaded: std::cell::RefCell<std::collections::HashMap<String, Option<std::sync::Arc<KeySet>>>>,
+    problems: std::cell::RefCell<Vec<(String, String)>>,
+}
+
+impl claimgate::vm::KeyLookup for EvalKeys<'_> {
+    fn keys(&self, provider: &str) -> Option<std::sync::Arc<KeySet>> {
+        if let Some(keys) = self.given.get(provider) {
+            return Some(keys.clone());
+        }
+        if let Some(loaded) = self.loaded.borrow().get(provider) {
+            return loaded.clone();
+        }
+        let loaded = match self.load(provider) {
+            Ok(keys) => keys.map(std::sync::Arc::new),
+            Err(problem) => {
+                self.problems.borrow_mut().push((provider.to_string(), problem));
+                None
+            }
+        };
+        self.loaded.borrow_mut().insert(provider.to_string(), loaded.clone());
+        loaded
+    }
+}
+
+impl EvalKeys<'_> {
+    /// The provider's own keys when they live outside the program; `Ok(None)` for inline keys.
+    fn load(&self, provider: &str) -> Result<Option<KeySet>, String> {
+        let program = self.program;
+        let Some(index) = program.provider_index(provider) else { return Ok(None) };
+        match &program.providers[index as usize].keys {
+            KeysCode::JwksFile { path, file } => {
+                let policy_file = program.files.get(*file as usize).map_or("", |f| f.as_ref());
+                let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
+                let path = base.join(program.string(*path));
+                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                KeySet::from_jwks_json(&bytes)
+                    .map(Some)
+                    .map_err(|e| format!("`{}` is not a usable JWK Set: {e}", path.display()))
+            }
+            KeysCode::JwksUrl { .. } | KeysCode::Discovery { .. } => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("cannot start the key fetch: {e}"))?;
+                let limits = claimgate_jose::KeyLimits::default();
+                match runtime.block_on(claimgate_engine::fetch_provider_keys(program, provider, &limits)) {
+                    Some(Ok(keys)) => Ok(Some(keys)),
+                    Some(Err(problem)) => Err(format!("{problem} (or pass --keys {provider}=FILE)")),
+                    None => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// `--keys` values: `PROVIDER=FILE`, or a bare `FILE` when there is one provider.
+fn given_keys(program: &Program, overrides: &[String]) -> Result<ProviderKeys, UsageError> {
     let mut keys = ProviderKeys::new();
-    let mut problems = Vec::new();
     let names: Vec<&str> = program.providers.iter().map(|p| program.string(p.name)).collect();
-    let read = |path: &Path| -> Result<KeySet, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        KeySet::from_any(&bytes).map_err(|e| format!("`{}` holds no usable key: {e}", path.display()))
-    };
     for value in overrides {
         let (provider, file) = match value.split_once('=') {
             Some((name, file)) if names.contains(&name) => (name.to_string(), file),
@@ -152,46 +209,13 @@ fn provider_keys(program: &Program, overrides: &[String]) -> Result<(ProviderKey
                 }
             },
         };
-        let set = read(Path::new(file)).map_err(UsageError)?;
+        let bytes = std::fs::read(file).map_err(|e| UsageError(format!("cannot read `{file}`: {e}")))?;
+        let set = KeySet::from_any(&bytes).map_err(|e| UsageError(format!("`{file}` holds no usable key: {e}")))?;
         if keys.insert(provider.clone(), set).is_some() {
             return Err(UsageError(format!("--keys names provider `{provider}` twice")));
         }
     }
-    for provider in &program.providers {
-        let name = program.string(provider.name);
-        if keys.get(name).is_some() {
-            continue;
-        }
-        match &provider.keys {
-            KeysCode::JwksFile { path, file } => {
-                let policy_file = program.files.get(*file as usize).map_or("", |f| f.as_ref());
-                let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
-                // Read as `claimgate check` reads it: a JWK Set, nothing else.
-                let path = base.join(program.string(*path));
-                let loaded = std::fs::read(&path)
-                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-                    .and_then(|bytes| {
-                        KeySet::from_jwks_json(&bytes)
-                            .map_err(|e| format!("`{}` is not a usable JWK Set: {e}", path.display()))
-                    });
-                match loaded {
-                    Ok(set) => {
-                        keys.insert(name, set);
-                    }
-                    Err(problem) => problems.push((name.to_string(), problem)),
-                }
-            }
-            KeysCode::JwksUrl { url, .. } | KeysCode::Discovery { url, .. } => problems.push((
-                name.to_string(),
-                format!(
-                    "its keys come from {}, and `claimgate eval` does not fetch keys: pass --keys {name}=FILE",
-                    program.string(*url)
-                ),
-            )),
-            _ => {}
-        }
-    }
-    Ok((keys, problems))
+    Ok(keys)
 }
 
 pub(crate) fn eval(
@@ -231,15 +255,18 @@ pub(crate) fn eval(
         }
         Input::Token { token, keys } => {
             let token = crate::token::read_token(Some(&token))?;
-            let (keys, problems) = provider_keys(&program, &keys)?;
+            let keys = EvalKeys {
+                program: &program,
+                given: given_keys(&program, &keys)?,
+                loaded: Default::default(),
+                problems: Default::default(),
+            };
             let result = program.decide_token(token.as_bytes(), &keys, role, now, &options, &mut scratch);
             if let Decision::Deny(denial) = &result.evaluation.decision
                 && denial.code == DenyCode::KeysUnavailable
             {
-                for (provider, problem) in &problems {
-                    if denial.message.contains(&format!("`{provider}`")) {
-                        eprintln!("note: provider `{provider}`: {problem}");
-                    }
+                for (provider, problem) in keys.problems.borrow().iter() {
+                    eprintln!("note: provider `{provider}`: {problem}");
                 }
             }
             let used = result.verified.as_ref().map(|v| {

@@ -126,13 +126,27 @@ fn each_provider_uses_its_own_key_source_without_keys() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1));
     assert!(stdout.starts_with("deny (key_not_found)") || stdout.starts_with("deny (signature_invalid)"), "{stdout}");
+}
 
-    let (_, role, claims, now) = cases.iter().find(|c| c.0 == "gitlab").unwrap();
-    let output = eval(&Signer::rsa(1, "k").sign(claims), role, *now, &[]);
+#[test]
+fn eval_fetches_a_url_providers_keys_and_says_why_when_it_cannot() {
+    // Port 9 on loopback refuses the connection: the fetch fails at once, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let policy = "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_url = \"http://127.0.0.1:9/keys\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = any\n}\n";
+    std::fs::write(dir.path().join("idp.cg"), policy).unwrap();
+    let token = Signer::rsa(1, "k").sign(r#"{"iss":"https://idp.test","sub":"s","exp":4000000000}"#);
+    let output = Command::cargo_bin("claimgate")
+        .unwrap()
+        .args(["eval", "--color", "never", "--now", "1700000000", "--token", "-", "--policy"])
+        .arg(dir.path())
+        .write_stdin(token)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("deny (keys_unavailable)"), "{stdout}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("does not fetch keys: pass --keys gitlab=FILE"), "{stderr}");
+    assert!(stderr.contains("note: provider `idp`: `http://127.0.0.1:9/keys`: cannot connect"), "{stderr}");
+    assert!(stderr.contains("(or pass --keys idp=FILE)"), "{stderr}");
 }
 
 #[test]

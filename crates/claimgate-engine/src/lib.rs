@@ -652,6 +652,51 @@ impl Engine {
     }
 }
 
+/// Fetches one provider's remote keys once (its `jwks_url` or `discovery_url`, with its pinned
+/// CA and timeout), for tools such as `claimgate eval` that decide one token and exit. `None`
+/// when the provider's keys are not remote; an error names the URL and the cause.
+pub async fn fetch_provider_keys(
+    program: &Program,
+    provider: &str,
+    limits: &KeyLimits,
+) -> Option<Result<KeySet, String>> {
+    let code = &program.providers[program.provider_index(provider)? as usize];
+    let (url, fetch, discovery) = match &code.keys {
+        KeysCode::JwksUrl { url, fetch } => (url, fetch, false),
+        KeysCode::Discovery { url, fetch } => (url, fetch, true),
+        _ => return None,
+    };
+    Some(
+        async {
+            let ca = match &fetch.ca {
+                None => None,
+                Some(claimgate::program::CaCode::Pem(text)) => {
+                    Some(program.string(*text).lines().map(str::trim).collect::<Vec<_>>().join("\n").into_bytes())
+                }
+                Some(claimgate::program::CaCode::File { path, file }) => {
+                    let base = program.files.get(*file as usize).map_or("", |f| f.as_ref());
+                    Some(
+                        load::read_relative(base, program.string(*path), 1 << 20)
+                            .map_err(|e| format!("ca_file: {e}"))?,
+                    )
+                }
+            };
+            let fetcher = fetch::Fetcher::new(ca.as_deref()).map_err(|e| e.to_string())?;
+            let url_text = program.string(*url);
+            let parsed = url::Url::parse(url_text).map_err(|e| format!("`{url_text}` is not a URL: {e}"))?;
+            let timeout = Duration::from_secs(fetch.timeout.max(1));
+            let fetched = if discovery {
+                let issuers: Vec<String> = code.issuers.iter().map(|i| program.string(*i).to_string()).collect();
+                fetcher.discovery(&parsed, &issuers, timeout, limits).await
+            } else {
+                fetcher.jwks(&parsed, timeout, limits).await
+            };
+            fetched.map(|f| f.keys).map_err(|e| e.to_string())
+        }
+        .await,
+    )
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

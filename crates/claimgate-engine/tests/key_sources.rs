@@ -262,3 +262,19 @@ async fn cache_control_max_age_shortens_the_refresh_within_bounds() {
     assert_eq!(engine.metrics().kid_refetches, 0);
     assert_eq!(code(&engine, &second.sign(&claims(ISS, "svc"))).await, None);
 }
+
+#[tokio::test]
+async fn a_tool_can_fetch_one_providers_keys_once() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let signer = Signer::new("k1");
+    server.set("/jwks", Reply::json(jwks(&[&signer])));
+    let PolicySource::Text(files) = policy(&jwks_url_keys(&server, &pki, "")) else { unreachable!() };
+    let policy = claimgate::Policy::from_sources(files);
+    let program = policy.compile().unwrap();
+    let limits = claimgate_jose::KeyLimits::default();
+    let keys = claimgate_engine::fetch_provider_keys(&program, "idp", &limits).await.unwrap().unwrap();
+    assert_eq!(keys.iter().next().unwrap().kid, Some("k1"));
+    assert!(claimgate_engine::fetch_provider_keys(&program, "nobody", &limits).await.is_none());
+    assert_eq!(server.hits("/jwks"), 1);
+}
