@@ -31,6 +31,7 @@
 
 mod fetch;
 mod keys;
+pub mod layer;
 mod load;
 
 use std::collections::HashMap;
