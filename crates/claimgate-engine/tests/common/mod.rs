@@ -16,6 +16,9 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 /// A CA and a server certificate for 127.0.0.1 and localhost, made now.
 pub struct Pki {
     pub ca_pem: String,
+    /// The server certificate and its key, as PEM (for servers that are not ours).
+    pub leaf_pem: String,
+    pub leaf_key_pem: String,
     leaf_der: rustls::pki_types::CertificateDer<'static>,
     leaf_key: Vec<u8>,
 }
@@ -34,7 +37,13 @@ pub fn pki() -> Pki {
     leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
     let leaf_key = CertKey::generate().unwrap();
     let leaf_cert = leaf.signed_by(&leaf_key, &ca).unwrap();
-    Pki { ca_pem: ca.pem(), leaf_der: leaf_cert.der().clone(), leaf_key: leaf_key.serialize_der() }
+    Pki {
+        ca_pem: ca.pem(),
+        leaf_pem: leaf_cert.pem(),
+        leaf_key_pem: leaf_key.serialize_pem(),
+        leaf_der: leaf_cert.der().clone(),
+        leaf_key: leaf_key.serialize_der(),
+    }
 }
 
 /// What the server answers on one path.
