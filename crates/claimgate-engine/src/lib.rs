@@ -65,9 +65,20 @@ pub struct EngineBuilder {
     key_limits: KeyLimits,
     kid_cooldown: Duration,
     require_keys: bool,
+    cache: Option<(usize, usize)>,
 }
 
 impl EngineBuilder {
+    /// Keep tokens whose signature verified, so that a token presented again is not verified
+    /// again (bearer tokens are presented many times in their lifetime). Off by default. At most
+    /// `max_entries` tokens and `max_bytes` bytes; the time claims, audience and role conditions
+    /// are still evaluated on every use; entries are dropped when their provider's keys change
+    /// or the policies reload; refused signatures are never kept.
+    pub fn verified_token_cache(mut self, max_entries: usize, max_bytes: usize) -> Self {
+        self.cache = Some((max_entries, max_bytes));
+        self
+    }
+
     /// Limits and options of each decision (payload bounds, evaluation steps, token bounds).
     pub fn decision_options(mut self, options: Options) -> Self {
         self.options = Options { explain: false, ..options };
@@ -105,6 +116,11 @@ impl EngineBuilder {
             counters: Arc::new(Counters::default()),
             remotes: std::sync::Mutex::new(HashMap::new()),
             fetchers: std::sync::Mutex::new(HashMap::new()),
+            cache: self.cache.map(|(max_entries, max_bytes)| TokenCache {
+                max_entries,
+                max_bytes,
+                inner: std::sync::Mutex::new(CacheInner::default()),
+            }),
         });
         let loaded = Loaded::load(&shared, &self.source).await?;
         if self.require_keys
@@ -143,6 +159,60 @@ struct Shared {
     counters: Arc<Counters>,
     remotes: std::sync::Mutex<HashMap<RemoteId, std::sync::Weak<RemoteKeys>>>,
     fetchers: std::sync::Mutex<HashMap<Option<Vec<u8>>, fetch::Fetcher>>,
+    cache: Option<TokenCache>,
+}
+
+/// Verified tokens by their exact bytes (no hash collisions to reason about).
+#[derive(Debug)]
+struct TokenCache {
+    max_entries: usize,
+    max_bytes: usize,
+    inner: std::sync::Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    map: HashMap<Box<[u8]>, claimgate::vm::VerifiedToken>,
+    bytes: usize,
+}
+
+impl TokenCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, token: &[u8]) -> Option<claimgate::vm::VerifiedToken> {
+        self.lock().map.get(token).cloned()
+    }
+
+    fn insert(&self, token: &[u8], verified: claimgate::vm::VerifiedToken) {
+        let size = token.len() + verified.size();
+        if size > self.max_bytes || self.max_entries == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        // Full: start again rather than track recency (bounded, and cheap on the hot path).
+        if inner.map.len() >= self.max_entries || inner.bytes + size > self.max_bytes {
+            inner.map.clear();
+            inner.bytes = 0;
+        }
+        if inner.map.insert(token.into(), verified).is_none() {
+            inner.bytes += size;
+        }
+    }
+
+    fn remove(&self, token: &[u8]) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.map.remove(token) {
+            inner.bytes = inner.bytes.saturating_sub(token.len() + old.size());
+        }
+    }
+
+    fn clear(&self) {
+        let mut inner = self.lock();
+        inner.map.clear();
+        inner.bytes = 0;
+    }
 }
 
 /// Identifies a remote key cache: the source and everything that changes what it fetches.
@@ -292,6 +362,15 @@ impl Loaded {
                 (name.clone(), status)
             })
             .collect()
+    }
+
+    /// The keys that verify provider `index`'s tokens now (inline ones included).
+    fn current_keys(&self, index: u32) -> Option<Arc<KeySet>> {
+        match self.keys.get(index as usize)? {
+            ProviderKeys::Inline => self.program.inline_key_set(index).cloned(),
+            ProviderKeys::File(keys) => Some(keys.clone()),
+            ProviderKeys::Remote(remote) => remote.current(),
+        }
     }
 
     fn remote(&self, provider: &str) -> Option<&Arc<RemoteKeys>> {
@@ -496,6 +575,7 @@ struct Counters {
     key_fetch_failures: AtomicU64,
     kid_refetches: AtomicU64,
     kid_refetches_limited: AtomicU64,
+    cache_hits: AtomicU64,
 }
 
 /// A snapshot of the engine's counters.
@@ -514,6 +594,8 @@ pub struct Metrics {
     pub kid_refetches: u64,
     /// Refetches for an unknown `kid` refused by the cooldown.
     pub kid_refetches_limited: u64,
+    /// Decisions on a token found in the verified-token cache (no signature verified).
+    pub cache_hits: u64,
 }
 
 /// One decision, with the provider the token selected and its `kid` (for the refetch and logs).
@@ -521,6 +603,24 @@ struct Decided {
     outcome: Result<Grant, Box<claimgate::decision::Denial>>,
     provider: Option<String>,
     kid: Option<String>,
+}
+
+impl Decided {
+    /// The decision, with the role's `bound_cidrs` checked against the client's address.
+    fn of(decision: Decision, request: &AuthRequest<'_>, provider: Option<String>, kid: Option<String>) -> Decided {
+        let outcome = match decision {
+            Decision::Allow(grant) if grant.allows_address(request.client_address) => Ok(grant),
+            Decision::Allow(grant) => Err(Box::new(claimgate::decision::Denial {
+                code: DenyCode::AddressNotAllowed,
+                role: Some(grant.role.clone()),
+                message: format!("the client's address is outside the bound_cidrs of role `{}`", grant.role),
+                condition: None,
+                actual: request.client_address.map(|a| serde_json::Value::from(a.to_string())),
+            })),
+            Decision::Deny(denial) => Err(Box::new(denial)),
+        };
+        Decided { outcome, provider, kid }
+    }
 }
 
 thread_local! {
@@ -536,6 +636,7 @@ impl Engine {
             key_limits: KeyLimits::default(),
             kid_cooldown: DEFAULT_KID_REFETCH_COOLDOWN,
             require_keys: false,
+            cache: None,
         }
     }
 
@@ -585,23 +686,31 @@ impl Engine {
     }
 
     fn decide(&self, loaded: &Loaded, request: &AuthRequest<'_>, now: i64) -> Decided {
-        let options = &self.inner.shared.options;
+        let shared = &self.inner.shared;
+        let options = &shared.options;
+        let token = request.token.as_bytes();
+        if let Some(cache) = &shared.cache
+            && let Some(verified) = cache.get(token)
+        {
+            // Still verified only while its provider's keys are the ones that verified it.
+            if loaded.current_keys(verified.provider()).is_some_and(|keys| Arc::ptr_eq(&keys, verified.keys())) {
+                shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                let evaluation = SCRATCH.with(|scratch| {
+                    loaded.program.decide_verified(&verified, request.role, now, options, &mut scratch.borrow_mut())
+                });
+                let provider = loaded.provider_names.get(verified.provider() as usize).cloned();
+                return Decided::of(evaluation.decision, request, provider, None);
+            }
+            cache.remove(token);
+        }
         let result = SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
-            loaded.program.decide_token(request.token.as_bytes(), loaded, request.role, now, options, &mut scratch)
+            loaded.program.decide_token(token, loaded, request.role, now, options, &mut scratch)
         });
-        let outcome = match result.evaluation.decision {
-            Decision::Allow(grant) if grant.allows_address(request.client_address) => Ok(grant),
-            Decision::Allow(grant) => Err(Box::new(claimgate::decision::Denial {
-                code: DenyCode::AddressNotAllowed,
-                role: Some(grant.role.clone()),
-                message: format!("the client's address is outside the bound_cidrs of role `{}`", grant.role),
-                condition: None,
-                actual: request.client_address.map(|a| serde_json::Value::from(a.to_string())),
-            })),
-            Decision::Deny(denial) => Err(Box::new(denial)),
-        };
-        Decided { outcome, provider: result.provider, kid: result.kid }
+        if let (Some(cache), Some(verified)) = (&shared.cache, &result.verified) {
+            cache.insert(token, verified.token().clone());
+        }
+        Decided::of(result.evaluation.decision, request, result.provider, result.kid)
     }
 
     /// Each provider's key status, in policy order.
@@ -629,6 +738,7 @@ impl Engine {
             key_fetch_failures: c.key_fetch_failures.load(Ordering::Relaxed),
             kid_refetches: c.kid_refetches.load(Ordering::Relaxed),
             kid_refetches_limited: c.kid_refetches_limited.load(Ordering::Relaxed),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
         }
     }
 
@@ -644,6 +754,9 @@ impl Engine {
     pub async fn reload_from(&self, source: &PolicySource) -> Result<(), LoadError> {
         let loaded = Loaded::load(&self.inner.shared, source).await?;
         self.inner.current.store(Arc::new(loaded));
+        if let Some(cache) = &self.inner.shared.cache {
+            cache.clear();
+        }
         Ok(())
     }
 

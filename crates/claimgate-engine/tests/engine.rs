@@ -216,3 +216,74 @@ async fn errors_map_to_http_kinds_with_client_safe_messages() {
     assert_eq!(metrics.allows, 0);
     assert_eq!(metrics.denials.iter().map(|(_, n)| n).sum::<u64>(), 3);
 }
+
+#[tokio::test]
+async fn the_verified_token_cache_skips_only_the_signature() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = Signer::new("k");
+    write(dir.path(), "k.json", &jwks(&[&signer]));
+    write(
+        dir.path(),
+        "p.cg",
+        "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub glob \"svc-*\"\n  }\n  identity = claims.sub\n}\n\nrole admin {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub == \"root\"\n  }\n}\n",
+    );
+    let engine =
+        Engine::builder(PolicySource::dir(dir.path())).verified_token_cache(1000, 1 << 20).build().await.unwrap();
+    let token = signer.sign(&claims("https://idp.test", "svc-1"));
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    assert_eq!(engine.metrics().cache_hits, 1);
+    // The role's conditions and the time claims still decide on every use.
+    let error = engine.authenticate(AuthRequest::new(&token).role("admin")).await.unwrap_err();
+    assert_eq!(error.code(), DenyCode::ClaimMismatch);
+    let later = common::now() + 3600;
+    let error = engine.authenticate(AuthRequest::new(&token).now(later)).await.unwrap_err();
+    assert_eq!(error.code(), DenyCode::TokenExpired);
+    assert_eq!(
+        engine.authenticate(AuthRequest::new(&token).role("nope")).await.unwrap_err().code(),
+        DenyCode::UnknownRole
+    );
+    assert_eq!(engine.metrics().cache_hits, 4);
+    // A refused signature is never kept.
+    let forged = Signer::new("k").sign(&claims("https://idp.test", "svc-1"));
+    for _ in 0..2 {
+        let error = engine.authenticate(AuthRequest::new(&forged)).await.unwrap_err();
+        assert_eq!(error.code(), DenyCode::SignatureInvalid);
+    }
+    assert_eq!(engine.metrics().cache_hits, 4);
+    // A reload (new keys from the file) drops every entry: the token is verified again, and
+    // refused once its key is gone.
+    write(dir.path(), "k.json", &jwks(&[&Signer::new("other")]));
+    engine.reload().await.unwrap();
+    let error = engine.authenticate(AuthRequest::new(&token)).await.unwrap_err();
+    assert_eq!(error.code(), DenyCode::KeyNotFound);
+    assert_eq!(engine.metrics().cache_hits, 4);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_verified_again_when_its_providers_keys_change() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let (first, second) = (Signer::new("a"), Signer::new("b"));
+    server.set("/jwks", Reply::json(jwks(&[&first])));
+    let text = format!(
+        "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  identity = claims.sub\n}}\n",
+        server.url("/jwks"),
+        indented(&pki.ca_pem)
+    );
+    let engine = Engine::builder(PolicySource::text([("p.cg", text)]))
+        .verified_token_cache(10, 1 << 20)
+        .kid_refetch_cooldown(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    let token = first.sign(&claims("https://idp.test", "svc"));
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    // The issuer drops key `a`; a token under key `b` makes the engine fetch the new set.
+    server.set("/jwks", Reply::json(jwks(&[&second])));
+    assert!(engine.authenticate(AuthRequest::new(&second.sign(&claims("https://idp.test", "svc")))).await.is_ok());
+    // The cached token was verified by the old set: it is verified again, and refused.
+    let error = engine.authenticate(AuthRequest::new(&token)).await.unwrap_err();
+    assert_eq!(error.code(), DenyCode::KeyNotFound);
+    assert_eq!(engine.metrics().cache_hits, 0);
+}

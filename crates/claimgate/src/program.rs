@@ -61,6 +61,9 @@ pub(crate) struct Runtime {
     pub(crate) inline_keys: Vec<Option<std::sync::Arc<claimgate_jose::KeySet>>>,
     /// Provider name → provider.
     pub(crate) provider_names: HashMap<Box<str>, u32>,
+    /// Unique per prepared program in this process: a [`crate::vm::VerifiedToken`] made by one
+    /// program is refused by every other.
+    pub(crate) id: u64,
 }
 
 #[derive(Debug, Default)]
@@ -492,7 +495,12 @@ impl Program {
 
     /// Compiles patterns and builds the lookup indexes.
     pub(crate) fn prepare(&mut self) -> Result<(), String> {
-        let mut runtime = Runtime { table: Some(PathTable::new(&self.paths)), ..Runtime::default() };
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let mut runtime = Runtime {
+            table: Some(PathTable::new(&self.paths)),
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ..Runtime::default()
+        };
         for id in &self.glob_patterns {
             runtime.globs.push(Glob::new(&self.strings[*id as usize]).map_err(|e| e.to_string())?);
         }

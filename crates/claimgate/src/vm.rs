@@ -970,6 +970,46 @@ pub struct VerifiedWith {
     pub provider: String,
     pub header: claimgate_jose::Header,
     pub key: claimgate_jose::KeyRef,
+    /// The verified token itself, for a verified-token cache.
+    token: VerifiedToken,
+}
+
+impl VerifiedWith {
+    /// The verified token, to decide on it again without verifying its signature again
+    /// ([`Program::decide_verified`]).
+    pub fn token(&self) -> &VerifiedToken {
+        &self.token
+    }
+}
+
+/// A token whose signature verified with the keys of the provider that decides it: what a
+/// verified-token cache keeps. Only [`Program::decide_token`] makes one, and only the program
+/// that made it accepts it back; the key set that verified it is kept so that a cache can drop
+/// the entry when that provider's keys change.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    program: u64,
+    provider: u32,
+    header: claimgate_jose::Header,
+    payload: Arc<[u8]>,
+    keys: Arc<KeySet>,
+}
+
+impl VerifiedToken {
+    /// The key set that verified the token.
+    pub fn keys(&self) -> &Arc<KeySet> {
+        &self.keys
+    }
+
+    /// The provider (index into the program's providers) that verified it.
+    pub fn provider(&self) -> u32 {
+        self.provider
+    }
+
+    /// Bytes held, for a cache's bound.
+    pub fn size(&self) -> usize {
+        std::mem::size_of::<Self>() + self.payload.len() + self.header.kid.as_ref().map_or(0, String::len)
+    }
 }
 
 impl Program {
@@ -1050,18 +1090,51 @@ impl Program {
             return chosen(Evaluation::denied(DenyCode::KeysUnavailable, message));
         };
         let algorithms = claimgate_jose::AlgorithmSet::from_bits(code.algorithms);
-        let verifier = claimgate_jose::Verifier::new(key_set, algorithms).with_limits(options.token);
+        let verifier = claimgate_jose::Verifier::new(key_set.clone(), algorithms).with_limits(options.token);
         let key = match verifier.verify_parsed(&parsed) {
             Ok(key) => key,
             Err(error) => return chosen(Evaluation::denied(jose_code(&error), error.to_string())),
         };
         let evaluation = self.run(&claims, Some(parsed.header()), Some(provider), role, now, options);
-        let verified = VerifiedWith { provider: name.to_string(), header: parsed.header().clone(), key };
+        let token = VerifiedToken {
+            program: self.runtime.id,
+            provider,
+            header: parsed.header().clone(),
+            payload: Arc::from(parsed.payload()),
+            keys: key_set,
+        };
+        let verified = VerifiedWith { provider: name.to_string(), header: parsed.header().clone(), key, token };
         TokenEvaluation {
             evaluation,
             provider: Some(name.to_string()),
             kid: parsed.header().kid.clone(),
             verified: Some(verified),
+        }
+    }
+}
+
+impl Program {
+    /// Decides again on a token this program verified before ([`VerifiedWith::token`]), without
+    /// verifying its signature again: the time claims, the audience, the role's conditions and
+    /// the grant are evaluated as on any other decision, at `now`. A token made by another
+    /// program (before a reload, say) is refused (`keys_unavailable`: decide it afresh).
+    pub fn decide_verified(
+        &self,
+        token: &VerifiedToken,
+        role: Option<&str>,
+        now: i64,
+        options: &Options,
+        scratch: &mut Scratch,
+    ) -> Evaluation {
+        if token.program != self.runtime.id {
+            return Evaluation::denied(DenyCode::KeysUnavailable, "the token was verified by another policy set");
+        }
+        if role.is_some_and(|name| self.role_index(name).is_none()) {
+            return Evaluation::denied(DenyCode::UnknownRole, "the requested role does not exist");
+        }
+        match payload::parse(&token.payload, self.table(), &options.limits, scratch) {
+            Ok(claims) => self.run(&claims, Some(&token.header), Some(token.provider), role, now, options),
+            Err(error) => Evaluation::denied(DenyCode::PayloadInvalid, error.to_string()),
         }
     }
 }
