@@ -241,3 +241,23 @@ fn eval_denies_a_verified_token_whose_claims_do_not_fit() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8(output.stdout).unwrap().starts_with("deny (claim_mismatch)"));
 }
+
+#[test]
+fn eval_compares_typ_as_a_media_type() {
+    // The provider expects `JWT`: `application/jwt` and `jwt` are the same media type.
+    let (policy, keys) = (policy_dir("EdDSA"), Keys::new());
+    for typ in ["application/jwt", "jwt", "Application/JWT"] {
+        let token = sign(
+            &format!(r#"{{"alg":"EdDSA","typ":"{typ}","kid":"ci-2024"}}"#),
+            r#"{"iss":"https://ci.example.com","sub":"job-1","exp":1732353600}"#,
+        );
+        let output = eval_token(&policy, &keys, &token);
+        assert_eq!(output.status.code(), Some(0), "{typ}: {}", String::from_utf8_lossy(&output.stdout));
+    }
+    let token = sign(
+        r#"{"alg":"EdDSA","typ":"text/jwt","kid":"ci-2024"}"#,
+        r#"{"iss":"https://ci.example.com","sub":"job-1","exp":1732353600}"#,
+    );
+    let output = eval_token(&policy, &keys, &token);
+    assert!(String::from_utf8(output.stdout).unwrap().starts_with("deny (typ_mismatch)"));
+}

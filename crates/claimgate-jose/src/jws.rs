@@ -231,6 +231,26 @@ impl<'a> UnverifiedToken<'a> {
     }
 }
 
+/// Whether a token's `typ` header names the media type a policy expects. RFC 7515 4.1.9: a
+/// `typ` without a `/` stands for `application/` followed by it, and media types compare
+/// case-insensitively; so `at+jwt`, `AT+JWT` and `application/at+jwt` are one type (RFC 9068
+/// section 4 asks resource servers to accept both spellings).
+pub fn typ_matches(typ: &str, expected: &str) -> bool {
+    const APPLICATION: &str = "application/";
+    fn short(t: &str) -> Option<&str> {
+        match t.get(..APPLICATION.len()) {
+            Some(prefix) if prefix.eq_ignore_ascii_case(APPLICATION) => t.get(APPLICATION.len()..),
+            _ if t.contains('/') => None,
+            _ => Some(t),
+        }
+    }
+    match (short(typ), short(expected)) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, None) => typ.eq_ignore_ascii_case(expected),
+        _ => false,
+    }
+}
+
 /// Parses a verified payload as a JWT claims set: a JSON object with unique
 /// member names at every depth, nested at most `limits.max_payload_depth`.
 ///
@@ -436,6 +456,27 @@ mod tests {
         assert_eq!(decode_unverified(&big, &l).unwrap_err().code(), "too_large");
         let header = format!(r#"{{"alg":"ES256","pad":"{}"}}"#, "x".repeat(5000));
         assert_eq!(decode_unverified(&tok(&header, b"", b""), &l).unwrap_err().code(), "too_large");
+    }
+
+    #[test]
+    fn typ_media_types() {
+        for (typ, expected, matches) in [
+            ("at+jwt", "at+jwt", true),
+            ("AT+JWT", "at+jwt", true),
+            ("application/at+jwt", "at+jwt", true),
+            ("Application/AT+JWT", "at+jwt", true),
+            ("at+jwt", "application/at+jwt", true),
+            ("JWT", "jwt", true),
+            ("jwt", "at+jwt", false),
+            ("application/jwt", "at+jwt", false),
+            ("text/at+jwt", "at+jwt", false),
+            ("text/at+jwt", "text/AT+JWT", true),
+            ("application/", "at+jwt", false),
+            ("", "at+jwt", false),
+        ] {
+            assert_eq!(typ_matches(typ, expected), matches, "{typ} vs {expected}");
+            assert_eq!(typ_matches(expected, typ), matches, "{expected} vs {typ}");
+        }
     }
 
     #[test]

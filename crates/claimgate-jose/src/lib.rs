@@ -97,7 +97,9 @@ mod pem;
 
 pub use alg::{Algorithm, AlgorithmError, AlgorithmSet};
 pub use error::{JoseError, KeyError, SNIPPET_MAX_CHARS, SkippedKey, snippet, snippet_bytes};
-pub use jws::{Header, KeyRef, Limits, UnverifiedToken, Verified, Verifier, check_payload_json, decode_unverified};
+pub use jws::{
+    Header, KeyRef, Limits, UnverifiedToken, Verified, Verifier, check_payload_json, decode_unverified, typ_matches,
+};
 pub use key::{KeyInfo, KeyKind, KeyLimits, KeySet, RSA_MAX_BITS, RSA_MIN_BITS};
 
 /// ring links getrandom, which on `wasm32-unknown-unknown` needs an explicit

@@ -51,7 +51,8 @@ pub struct Provider {
     pub max_token_age: Option<u64>,
     /// Largest accepted `exp - iat`, in seconds.
     pub max_lifetime: Option<u64>,
-    /// Expected `typ` header, compared case-insensitively as RFC 7515 suggests for media types.
+    /// Expected `typ` header: a media type, `application/` implied when it has no `/` (RFC 7515
+    /// 4.1.9), compared case-insensitively (`claimgate_jose::typ_matches`).
     pub typ: Option<CompactString>,
 }
 

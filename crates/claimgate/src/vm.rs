@@ -347,7 +347,7 @@ impl<'a> Run<'a> {
                 ));
             }
             if let Some(expected) = provider.typ.map(|t| program.string(t))
-                && !header.typ.as_deref().is_some_and(|typ| typ.eq_ignore_ascii_case(expected))
+                && !header.typ.as_deref().is_some_and(|typ| claimgate_jose::typ_matches(typ, expected))
             {
                 let check = self.failed_check(provider.loc, format!("typ == {expected:?}"), None, None);
                 let message = format!("the token's `typ` header is not `{expected}`");
