@@ -33,7 +33,11 @@ impl Signer {
     }
 
     fn sign(&self, payload: &str) -> String {
-        let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#, self.kid);
+        self.sign_typ(payload, "JWT")
+    }
+
+    fn sign_typ(&self, payload: &str, typ: &str) -> String {
+        let header = format!(r#"{{"alg":"RS256","typ":"{typ}","kid":"{}"}}"#, self.kid);
         let input = format!("{}.{}", B64.encode(header), B64.encode(payload));
         let mut signature = vec![0; self.pair.public().modulus_len()];
         self.pair.sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut signature).unwrap();
@@ -43,8 +47,8 @@ impl Signer {
 
 /// The bundled providers, each with an allowing test's claims, role and time (from `claimgate
 /// test --format json`, so the claims are the policies' own).
-fn bundled_cases() -> Vec<(String, String, String, i64)> {
-    // (provider, role, claims, now) for one allowing test of each provider.
+fn bundled_cases() -> Vec<(String, String, String, i64, String)> {
+    // (provider, role, claims, now, typ) for one allowing test of each provider.
     let text = |file: &str| std::fs::read_to_string(repo().join("policies").join(file)).unwrap();
     let mut cases = Vec::new();
     for (file, provider) in [
@@ -53,6 +57,7 @@ fn bundled_cases() -> Vec<(String, String, String, i64)> {
         ("github-actions.cg", "github-actions"),
         ("gitlab.cg", "gitlab"),
         ("kubernetes.cg", "kubernetes"),
+        ("oauth-access-token.cg", "auth-server"),
         ("okta.cg", "okta"),
     ] {
         let source = text(file);
@@ -67,8 +72,9 @@ fn bundled_cases() -> Vec<(String, String, String, i64)> {
             claimgate::model::RoleChoice::Named(i) => set.roles[i].name.to_string(),
             claimgate::model::RoleChoice::Auto => set.roles[0].name.to_string(),
         };
-        assert!(set.provider(provider).is_some(), "{file} defines {provider}");
-        cases.push((provider.to_string(), role, test.claims_json.to_string(), test.now));
+        let typ = set.provider(provider).unwrap_or_else(|| panic!("{file} defines {provider}")).typ.clone();
+        let typ = typ.map_or("JWT".to_string(), |t| t.to_string());
+        cases.push((provider.to_string(), role, test.claims_json.to_string(), test.now, typ));
     }
     cases
 }
@@ -94,8 +100,8 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
         std::fs::write(&path, signer.jwks()).unwrap();
         keys.push(format!("{provider}={}", path.display()));
     }
-    for (i, (provider, role, claims, now)) in cases.iter().enumerate() {
-        let own = eval(&signers[i].sign(claims), role, *now, &keys);
+    for (i, (provider, role, claims, now, typ)) in cases.iter().enumerate() {
+        let own = eval(&signers[i].sign_typ(claims, typ), role, *now, &keys);
         let stdout = String::from_utf8_lossy(&own.stdout);
         assert_eq!(own.status.code(), Some(0), "{provider}: {stdout}{}", String::from_utf8_lossy(&own.stderr));
         assert!(String::from_utf8_lossy(&own.stderr).contains(&format!("of provider `{provider}`")));
@@ -103,7 +109,7 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
             if i == j {
                 continue;
             }
-            let output = eval(&foreign.sign(claims), role, *now, &keys);
+            let output = eval(&foreign.sign_typ(claims, typ), role, *now, &keys);
             let stdout = String::from_utf8_lossy(&output.stdout);
             assert_eq!(output.status.code(), Some(1), "{}'s key for {provider}: {stdout}", cases[j].0);
             assert!(stdout.starts_with("deny (key_not_found)"), "{}'s key for {provider}: {stdout}", cases[j].0);
@@ -117,7 +123,7 @@ fn each_provider_uses_its_own_key_source_without_keys() {
     // another key under one of its kids is refused, as is a token for a provider whose keys
     // come from a URL (with a note on what to do).
     let cases = bundled_cases();
-    let (_, role, claims, now) = cases.iter().find(|c| c.0 == "kubernetes").unwrap();
+    let (_, role, claims, now, _) = cases.iter().find(|c| c.0 == "kubernetes").unwrap();
     let jwks: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(repo().join("policies/keys/kubernetes-jwks.json")).unwrap())
             .unwrap();

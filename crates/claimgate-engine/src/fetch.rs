@@ -178,6 +178,21 @@ impl Fetcher {
         timeout: Duration,
         limits: &KeyLimits,
     ) -> Result<Fetched, FetchError> {
+        // One deadline for the document and the key set together.
+        let url_text = url.to_string();
+        match tokio::time::timeout(timeout, self.discover(url, issuers, timeout, limits)).await {
+            Ok(result) => result,
+            Err(_) => Err(FetchError::Timeout { url: url_text, seconds: timeout.as_secs().max(1) }),
+        }
+    }
+
+    async fn discover(
+        &self,
+        url: &url::Url,
+        issuers: &[String],
+        timeout: Duration,
+        limits: &KeyLimits,
+    ) -> Result<Fetched, FetchError> {
         let document_url = discovery_document_url(url);
         let (body, _) = self.get(&document_url, timeout, limits.max_bytes).await?;
         let bad = |detail: String| FetchError::Discovery { url: document_url.to_string(), detail };
@@ -199,6 +214,13 @@ impl Fetcher {
             }
             _ => return Err(bad("no `jwks_uri` string".to_string())),
         };
+        // Plain http is for loopback tests: a document fetched over https may not send us there.
+        if jwks_uri.scheme() == "http" && url.scheme() != "http" {
+            return Err(FetchError::Transport {
+                url: jwks_uri.to_string(),
+                reason: "a discovery document fetched over https names a plain http jwks_uri",
+            });
+        }
         self.jwks(&jwks_uri, timeout, limits).await
     }
 }

@@ -134,8 +134,12 @@ impl RemoteKeys {
         Duration::from_secs(self.fetch.cache_max_age)
     }
 
+    /// The refresh interval: the policy's, but never so long that the keys expire before the
+    /// next refresh (at most half of `cache_max_age`, so that one failed refresh leaves a stale
+    /// window to retry in).
     fn refresh(&self) -> Duration {
-        Duration::from_secs(self.fetch.refresh).max(MIN_REFRESH)
+        let half_age = Duration::from_secs(self.fetch.cache_max_age / 2);
+        Duration::from_secs(self.fetch.refresh).min(half_age).max(MIN_REFRESH)
     }
 
     /// The keys, if the last good set is younger than `cache_max_age`.
@@ -202,6 +206,10 @@ impl RemoteKeys {
     /// retry when it failed), fetch; on success wait the refresh interval (or `max-age`), on
     /// failure retry with backoff (1 s doubling, at most 5 minutes or the interval).
     pub(crate) fn start(self: &Arc<Self>, first_wait: Option<Duration>) {
+        let mut task = self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if task.is_some() {
+            return;
+        }
         let weak = Arc::downgrade(self);
         let refresh = self.refresh();
         let handle = tokio::spawn(async move {
@@ -227,7 +235,12 @@ impl RemoteKeys {
                 };
             }
         });
-        *self.task.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(handle.abort_handle());
+        *task = Some(handle.abort_handle());
+    }
+
+    /// Starts the refresh loop if nothing has (retrying soon).
+    pub(crate) fn ensure_started(self: &Arc<Self>) {
+        self.start(None);
     }
 
     /// A token named a `kid` the current keys do not have: fetch again, unless a fetch already

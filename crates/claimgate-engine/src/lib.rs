@@ -129,8 +129,14 @@ impl EngineBuilder {
             let KeyStatus::Unavailable { error } = status else { unreachable!("checked above") };
             return Err(LoadError::Keys { provider, error });
         }
-        let engine =
-            Engine { inner: Arc::new(Inner { shared, source: self.source, current: ArcSwap::from_pointee(loaded) }) };
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                shared,
+                source: self.source,
+                current: ArcSwap::from_pointee(loaded),
+                reloading: tokio::sync::Mutex::new(()),
+            }),
+        };
         Ok(engine)
     }
 }
@@ -147,6 +153,8 @@ struct Inner {
     shared: Arc<Shared>,
     source: PolicySource,
     current: ArcSwap<Loaded>,
+    /// One reload at a time, so that they cannot finish out of order.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// What every loaded set shares: settings, counters, and the remote key caches by source, so
@@ -258,7 +266,11 @@ impl KeyLookup for Loaded {
 
 impl Loaded {
     async fn load(shared: &Arc<Shared>, source: &PolicySource) -> Result<Loaded, LoadError> {
-        let (program, key_file) = load::program(source, &shared.key_limits)?;
+        // Reading files and compiling patterns blocks: off the async worker threads.
+        let (source, limits) = (source.clone(), shared.key_limits);
+        let (program, key_file) = tokio::task::spawn_blocking(move || load::program(&source, &limits))
+            .await
+            .map_err(|e| LoadError::Io(format!("policy loading stopped: {e}")))??;
         let mut keys = Vec::with_capacity(program.providers.len());
         let mut first_fetches = Vec::new();
         let mut provider_names = Vec::new();
@@ -302,7 +314,12 @@ impl Loaded {
                     let existing =
                         shared.remotes.lock().ok().and_then(|r| r.get(&id).and_then(std::sync::Weak::upgrade));
                     let remote = match existing {
-                        Some(remote) => remote,
+                        Some(remote) => {
+                            // A load that was dropped before starting its task leaves one
+                            // without; whoever reuses it starts it.
+                            remote.ensure_started();
+                            remote
+                        }
                         None => {
                             let parsed = url::Url::parse(&url_text).map_err(|e| LoadError::Keys {
                                 provider: name.clone(),
@@ -651,8 +668,8 @@ impl Engine {
         // shared, rate-limited) and decide again.
         if let (Err(denial), Some(provider), Some(_)) = (&decided.outcome, &decided.provider, &decided.kid)
             && denial.code == DenyCode::KeyNotFound
-            && let Some(remote) = loaded.remote(provider)
-            && remote.refetch_for_unknown_kid().await
+            && let Some(remote) = loaded.remote(provider).cloned()
+            && tokio::spawn(async move { remote.refetch_for_unknown_kid().await }).await.unwrap_or(false)
         {
             decided = self.decide(&loaded, &request, now);
         }
@@ -677,7 +694,8 @@ impl Engine {
                     kid = kid.as_deref().map(claimgate_jose::snippet),
                     code = %denial.code,
                     latency_us,
-                    detail = %claimgate_jose::snippet_bytes(error.detail().as_bytes()),
+                    // Debug formatting escapes control characters: the detail may quote claims.
+                    detail = ?error.detail(),
                     "login refused"
                 );
                 Err(error)
@@ -692,8 +710,11 @@ impl Engine {
         if let Some(cache) = &shared.cache
             && let Some(verified) = cache.get(token)
         {
-            // Still verified only while its provider's keys are the ones that verified it.
-            if loaded.current_keys(verified.provider()).is_some_and(|keys| Arc::ptr_eq(&keys, verified.keys())) {
+            // Still verified only by this policy set, and while its provider's keys are the ones
+            // that verified it.
+            if loaded.program.verified_this(&verified)
+                && loaded.current_keys(verified.provider()).is_some_and(|keys| Arc::ptr_eq(&keys, verified.keys()))
+            {
                 shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
                 let evaluation = SCRATCH.with(|scratch| {
                     loaded.program.decide_verified(&verified, request.role, now, options, &mut scratch.borrow_mut())
@@ -707,7 +728,11 @@ impl Engine {
             let mut scratch = scratch.borrow_mut();
             loaded.program.decide_token(token, loaded, request.role, now, options, &mut scratch)
         });
-        if let (Some(cache), Some(verified)) = (&shared.cache, &result.verified) {
+        // Only allowed tokens are kept: a token the policy refuses gains nothing from the cache,
+        // and must not be able to push others out.
+        if let (Some(cache), Some(verified), true) =
+            (&shared.cache, &result.verified, result.evaluation.decision.is_allow())
+        {
             cache.insert(token, verified.token().clone());
         }
         Decided::of(result.evaluation.decision, request, result.provider, result.kid)
@@ -752,6 +777,7 @@ impl Engine {
 
     /// Like [`Engine::reload`], from another source (which later reloads do not use).
     pub async fn reload_from(&self, source: &PolicySource) -> Result<(), LoadError> {
+        let _one_at_a_time = self.inner.reloading.lock().await;
         let loaded = Loaded::load(&self.inner.shared, source).await?;
         self.inner.current.store(Arc::new(loaded));
         if let Some(cache) = &self.inner.shared.cache {

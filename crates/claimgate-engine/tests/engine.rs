@@ -287,3 +287,27 @@ async fn a_cached_token_is_verified_again_when_its_providers_keys_change() {
     assert_eq!(error.code(), DenyCode::KeyNotFound);
     assert_eq!(engine.metrics().cache_hits, 0);
 }
+
+#[tokio::test]
+async fn a_token_cached_before_a_reload_is_decided_afresh_after_it() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let signer = Signer::new("k");
+    server.set("/jwks", Reply::json(jwks(&[&signer])));
+    let text = format!(
+        "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  identity = claims.sub\n}}\n",
+        server.url("/jwks"),
+        indented(&pki.ca_pem)
+    );
+    let source = PolicySource::text([("p.cg", text)]);
+    let engine = Engine::builder(source.clone()).verified_token_cache(10, 1 << 20).build().await.unwrap();
+    let token = signer.sign(&claims("https://idp.test", "svc"));
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    // The same key source survives the reload (same key set); the cached entry belongs to the
+    // old program: it is a miss, not a refusal.
+    engine.reload_from(&source).await.unwrap();
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    assert_eq!(engine.metrics().cache_hits, 1);
+    assert_eq!(server.hits("/jwks"), 1);
+}

@@ -100,14 +100,20 @@ async fn discovery_finds_the_jwks_and_checks_the_issuer() {
     );
     assert_eq!(code(&engine, &signer.sign(&claims(ISS, "svc"))).await, Some(DenyCode::KeysUnavailable));
 
-    // A document whose jwks_uri is plain http to another host: refused before any connection.
-    server.set(
-        "/realm/.well-known/openid-configuration",
-        Reply::json(format!(r#"{{"issuer":"{ISS}","jwks_uri":"http://keys.example.com/jwks"}}"#)),
-    );
-    let engine = engine_without_keys(policy(&keys)).await;
-    let KeyStatus::Unavailable { error } = &engine.readiness()[0].1 else { panic!() };
-    assert!(error.contains("may not serve keys: keys are fetched over https only"), "{error}");
+    // A document whose jwks_uri is plain http (to another host, or to loopback): refused before
+    // any connection.
+    for uri in ["http://keys.example.com/jwks", "http://127.0.0.1:9/jwks"] {
+        server.set(
+            "/realm/.well-known/openid-configuration",
+            Reply::json(format!(r#"{{"issuer":"{ISS}","jwks_uri":"{uri}"}}"#)),
+        );
+        let engine = engine_without_keys(policy(&keys)).await;
+        let KeyStatus::Unavailable { error } = &engine.readiness()[0].1 else { panic!() };
+        assert!(
+            error.contains("may not serve keys: a discovery document fetched over https names a plain http jwks_uri"),
+            "{error}"
+        );
+    }
 }
 
 async fn engine_without_keys(source: PolicySource) -> Engine {

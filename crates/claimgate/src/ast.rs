@@ -272,6 +272,9 @@ pub struct Group {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     pub path: ClaimPath,
+    /// `claims.scope words contains ...`: a space-separated string claim taken as its words
+    /// (only with `contains`, `contains any` and `contains all`).
+    pub words: bool,
     pub op: Op,
     pub span: Span,
 }

@@ -419,13 +419,20 @@ impl<'l> Checker<'l> {
                 "request timeout must be between 1s and 2m",
             ));
         }
-        if let (Some(s), true) = (fields.setting("cache_max_age"), cache_max_age < refresh) {
+        // Compared as they take effect, defaults included: `refresh = 48h` alone would leave the
+        // default 24h cache without keys half the time.
+        let explicit = fields.setting("cache_max_age").or(fields.setting("refresh"));
+        if let (Some(s), true) = (explicit, cache_max_age < refresh) {
             self.report(
                 Diagnostic::error(
                     Code::InvalidDuration,
                     file,
                     s.value.span,
-                    "cache max age is shorter than the refresh interval",
+                    format!(
+                        "cache max age ({}) is shorter than the refresh interval ({})",
+                        crate::reference::seconds_text(cache_max_age),
+                        crate::reference::seconds_text(refresh)
+                    ),
                 )
                 .help("a cached key set must outlive at least one refresh, or every failed refresh locks logins out"),
             );
@@ -635,6 +642,27 @@ impl<'l> Checker<'l> {
     }
 
     fn comparison(&mut self, file: FileId, comparison: &Comparison) {
+        // OAuth access tokens carry `scope` as one space-separated string (RFC 8693 4.2, RFC 9068
+        // 2.2.3). (`scp` is a string from Entra ID but a list from Okta, so it is not flagged.)
+        let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
+        if is_scope
+            && !comparison.words
+            && matches!(comparison.op, Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_))
+        {
+            let name = crate::fmt::path_text(&comparison.path);
+            self.report(
+                Diagnostic::warning(
+                    Code::StringAsList,
+                    file,
+                    comparison.span,
+                    format!("`{name}` is a space-separated string in OAuth access tokens; `contains` tests lists"),
+                )
+                .label("never holds on a string")
+                .help(format!(
+                    "write `{name} words contains ...`: it reads a string as its words (and a list as its items)"
+                )),
+            );
+        }
         match &comparison.op {
             Op::Glob(pattern) => {
                 if pattern.value.len() > self.limits.max_glob_len {
@@ -668,6 +696,21 @@ impl<'l> Checker<'l> {
                         .help("patterns use the syntax of the Rust regex crate and are anchored at both ends"),
                     );
                 }
+            }
+            Op::Contains(literal) if comparison.words && !matches!(literal, Scalar::Str(_)) => {
+                self.report(
+                    Diagnostic::error(Code::WrongType, file, literal.span(), "words are strings")
+                        .label("not a string")
+                        .help("quote it: a scope such as `\"read\"`"),
+                );
+            }
+            Op::ContainsAny(list) | Op::ContainsAll(list)
+                if comparison.words && list.items.iter().any(|i| !matches!(i, Scalar::Str(_))) =>
+            {
+                self.report(
+                    Diagnostic::error(Code::WrongType, file, list.span, "words are strings")
+                        .help("quote every item: scopes such as `[\"read\", \"write\"]`"),
+                );
             }
             Op::In(list) | Op::ContainsAny(list) | Op::ContainsAll(list) if list.items.is_empty() => {
                 let meaning = if matches!(comparison.op, Op::ContainsAll(_)) { "always holds" } else { "never holds" };

@@ -289,7 +289,7 @@ impl Compiler<'_> {
                     Op::Exists => CmpOp::Exists,
                     Op::Absent => CmpOp::Absent,
                 };
-                b.checks[id as usize].cmp = Some(Cmp { path, op });
+                b.checks[id as usize].cmp = Some(Cmp { path, op, words: comparison.words });
                 b.code.push(Instr::Test(id));
             }
             ConditionKind::Not(inner) => {

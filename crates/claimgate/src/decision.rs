@@ -86,13 +86,25 @@ impl Grant {
 pub fn cidr_contains(cidr: &str, address: std::net::IpAddr) -> bool {
     use std::net::IpAddr;
     let (network, prefix) = match cidr.split_once('/') {
-        Some((network, prefix)) => (network, prefix.parse::<u32>().ok()),
+        Some((network, prefix)) => match prefix.parse::<u32>() {
+            Ok(prefix) => (network, Some(prefix)),
+            Err(_) => return false,
+        },
         None => (cidr, None),
     };
     let Ok(network) = network.parse::<IpAddr>() else { return false };
+    // IPv4-mapped IPv6 (`::ffff:10.1.2.3`) is the IPv4 address it carries, for the client and
+    // for the network (whose prefix then counts the IPv4 bits).
     let address = match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
+    };
+    let (network, prefix) = match network {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => (IpAddr::V4(v4), prefix.map(|p| p.saturating_sub(96))),
+            None => (IpAddr::V6(v6), prefix),
+        },
+        v4 => (v4, prefix),
     };
     match (network, address) {
         (IpAddr::V4(n), IpAddr::V4(a)) => {
@@ -404,4 +416,34 @@ impl Outcome {
 pub fn short_json(value: &serde_json::Value) -> String {
     let text = value.to_string();
     if text.chars().count() <= 60 { text } else { format!("{}…", text.chars().take(59).collect::<String>()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cidr_contains;
+
+    #[test]
+    fn cidr_edges() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for (cidr, address, holds) in [
+            ("10.0.0.0/8", "10.255.255.255", true),
+            ("10.0.0.0/8", "11.0.0.0", false),
+            ("0.0.0.0/0", "203.0.113.9", true),
+            ("0.0.0.0/0", "2001:db8::1", false),
+            ("192.0.2.7/32", "192.0.2.7", true),
+            ("192.0.2.7/32", "192.0.2.8", false),
+            ("192.0.2.7", "192.0.2.7", true),
+            ("::/0", "2001:db8::1", true),
+            ("2001:db8::1/128", "2001:db8::1", true),
+            ("2001:db8::1/128", "2001:db8::2", false),
+            ("10.0.0.0/8", "::ffff:10.1.2.3", true),
+            ("::ffff:10.0.0.0/104", "10.1.2.3", true),
+            ("::ffff:10.0.0.0/104", "11.1.2.3", false),
+            ("10.0.0.0/x", "10.0.0.0", false),
+            ("10.0.0.0/33", "10.0.0.0", false),
+            ("not an address", "10.0.0.0", false),
+        ] {
+            assert_eq!(cidr_contains(cidr, ip(address)), holds, "{cidr} {address}");
+        }
+    }
 }

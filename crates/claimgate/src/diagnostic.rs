@@ -59,10 +59,12 @@ pub enum Code {
     InvalidCidr,
     /// An inline test that is malformed (claims, time, expectation).
     InvalidTest,
+    /// Warning: `contains` on a claim that tokens carry as a space-separated string.
+    StringAsList,
 }
 
 impl Code {
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::Syntax,
         Code::LimitExceeded,
         Code::DuplicateName,
@@ -84,6 +86,7 @@ impl Code {
         Code::InvalidUrl,
         Code::InvalidCidr,
         Code::InvalidTest,
+        Code::StringAsList,
     ];
 
     /// The code as printed, e.g. `E0203`.
@@ -110,6 +113,7 @@ impl Code {
             Code::InvalidUrl => "E0403",
             Code::InvalidCidr => "E0404",
             Code::InvalidTest => "E0501",
+            Code::StringAsList => "W0101",
         }
     }
 }
@@ -167,6 +171,11 @@ impl Diagnostic {
             help: None,
             related: Vec::new(),
         }
+    }
+
+    /// A finding that does not stop the policy from loading (`claimgate check` reports it).
+    pub fn warning(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, file, span, message) }
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Diagnostic {

@@ -308,6 +308,9 @@ fn write_list_inline(out: &mut String, list: &List, indent: usize) {
 
 fn write_comparison(out: &mut String, comparison: &Comparison) {
     out.push_str(&path_text(&comparison.path));
+    if comparison.words {
+        out.push_str(" words");
+    }
     let mut operator = |op: &str| {
         out.push(' ');
         out.push_str(op);

@@ -334,8 +334,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         path => "a claim path such as `claims.sub`",
         compare_eq | compare_ne | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob
         | compare_matches | kw_matches | compare_contains_any | compare_contains_all | compare_contains
-        | kw_contains | compare_exists | kw_exists | compare_absent | kw_absent => {
-            "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `exists`, `absent`)"
+        | kw_contains | kw_words | compare_exists | kw_exists | compare_absent | kw_absent => {
+            "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `words contains`, `exists`, `absent`)"
         }
         kw_any => "`any`",
         kw_all => "`all`",
@@ -716,7 +716,9 @@ impl Lower<'_> {
         let path = self.path(children.next().expect("grammar: path"));
         let op_pair = children.next().expect("grammar: operator");
         let rule = op_pair.as_rule();
-        let mut parts = inner(op_pair);
+        // `words` comes first when present; the operands are found after the keywords.
+        let words = inner(op_pair.clone()).next().is_some_and(|p| p.as_rule() == Rule::kw_words);
+        let mut parts = inner(op_pair).skip(usize::from(words));
         let op = match rule {
             Rule::compare_eq => Op::Eq(self.scalar(parts.next().expect("grammar: scalar"))),
             Rule::compare_ne => Op::Ne(self.scalar(parts.next().expect("grammar: scalar"))),
@@ -739,7 +741,7 @@ impl Lower<'_> {
             Rule::compare_exists => Op::Exists,
             _ => Op::Absent,
         };
-        Comparison { path, op, span: comparison_span }
+        Comparison { path, words, op, span: comparison_span }
     }
 
     fn path(&mut self, pair: Pair<'_, Rule>) -> ClaimPath {

@@ -189,6 +189,8 @@ pub struct Check {
 pub struct Cmp {
     pub path: PathId,
     pub op: CmpOp,
+    /// `words`: a string claim is read as its space-separated words (for the `contains` ops).
+    pub words: bool,
 }
 
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
@@ -774,7 +776,8 @@ impl Program {
             CmpOp::Exists => "exists".to_string(),
             CmpOp::Absent => "absent".to_string(),
         };
-        format!("p{} {operand}", cmp.path)
+        let words = if cmp.words { " words" } else { "" };
+        format!("p{}{words} {operand}", cmp.path)
     }
 }
 

@@ -518,6 +518,9 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
         (_, None | Some(Value::Null)) => return Outcome::Missing,
         (_, Some(v)) => v,
     };
+    if comparison.words {
+        return words_compare(comparison, value);
+    }
     if !fits(&comparison.op, value) {
         return Outcome::TypeMismatch;
     }
@@ -543,6 +546,27 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
             value.as_array().is_some_and(|items| list.items.iter().all(|s| items.iter().any(|i| scalar_eq(i, s))))
         }
         Op::Exists | Op::Absent => unreachable!("handled above"),
+    };
+    if holds { Outcome::Pass } else { Outcome::Fail }
+}
+
+/// `words contains ...`: a string claim as its space-separated words, a list as its elements.
+fn words_compare(comparison: &Comparison, value: &Value) -> Outcome {
+    let text = match value {
+        Value::String(text) => text,
+        Value::Array(_) => {
+            let plain = Comparison { words: false, ..comparison.clone() };
+            return compare(&plain, Some(value));
+        }
+        _ => return Outcome::TypeMismatch,
+    };
+    let words: Vec<&str> = text.split(' ').filter(|w| !w.is_empty()).collect();
+    let is_word = |s: &Scalar| matches!(s, Scalar::Str(lit) if words.contains(&lit.value.as_str()));
+    let holds = match &comparison.op {
+        Op::Contains(s) => is_word(s),
+        Op::ContainsAny(list) => list.items.iter().any(is_word),
+        Op::ContainsAll(list) => list.items.iter().all(is_word),
+        _ => false,
     };
     if holds { Outcome::Pass } else { Outcome::Fail }
 }

@@ -637,9 +637,18 @@ impl<'a> Run<'a> {
             (_, Some(v)) => v,
         };
         let program = self.program;
+        if cmp.words {
+            return self.test_words(cmp, value);
+        }
         if !cmp.op.fits(value, program) {
             return Outcome::TypeMismatch;
         }
+        self.test_plain(cmp, value)
+    }
+
+    /// A comparison on a present value of a fitting type.
+    fn test_plain(&self, cmp: Cmp, value: Val) -> Outcome {
+        let program = self.program;
         let order = |n: u32| match value {
             Val::Num(v) => Some(crate::number::compare(self.claims.number(v), program.numbers[n as usize].as_ref())),
             _ => None,
@@ -673,6 +682,39 @@ impl<'a> Run<'a> {
                 })
             }
             CmpOp::Exists | CmpOp::Absent => unreachable!("answered above"),
+        })
+    }
+
+    /// `words contains ...`: a string is its words (split at spaces, RFC 6749 3.3), a list its
+    /// elements; any other type is a type mismatch. Words are strings, so only string literals
+    /// can be among them.
+    fn test_words(&self, cmp: Cmp, value: Val) -> Outcome {
+        let program = self.program;
+        let text = match value {
+            Val::Str(s) => self.claims.str(s),
+            Val::Array { .. } => {
+                let plain = Cmp { words: false, ..cmp };
+                return if plain.op.fits(value, program) {
+                    self.test_plain(plain, value)
+                } else {
+                    Outcome::TypeMismatch
+                };
+            }
+            _ => return Outcome::TypeMismatch,
+        };
+        let mut words = text.split(' ').filter(|w| !w.is_empty());
+        let has = |word: &str| text.split(' ').any(|w| w == word);
+        pass(match cmp.op {
+            CmpOp::Contains(Const::Str(id)) => has(program.string(id)),
+            CmpOp::ContainsAny(set) => words.any(|w| self.set_has_str(&program.sets[set as usize], w)),
+            CmpOp::ContainsAll(set) => {
+                let set = &program.sets[set as usize];
+                set.numbers.is_empty()
+                    && !set.has_true
+                    && !set.has_false
+                    && set.strings.iter().all(|s| has(program.string(*s)))
+            }
+            _ => false,
         })
     }
 
@@ -1008,7 +1050,9 @@ impl VerifiedToken {
 
     /// Bytes held, for a cache's bound.
     pub fn size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.payload.len() + self.header.kid.as_ref().map_or(0, String::len)
+        let header = &self.header;
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Self>() + self.payload.len() + text(&header.kid) + text(&header.typ) + text(&header.cty)
     }
 }
 
@@ -1114,6 +1158,12 @@ impl Program {
 }
 
 impl Program {
+    /// Whether this program verified `token` (a verified-token cache drops entries of other
+    /// programs, such as the one before a reload).
+    pub fn verified_this(&self, token: &VerifiedToken) -> bool {
+        token.program == self.runtime.id
+    }
+
     /// Decides again on a token this program verified before ([`VerifiedWith::token`]), without
     /// verifying its signature again: the time claims, the audience, the role's conditions and
     /// the grant are evaluated as on any other decision, at `now`. A token made by another

@@ -93,7 +93,7 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn comparison() -> impl Strategy<Value = ConditionKind> {
-    (path(), op()).prop_map(|(path, op)| ConditionKind::Compare(Comparison { path, op, span: S }))
+    (path(), op()).prop_map(|(path, op)| ConditionKind::Compare(Comparison { path, words: false, op, span: S }))
 }
 
 /// Conditions without a message (what `not` may wrap, and what groups hold before messages).

@@ -19,6 +19,8 @@ use common::signing::Signer;
 
 struct Case {
     provider: String,
+    /// The `typ` header the provider expects.
+    typ: String,
     role: Option<String>,
     now: i64,
     claims: String,
@@ -37,7 +39,8 @@ fn allowing_cases(policy: &claimgate::Policy) -> Vec<Case> {
                 RoleChoice::Auto => None,
                 RoleChoice::Named(i) => Some(set.roles[i].name.to_string()),
             };
-            Case { provider: provider.name.to_string(), role, now: t.now, claims: t.claims_json.to_string() }
+            let typ = provider.typ.as_deref().unwrap_or("JWT").to_string();
+            Case { provider: provider.name.to_string(), typ, role, now: t.now, claims: t.claims_json.to_string() }
         })
         .collect()
 }
@@ -62,7 +65,7 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
     let names: Vec<String> = policy.set().providers.iter().map(|p| p.name.to_string()).collect();
     assert!(names.len() >= 6, "every bundled provider takes part: {names:?}");
     let signers: Vec<Signer> =
-        names.iter().enumerate().map(|(i, name)| Signer::rsa(i % 6 + 1, &format!("{name}-key"))).collect();
+        names.iter().enumerate().map(|(i, name)| Signer::rsa(i % 8 + 1, &format!("{name}-key"))).collect();
     let mut keys = ProviderKeys::new();
     for (name, signer) in names.iter().zip(&signers) {
         keys.insert(name.clone(), KeySet::from_jwks_json(signer.jwks().as_bytes()).expect("test keys load"));
@@ -74,7 +77,11 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
         let owner_cases: Vec<&Case> = cases.iter().filter(|c| &c.provider == owner).collect();
         assert!(!owner_cases.is_empty(), "provider `{owner}` has an allowing test to replay");
         for case in owner_cases {
-            let allowed = decide(&program, &keys, &own.sign(&case.claims), case);
+            let header = |kid: Option<&str>| match kid {
+                Some(kid) => format!(r#"{{"alg":"RS256","typ":"{}","kid":"{kid}"}}"#, case.typ),
+                None => format!(r#"{{"alg":"RS256","typ":"{}"}}"#, case.typ),
+            };
+            let allowed = decide(&program, &keys, &own.sign_with_header(&header(Some(&own.kid)), &case.claims), case);
             assert_eq!(code(&allowed), None, "{owner}'s own key: {:?}", allowed.evaluation.decision);
             assert_eq!(allowed.verified.as_ref().map(|v| v.provider.as_str()), Some(owner.as_str()));
             for (other, foreign) in names.iter().zip(&signers) {
@@ -83,16 +90,16 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
                 }
                 pairs += 1;
                 // The foreign key under its own kid: the owner has no such key.
-                let result = decide(&program, &keys, &foreign.sign(&case.claims), case);
+                let result =
+                    decide(&program, &keys, &foreign.sign_with_header(&header(Some(&foreign.kid)), &case.claims), case);
                 assert_eq!(code(&result), Some(DenyCode::KeyNotFound), "{other}'s key for {owner}");
                 assert!(result.verified.is_none());
                 // The foreign key under the owner's kid: the signature does not verify.
-                let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#, own.kid);
-                let result = decide(&program, &keys, &foreign.sign_with_header(&header, &case.claims), case);
+                let result =
+                    decide(&program, &keys, &foreign.sign_with_header(&header(Some(&own.kid)), &case.claims), case);
                 assert_eq!(code(&result), Some(DenyCode::SignatureInvalid), "{other}'s key as {owner}'s kid");
                 // No kid at all: every key of the owner is tried, none verifies.
-                let header = r#"{"alg":"RS256","typ":"JWT"}"#;
-                let result = decide(&program, &keys, &foreign.sign_with_header(header, &case.claims), case);
+                let result = decide(&program, &keys, &foreign.sign_with_header(&header(None), &case.claims), case);
                 assert_eq!(code(&result), Some(DenyCode::SignatureInvalid), "{other}'s key without kid");
             }
         }
@@ -133,7 +140,7 @@ role deploy-b {{
     assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
     let compiled = policy.compile().unwrap();
     let loaded = Program::from_bytes(&compiled.to_bytes()).expect("loads");
-    let case = Case { provider: "b".into(), role: None, now: 1_700_000_000, claims: String::new() };
+    let case = Case { provider: "b".into(), typ: "JWT".into(), role: None, now: 1_700_000_000, claims: String::new() };
     let claims = r#"{"iss":"https://b.example.com","sub":"job","exp":1700000600}"#;
     let no_keys = ProviderKeys::new();
     for program in [&compiled, &loaded] {
@@ -149,7 +156,7 @@ role deploy-b {{
         // Naming the role does not change whose keys verify.
         let named = Case {
             role: Some("deploy-b".into()),
-            ..Case { provider: "b".into(), role: None, now: case.now, claims: String::new() }
+            ..Case { provider: "b".into(), typ: "JWT".into(), role: None, now: case.now, claims: String::new() }
         };
         assert_eq!(
             code(&decide(program, &no_keys, &a.sign_with_header(header, claims), &named)),
@@ -193,7 +200,8 @@ role r {
     let program = policy.compile().unwrap();
     let signer = Signer::rsa(3, "k");
     let token = signer.sign(r#"{"iss":"https://remote.example.com","sub":"job","exp":1700000600}"#);
-    let case = Case { provider: "remote".into(), role: None, now: 1_700_000_000, claims: String::new() };
+    let case =
+        Case { provider: "remote".into(), typ: "JWT".into(), role: None, now: 1_700_000_000, claims: String::new() };
     let mut keys = ProviderKeys::new();
     assert_eq!(code(&decide(&program, &keys, &token, &case)), Some(DenyCode::KeysUnavailable));
     keys.insert("other", KeySet::from_jwks_json(signer.jwks().as_bytes()).unwrap());

@@ -12,7 +12,7 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// Test key `n` (1 to 6) under `kid`.
+    /// Test key `n` (1 to 8) under `kid`.
     pub fn rsa(n: usize, kid: &str) -> Signer {
         let path = super::crate_dir().join(format!("tests/keys/rsa-{n}.der"));
         let der = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
