@@ -13,6 +13,7 @@ use claimgate::vm::{Options, ProviderKeys};
 use claimgate::{Policy, SourceMap, Span};
 use claimgate_jose::KeySet;
 
+use crate::output::text;
 use crate::{Format, Output, UsageError, load};
 
 /// Loads a policy set for running it; problems in the policies end the command with exit 1.
@@ -56,9 +57,9 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
             for result in &results {
                 let mark = if result.passed() { "ok  " } else { "FAIL" };
                 let at = location(&program, Some(&policy.sources), result.test.file, result.test.span);
-                println!("{mark} {}  ({at})", result.test.name);
+                out!("{mark} {}  ({at})", result.test.name);
                 for difference in &result.differences {
-                    println!("       {difference}");
+                    out!("       {difference}");
                 }
                 if !result.passed() {
                     print_trace(&result.evaluation, &program, Some(&policy.sources), "       ");
@@ -78,10 +79,10 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
                     })
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            out!("{}", crate::output::json(&json));
         }
     }
-    println!("{} passed, {failed} failed", results.len() - failed);
+    out!("{} passed, {failed} failed", results.len() - failed);
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -288,7 +289,7 @@ pub(crate) fn eval(
             if explain {
                 json["trace"] = serde_json::to_value(&evaluation.trace).unwrap_or_default();
             }
-            println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            out!("{}", crate::output::json(&json));
         }
         Format::Human => {
             let sources = policy.as_ref().map(|p| &p.sources);
@@ -310,7 +311,7 @@ pub(crate) fn compile(
     };
     let program = policy.compile().map_err(|e| UsageError(format!("internal error: {e}")))?;
     if disasm {
-        print!("{}", program.disassemble());
+        out_raw!("{}", program.disassemble());
     }
     let bytes = program.to_bytes();
     match out {
@@ -335,7 +336,7 @@ fn print_evaluation(
     color: bool,
 ) {
     match verified {
-        Some(key) => eprintln!("note: the signature was verified with {key}"),
+        Some(key) => eprintln!("note: the signature was verified with {}", text(key)),
         None => eprintln!("note: the claims were taken as given; no signature was checked"),
     }
     if explain {
@@ -343,19 +344,19 @@ fn print_evaluation(
     }
     match &evaluation.decision {
         Decision::Allow(grant) => {
-            println!("allow: role `{}`", grant.role);
-            println!("  identity  {}", grant.identity);
+            out!("allow: role `{}`", text(&grant.role));
+            out!("  identity  {}", text(&grant.identity));
             if let Some(user) = &grant.user {
-                println!("  user      {user}");
+                out!("  user      {}", text(user));
             }
             if !grant.groups.is_empty() {
-                println!("  groups    {}", grant.groups.join(", "));
+                out!("  groups    {}", text(&grant.groups.join(", ")));
             }
             if !grant.policies.is_empty() {
-                println!("  policies  {}", grant.policies.join(", "));
+                out!("  policies  {}", text(&grant.policies.join(", ")));
             }
             for (name, value) in &grant.metadata {
-                println!("  metadata  {name} = {value:?}");
+                out!("  metadata  {} = \"{}\"", text(name), text(value));
             }
             let token = &grant.token;
             let durations = [
@@ -366,24 +367,23 @@ fn print_evaluation(
             ];
             for (name, value) in durations {
                 if let Some(seconds) = value {
-                    println!("  token     {name} = {seconds}s");
+                    out!("  token     {name} = {seconds}s");
                 }
             }
         }
         Decision::Deny(denial) => {
-            println!("deny ({}): {}", denial.code.as_str(), denial.message);
+            out!("deny ({}): {}", denial.code.as_str(), text(&denial.message));
             if let (Some(sources), Some(_)) = (sources, &denial.condition) {
-                print!(
-                    "{}",
-                    diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() })
-                );
+                let rendered =
+                    diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() });
+                out_raw!("{}", crate::output::rendered(&rendered));
             } else if let Some(check) = &denial.condition {
                 let seen = denial.actual.as_ref().map_or("no such claim".to_string(), short_json);
                 let at = location(program, None, check.file, check.span);
-                println!("  failing check `{}` at {at}; the token has {seen}", check.text);
+                out!("  failing check `{}` at {at}; the token has {}", text(&check.text), text(&seen));
             }
             if !explain && denial.role.is_none() {
-                println!("(--explain shows every role tried and every check)");
+                out!("(--explain shows every role tried and every check)");
             }
         }
     }
@@ -391,7 +391,7 @@ fn print_evaluation(
 
 fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&SourceMap>, indent: &str) {
     for RoleTrace { role, steps, allowed } in &evaluation.trace {
-        println!("{indent}role `{role}`: {}", if *allowed { "allows" } else { "denies" });
+        out!("{indent}role `{}`: {}", text(role), if *allowed { "allows" } else { "denies" });
         for step in steps {
             let mark = match step.outcome {
                 Outcome::Pass => "✓",
@@ -406,7 +406,7 @@ fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&Sour
             };
             let pad = "  ".repeat(step.depth);
             let at = location(program, sources, step.check.file, step.check.span);
-            println!("{indent}  {pad}{mark} {}{seen}  [{at}]", step.check.text);
+            out!("{indent}  {pad}{mark} {}{}  [{at}]", text(&step.check.text), text(&seen));
         }
     }
 }

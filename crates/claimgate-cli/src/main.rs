@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+#[macro_use]
+mod output;
 mod evaluate;
 mod token;
 
@@ -178,11 +180,12 @@ impl Output {
                     sources,
                     RenderOptions { color: self.color, ..RenderOptions::default() },
                 );
-                eprint!("{rendered}");
+                // Policy text can hold bidirectional controls ("trojan source"): shown escaped.
+                eprint!("{}", output::rendered(&rendered));
             }
             Format::Json => {
                 let json = diagnostic::to_json(diagnostics, sources);
-                println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+                out!("{}", crate::output::json(&json));
             }
         }
     }

@@ -57,7 +57,7 @@ pub(crate) fn decode(token: Option<&str>) -> Result<ExitCode, UsageError> {
         "payload": shown(&payload),
         "structure": structure,
     });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    out!("{}", crate::output::json(&out));
     eprintln!("note: decoded only; the signature was not verified (use `claimgate verify --keys FILE`)");
     Ok(if header.is_ok() && payload.is_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
@@ -96,7 +96,7 @@ pub(crate) fn verify(
                 "payload": Value::Object(claims),
                 "key": { "index": verified.key.index, "kid": verified.key.kid },
             });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            out!("{}", crate::output::json(&out));
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {
@@ -111,7 +111,7 @@ fn refused(error: &JoseError, format: Format) {
         Format::Human => eprintln!("error[{}]: token refused: {error}", error.code()),
         Format::Json => {
             let out = json!({ "verified": false, "code": error.code(), "message": error.to_string() });
-            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            out!("{}", crate::output::json(&out));
         }
     }
 }

@@ -12,6 +12,15 @@ use claimgate::decision::DenyCode;
 use claimgate_engine::{AuthRequest, Engine, ErrorKind, LoadError, PolicySource};
 use common::{Reply, Server, Signer, claims, indented, jwks, pki};
 
+/// A provider `idp` (issuer https://idp.test) whose keys come from `server`'s `/jwks`, with the
+/// test CA pinned, followed by `rest` (roles).
+fn remote_policy(url: &str, ca_pem: &str, extra: &str, rest: &str) -> String {
+    format!(
+        "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{url}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n{extra}}}\n\n{rest}",
+        indented(ca_pem)
+    )
+}
+
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -75,15 +84,12 @@ async fn reload_keeps_the_key_cache_of_an_unchanged_source() {
     let server = Server::start(&pki).await;
     let signer = Signer::new("k");
     server.set("/jwks", Reply::json(jwks(&[&signer])));
+    let url = server.url("/jwks");
     let policy = |condition: &str| {
-        PolicySource::text([(
-            "p.cg",
-            format!(
-                "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  require {{\n    {condition}\n  }}\n  identity = claims.sub\n}}\n",
-                server.url("/jwks"),
-                indented(&pki.ca_pem)
-            ),
-        )])
+        let role = format!(
+            "role api {{\n  provider = idp\n  audience = any\n  require {{\n    {condition}\n  }}\n  identity = claims.sub\n}}\n"
+        );
+        PolicySource::text([("p.cg", remote_policy(&url, &pki.ca_pem, "", &role))])
     };
     let engine = Engine::builder(policy("claims.sub == \"a\"")).build().await.unwrap();
     let token = signer.sign(&claims("https://idp.test", "b"));
@@ -100,15 +106,12 @@ async fn decisions_stay_right_while_policies_reload_and_keys_rotate() {
     let signers: Vec<Signer> = (0..6).map(|i| Signer::new(&format!("k{i}"))).collect();
     server.set("/jwks", Reply::json(jwks(&[&signers[0]])));
     // Two versions of the policy that decide these tokens alike (they differ in another role).
-    let (url, ca) = (server.url("/jwks"), indented(&pki.ca_pem));
+    let (url, ca) = (server.url("/jwks"), pki.ca_pem.clone());
     let policy = move |extra: &str| {
-        PolicySource::text([(
-            "p.cg",
-            format!(
-                "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n  algorithms = [EdDSA]\n}}\n\nrole api {{\n  provider = idp\n  audience = \"api\"\n  require {{\n    claims.sub glob \"svc-*\"\n  }}\n  identity = claims.sub\n}}\n\nrole other {{\n  provider = idp\n  audience = \"other\"\n  require {{\n    claims.sub == \"{extra}\"\n  }}\n}}\n",
-                url, ca
-            ),
-        )])
+        let roles = format!(
+            "role api {{\n  provider = idp\n  audience = \"api\"\n  require {{\n    claims.sub glob \"svc-*\"\n  }}\n  identity = claims.sub\n}}\n\nrole other {{\n  provider = idp\n  audience = \"other\"\n  require {{\n    claims.sub == \"{extra}\"\n  }}\n}}\n"
+        );
+        PolicySource::text([("p.cg", remote_policy(&url, &ca, "  algorithms = [EdDSA]\n", &roles))])
     };
     let engine = Engine::builder(policy("x")).kid_refetch_cooldown(Duration::ZERO).build().await.unwrap();
     let signers = Arc::new(signers);
@@ -266,11 +269,8 @@ async fn a_cached_token_is_verified_again_when_its_providers_keys_change() {
     let server = Server::start(&pki).await;
     let (first, second) = (Signer::new("a"), Signer::new("b"));
     server.set("/jwks", Reply::json(jwks(&[&first])));
-    let text = format!(
-        "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  identity = claims.sub\n}}\n",
-        server.url("/jwks"),
-        indented(&pki.ca_pem)
-    );
+    let role = "role api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n}\n";
+    let text = remote_policy(&server.url("/jwks"), &pki.ca_pem, "", role);
     let engine = Engine::builder(PolicySource::text([("p.cg", text)]))
         .verified_token_cache(10, 1 << 20)
         .kid_refetch_cooldown(Duration::ZERO)
@@ -294,11 +294,8 @@ async fn a_token_cached_before_a_reload_is_decided_afresh_after_it() {
     let server = Server::start(&pki).await;
     let signer = Signer::new("k");
     server.set("/jwks", Reply::json(jwks(&[&signer])));
-    let text = format!(
-        "provider idp {{\n  issuer = \"https://idp.test\"\n  keys {{\n    jwks_url = \"{}\"\n    ca_pem = \"\"\"\n{}\n    \"\"\"\n  }}\n}}\n\nrole api {{\n  provider = idp\n  audience = any\n  identity = claims.sub\n}}\n",
-        server.url("/jwks"),
-        indented(&pki.ca_pem)
-    );
+    let role = "role api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n}\n";
+    let text = remote_policy(&server.url("/jwks"), &pki.ca_pem, "", role);
     let source = PolicySource::text([("p.cg", text)]);
     let engine = Engine::builder(source.clone()).verified_token_cache(10, 1 << 20).build().await.unwrap();
     let token = signer.sign(&claims("https://idp.test", "svc"));

@@ -238,14 +238,26 @@ pub fn render_denial(denial: &crate::decision::Denial, sources: &SourceMap, opti
         Some(value) => format!("the token has {}", crate::decision::short_json(value)),
         None => "the token has no such claim".to_string(),
     };
-    let view = View {
-        code: Some(denial.code.as_str()),
-        severity: miette::Severity::Error,
-        message: format!("denied: {}", denial.message),
-        help: check.message.is_none().then(|| format!("the failing check is `{}`", check.text)),
-        labels: vec![LabeledSpan::new_primary_with_span(Some(seen), check.span.range())],
-        source: NamedSource::new(file.name.clone(), file.text.clone()),
-        related: Vec::new(),
+    let view = if drawable(file, check.span) {
+        View {
+            code: Some(denial.code.as_str()),
+            severity: miette::Severity::Error,
+            message: format!("denied: {}", denial.message),
+            help: check.message.is_none().then(|| format!("the failing check is `{}`", check.text)),
+            labels: vec![LabeledSpan::new_primary_with_span(Some(seen), check.span.range())],
+            source: Some(NamedSource::new(file.name.clone(), file.text.clone())),
+            related: Vec::new(),
+        }
+    } else {
+        View {
+            code: Some(denial.code.as_str()),
+            severity: miette::Severity::Error,
+            message: format!("denied: {} (at {}; {seen})", denial.message, place(file, check.span)),
+            help: check.message.is_none().then(|| format!("the failing check is `{}`", check.text)),
+            labels: Vec::new(),
+            source: None,
+            related: Vec::new(),
+        }
     };
     let mut out = String::new();
     let _ = handler.render_report(&mut out, &view);
@@ -302,8 +314,25 @@ struct View {
     message: String,
     help: Option<String>,
     labels: Vec<LabeledSpan>,
-    source: NamedSource<std::sync::Arc<str>>,
+    /// `None` when a label lies too far right to draw (see [`drawable`]).
+    source: Option<NamedSource<std::sync::Arc<str>>>,
     related: Vec<View>,
+}
+
+/// The farthest column a label may be drawn at. The renderer pads underlines with format
+/// widths, which Rust limits to 65,535; a policy with one very long line would otherwise make
+/// it panic. Beyond this, a report names the place as `file:line:col` instead of drawing it.
+const MAX_DRAWN_COLUMN: usize = 4096;
+
+fn drawable(file: &crate::source::SourceFile, span: Span) -> bool {
+    file.line_col(span.end as usize).column <= MAX_DRAWN_COLUMN
+        && file.line_col(span.start as usize).column <= MAX_DRAWN_COLUMN
+}
+
+/// `file:line:col` of a place, for reports that cannot draw it.
+fn place(file: &crate::source::SourceFile, span: Span) -> String {
+    let at = file.line_col(span.start as usize);
+    format!("{}:{}:{}", file.name, at.line, at.column)
 }
 
 impl View {
@@ -316,28 +345,44 @@ impl View {
                 labels.push(LabeledSpan::new_with_span(Some(r.message.clone()), r.span.range()));
             } else {
                 let other = sources.get(r.file);
+                let (message, labels, source) = if drawable(other, r.span) {
+                    (
+                        format!("see {}", other.name),
+                        vec![LabeledSpan::new_primary_with_span(Some(r.message.clone()), r.span.range())],
+                        Some(NamedSource::new(other.name.clone(), other.text.clone())),
+                    )
+                } else {
+                    (format!("see {}: {}", place(other, r.span), r.message), Vec::new(), None)
+                };
                 related.push(View {
                     code: None,
                     severity: miette::Severity::Advice,
-                    message: format!("see {}", other.name),
+                    message,
                     help: None,
-                    labels: vec![LabeledSpan::new_primary_with_span(Some(r.message.clone()), r.span.range())],
-                    source: NamedSource::new(other.name.clone(), other.text.clone()),
+                    labels,
+                    source,
                     related: Vec::new(),
                 });
             }
         }
         labels.sort_by_key(|l| l.offset());
+        let draw =
+            drawable(file, d.span) && d.related.iter().filter(|r| r.file == d.file).all(|r| drawable(file, r.span));
+        let (message, labels, source) = if draw {
+            (d.message.clone(), labels, Some(NamedSource::new(file.name.clone(), file.text.clone())))
+        } else {
+            (format!("{} (at {})", d.message, place(file, d.span)), Vec::new(), None)
+        };
         View {
             code: Some(d.code.as_str()),
             severity: match d.severity {
                 Severity::Error => miette::Severity::Error,
                 Severity::Warning => miette::Severity::Warning,
             },
-            message: d.message.clone(),
+            message,
             help: d.help.clone(),
             labels,
-            source: NamedSource::new(file.name.clone(), file.text.clone()),
+            source,
             related,
         }
     }
@@ -371,7 +416,7 @@ impl miette::Diagnostic for View {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        self.source.as_ref().map(|s| s as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
