@@ -1,7 +1,6 @@
 //! `claimgate test`, `claimgate eval` and `claimgate compile`: decisions on claims, with
 //! explanations, by the compiled program and its VM (the same code services run).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -79,10 +78,14 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
                     })
                 })
                 .collect();
-            out!("{}", crate::output::json(&json));
+            // One JSON document: the summary is part of it.
+            let summary = serde_json::json!({ "tests": json, "passed": results.len() - failed, "failed": failed });
+            out!("{}", crate::output::json(&summary));
         }
     }
-    out!("{} passed, {failed} failed", results.len() - failed);
+    if output.format == Format::Human {
+        out!("{} passed, {failed} failed", results.len() - failed);
+    }
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
@@ -99,14 +102,11 @@ fn parse_now(now: Option<&str>) -> Result<i64, UsageError> {
     }
 }
 
+/// The largest claims file read (a token's payload is bounded far below this).
+const MAX_CLAIMS_FILE: u64 = 1 << 20;
+
 fn read_claims(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, UsageError> {
-    let bytes = if path == Path::new("-") {
-        let mut bytes = Vec::new();
-        std::io::stdin().take(1 << 20).read_to_end(&mut bytes)?;
-        bytes
-    } else {
-        std::fs::read(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?
-    };
+    let bytes = claimgate_engine::read_bounded(path, MAX_CLAIMS_FILE).map_err(UsageError)?;
     claimgate_jose::json::parse_object(&bytes, 64)
         .map_err(|e| UsageError(format!("`{}` is not a JSON object of claims: {e}", path.display())))
 }
@@ -163,7 +163,8 @@ impl EvalKeys<'_> {
                 let policy_file = program.files.get(*file as usize).map_or("", |f| f.as_ref());
                 let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
                 let path = base.join(program.string(*path));
-                let bytes = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+                let limits = claimgate_jose::KeyLimits::default();
+                let bytes = claimgate_engine::read_bounded(&path, limits.max_bytes as u64)?;
                 KeySet::from_jwks_json(&bytes)
                     .map(Some)
                     .map_err(|e| format!("`{}` is not a usable JWK Set: {e}", path.display()))
@@ -210,7 +211,8 @@ fn given_keys(program: &Program, overrides: &[String]) -> Result<ProviderKeys, U
                 }
             },
         };
-        let bytes = std::fs::read(file).map_err(|e| UsageError(format!("cannot read `{file}`: {e}")))?;
+        let max = claimgate_jose::KeyLimits::default().max_bytes as u64;
+        let bytes = claimgate_engine::read_bounded(Path::new(file), max).map_err(UsageError)?;
         let set = KeySet::from_any(&bytes).map_err(|e| UsageError(format!("`{file}` holds no usable key: {e}")))?;
         if keys.insert(provider.clone(), set).is_some() {
             return Err(UsageError(format!("--keys names provider `{provider}` twice")));
@@ -231,8 +233,7 @@ pub(crate) fn eval(
     // A compiled set (`*.cgb`) runs without its sources; policies are parsed, checked, compiled.
     let (program, policy) = match paths {
         [path] if path.extension().is_some_and(|e| e == "cgb") => {
-            let bytes =
-                std::fs::read(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
+            let bytes = claimgate_engine::read_bounded(path, 64 << 20).map_err(UsageError)?;
             let program = Program::from_bytes(&bytes)
                 .map_err(|e| UsageError(format!("cannot load `{}`: {e}", path.display())))?;
             (program, None)

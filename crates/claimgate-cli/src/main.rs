@@ -3,7 +3,7 @@
 //! Exit codes are part of the interface: 0 when everything is fine, 1 when the policies (or the
 //! formatting) have problems, 2 for usage and I/O errors.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +15,7 @@ mod evaluate;
 mod token;
 
 use claimgate::diagnostic::{self, RenderOptions};
-use claimgate::{CheckLimits, Limits, Policy, SourceMap};
+use claimgate::{Limits, Policy, SourceMap};
 
 #[derive(Parser)]
 #[command(name = "claimgate", version, about = "Policies for workload JWT logins: check, format, test, evaluate")]
@@ -137,6 +137,7 @@ fn main() -> ExitCode {
         Color::Auto => std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
     let output = Output { color, format: cli.format };
+    let output_format = cli.format;
     let result = match cli.command {
         Command::Check { paths } => check(&paths, &output),
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
@@ -159,7 +160,11 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(UsageError(message)) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", output::text(&message));
+            if output_format == Format::Json {
+                // Tools reading stdout get one JSON document whatever happened.
+                out!("{}", output::json(&serde_json::json!({ "error": message })));
+            }
             ExitCode::from(2)
         }
     }
@@ -191,65 +196,18 @@ impl Output {
     }
 }
 
-/// Expands directories into their `*.cg` files, sorted by path so that policy-set order (which
-/// decides automatic role selection) does not depend on the file system.
-fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, UsageError> {
-    let defaults = [PathBuf::from(".")];
-    let paths = if paths.is_empty() { &defaults[..] } else { paths };
-    let mut files = Vec::new();
-    for path in paths {
-        let metadata =
-            std::fs::metadata(path).map_err(|e| UsageError(format!("cannot read `{}`: {e}", path.display())))?;
-        if metadata.is_dir() {
-            collect_dir(path, &mut files)?;
-        } else {
-            files.push(path.clone());
-        }
-    }
-    files.sort();
-    files.dedup();
-    if files.is_empty() {
-        return Err(UsageError("no policy files (`*.cg`) found".to_string()));
-    }
-    Ok(files)
-}
+/// The largest policy file read.
+const MAX_POLICY_FILE: u64 = 16 << 20;
 
-fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), UsageError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| UsageError(format!("cannot read `{}`: {e}", dir.display())))?;
-    for entry in entries {
-        let path = entry?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with('.') || name == "target" || name == "node_modules" {
-            continue;
-        }
-        if path.is_dir() {
-            collect_dir(&path, files)?;
-        } else if path.extension().is_some_and(|e| e == "cg") {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
-fn read_sources(files: &[PathBuf]) -> Result<SourceMap, UsageError> {
-    let mut sources = SourceMap::new();
-    for file in files {
-        let text =
-            std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read `{}`: {e}", file.display())))?;
-        sources.add(file.display().to_string(), text);
-    }
-    Ok(sources)
-}
-
+/// Loads and checks a policy set as services load it (`claimgate_engine::load_policy`): the
+/// `*.cg` files under the paths, sorted by path (policy-set order decides automatic role
+/// selection), each directory walked once (symbolic link loops end), hidden directories,
+/// `target` and `node_modules` skipped, every file read with its bound enforced while reading.
+/// Without paths: `policies/` when it exists, else the current directory.
 pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
-    let files = policy_files(paths)?;
-    let sources = read_sources(&files)?;
-    let mut policy = Policy::load(sources, &Limits::default(), &CheckLimits::default());
-    policy.check_key_files(|policy_file, key_file| {
-        let base = Path::new(policy_file).parent().unwrap_or(Path::new("."));
-        std::fs::read(base.join(key_file)).map_err(|e| e.to_string())
-    });
-    Ok(policy)
+    let defaults = [if Path::new("policies").is_dir() { PathBuf::from("policies") } else { PathBuf::from(".") }];
+    let paths = if paths.is_empty() { &defaults[..] } else { paths };
+    claimgate_engine::load_policy(paths, &claimgate_jose::KeyLimits::default()).map_err(UsageError)
 }
 
 fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
@@ -310,8 +268,8 @@ fn format_text(name: &str, text: &str) -> Result<String, (SourceMap, Vec<claimga
 
 fn fmt(paths: &[PathBuf], check_only: bool, output: &Output) -> Result<ExitCode, UsageError> {
     if paths.len() == 1 && paths[0] == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
+        let bytes = claimgate_engine::read_bounded(Path::new("-"), MAX_POLICY_FILE).map_err(UsageError)?;
+        let text = String::from_utf8(bytes).map_err(|_| UsageError("standard input is not UTF-8 text".to_string()))?;
         return match format_text("<stdin>", &text) {
             Ok(formatted) => {
                 std::io::stdout().write_all(formatted.as_bytes())?;
@@ -323,12 +281,15 @@ fn fmt(paths: &[PathBuf], check_only: bool, output: &Output) -> Result<ExitCode,
             }
         };
     }
-    let files = policy_files(paths)?;
+    let defaults = [if Path::new("policies").is_dir() { PathBuf::from("policies") } else { PathBuf::from(".") }];
+    let files =
+        claimgate_engine::policy_files(if paths.is_empty() { &defaults[..] } else { paths }).map_err(UsageError)?;
     let mut failed = 0;
     let mut changed = 0;
     for file in &files {
+        let bytes = claimgate_engine::read_bounded(file, MAX_POLICY_FILE).map_err(UsageError)?;
         let text =
-            std::fs::read_to_string(file).map_err(|e| UsageError(format!("cannot read `{}`: {e}", file.display())))?;
+            String::from_utf8(bytes).map_err(|_| UsageError(format!("`{}` is not UTF-8 text", file.display())))?;
         let name = file.display().to_string();
         match format_text(&name, &text) {
             Err((sources, diagnostics)) => {

@@ -149,3 +149,90 @@ fn a_problem_far_along_a_long_line_is_reported_not_a_panic() {
     assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(String::from_utf8_lossy(&output.stdout).contains("bad.cg:12:70001"));
 }
+
+#[test]
+fn inputs_are_bounded_while_read_and_never_cut_silently() {
+    let dir = policy_dir();
+    // Claims over the bound: refused naming the bound (not cut and misread).
+    let big = format!(r#"{{"iss":"https://p.test","pad":"{}"}}"#, "x".repeat(1 << 20));
+    let output = Command::cargo_bin("claimgate")
+        .unwrap()
+        .args(["eval", "--role", "r", "--claims", "-", "--policy"])
+        .arg(dir.path())
+        .write_stdin(big)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("standard input is larger than 1048576 bytes"));
+    // A token between the token bound and the input bound: its true size is reported.
+    let token = format!("{}.e30.c2ln", "a".repeat(20_000));
+    let output = Command::cargo_bin("claimgate").unwrap().args(["decode", "-"]).write_stdin(token).output().unwrap();
+    assert!(matches!(output.status.code(), Some(0 | 1)));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("token is 20009 bytes, larger than the limit of 16384"), "{stdout}");
+    // Only ASCII white space is trimmed around a token.
+    let output = Command::cargo_bin("claimgate")
+        .unwrap()
+        .args(["decode", "-"])
+        .write_stdin("\u{a0}e30.e30.c2ln\n")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&output.stdout).contains("malformed"));
+}
+
+#[test]
+fn a_symlink_loop_ends_and_check_defaults_to_policies() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = dir.path().join("policies");
+    std::fs::create_dir(&inner).unwrap();
+    std::fs::write(inner.join("p.cg"), std::fs::read_to_string(policy_dir().path().join("p.cg")).unwrap()).unwrap();
+    std::os::unix::fs::symlink(&inner, inner.join("loop")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), inner.join("up")).unwrap();
+    // Something that is not a policy beside policies/: not swept.
+    std::fs::create_dir(dir.path().join("fixtures")).unwrap();
+    std::fs::write(dir.path().join("fixtures/broken.cg"), "role {").unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("claimgate"))
+        .current_dir(dir.path())
+        .args(["check", "--color", "never"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("checked 1 file"), "{stderr}");
+}
+
+#[test]
+fn json_output_is_one_document_for_every_command() {
+    let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = policy_dir();
+    let run = |args: &[&str], stdin: &str| {
+        let output = Command::cargo_bin("claimgate")
+            .unwrap()
+            .current_dir(&repo)
+            .args(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+            panic!("{args:?}: not one JSON document ({e}): {}", String::from_utf8_lossy(&output.stdout))
+        });
+        (output.status.code(), value)
+    };
+    let (code, value) = run(&["test", "--format", "json", "policies/"], "");
+    assert_eq!(code, Some(0));
+    assert_eq!(value["failed"], 0);
+    assert!(value["passed"].as_u64().unwrap() >= 20);
+    let (code, value) = run(&["check", "--format", "json", "no/such/dir"], "");
+    assert_eq!(code, Some(2));
+    assert!(value["error"].as_str().unwrap().contains("no/such/dir"));
+    let policy = dir.path().join("p.cg");
+    let (code, _) = run(
+        &["eval", "--format", "json", "--role", "r", "--claims", "-", "--policy", policy.to_str().unwrap()],
+        &claims(),
+    );
+    assert_eq!(code, Some(0));
+    // decode of a malformed token: one document, exit 1.
+    let (code, value) = run(&["decode", "-"], "e30.e30");
+    assert_eq!(code, Some(1));
+    assert_eq!(value["structure"]["code"], "malformed");
+}

@@ -48,7 +48,7 @@ use claimgate_jose::{KeyLimits, KeySet};
 
 use fetch::FetchError;
 pub use keys::KeyStatus;
-pub use load::{LoadError, PolicySource};
+pub use load::{LoadError, PolicySource, load_policy, policy_files, read_bounded};
 
 use keys::{Remote, RemoteKeys};
 

@@ -75,8 +75,20 @@ const MAX_POLICY_FILE: u64 = 16 << 20;
 /// The largest compiled set read.
 const MAX_COMPILED_FILE: u64 = 64 << 20;
 
-/// Reads at most `max` bytes of `path`; a larger file is an error naming the bound.
-pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+/// Reads at most `max` bytes of `path` (`-`: standard input), enforcing the bound while reading;
+/// a larger input is an error naming the bound, never silently cut.
+pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
+    if path == Path::new("-") {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        if bytes.len() as u64 > max {
+            return Err(format!("standard input is larger than {max} bytes"));
+        }
+        return Ok(bytes);
+    }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(max + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
@@ -120,9 +132,15 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, seen: &mut std::collections::HashS
     }
     let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
     for entry in entries {
-        let path = entry.map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?.path();
+        let entry = entry.map_err(|e| format!("cannot read `{}`: {e}", dir.display()))?;
+        let path = entry.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if name.starts_with('.') || name == "target" || name == "node_modules" {
+            continue;
+        }
+        // Symbolic links to directories are not followed (a link may lead out of the tree or
+        // back into it); name such a directory explicitly to include it.
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) && path.is_dir() {
             continue;
         }
         if path.is_dir() {
