@@ -295,6 +295,30 @@ pub enum Op {
     ContainsAll(ScalarList),
     Exists,
     Absent,
+    /// `is string` / `number` / `bool` / `list` / `object`.
+    Is(JsonType),
+}
+
+/// A JSON type, for `is`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum JsonType {
+    String,
+    Number,
+    Bool,
+    List,
+    Object,
+}
+
+impl JsonType {
+    pub fn name(self) -> &'static str {
+        match self {
+            JsonType::String => "string",
+            JsonType::Number => "number",
+            JsonType::Bool => "bool",
+            JsonType::List => "list",
+            JsonType::Object => "object",
+        }
+    }
 }
 
 /// A literal a claim is compared with.

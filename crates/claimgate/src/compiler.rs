@@ -287,6 +287,7 @@ impl Compiler<'_> {
                     Op::ContainsAny(list) => CmpOp::ContainsAny(self.set(&list.items)),
                     Op::ContainsAll(list) => CmpOp::ContainsAll(self.set(&list.items)),
                     Op::Exists => CmpOp::Exists,
+                    Op::Is(t) => CmpOp::Is(*t),
                     Op::Absent => CmpOp::Absent,
                 };
                 b.checks[id as usize].cmp = Some(Cmp { path, op, words: comparison.words });

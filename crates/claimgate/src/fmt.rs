@@ -329,6 +329,10 @@ fn write_comparison(out: &mut String, comparison: &Comparison) {
         Op::ContainsAny(_) => operator("contains any"),
         Op::ContainsAll(_) => operator("contains all"),
         Op::Exists => operator("exists"),
+        Op::Is(t) => {
+            operator("is");
+            operator(t.name());
+        }
         Op::Absent => operator("absent"),
     }
     match &comparison.op {
@@ -354,7 +358,7 @@ fn write_comparison(out: &mut String, comparison: &Comparison) {
             out.push(' ');
             write_quoted(out, &s.value);
         }
-        Op::Exists | Op::Absent => {}
+        Op::Exists | Op::Absent | Op::Is(_) => {}
     }
 }
 

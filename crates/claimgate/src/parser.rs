@@ -334,9 +334,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
         path => "a claim path such as `claims.sub`",
         compare_eq | compare_ne | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob
         | compare_matches | kw_matches | compare_contains_any | compare_contains_all | compare_contains
-        | kw_contains | kw_words | compare_exists | kw_exists | compare_absent | kw_absent => {
-            "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `words contains`, `exists`, `absent`)"
+        | kw_contains | kw_words | compare_exists | kw_exists | compare_absent | kw_absent | compare_is | kw_is => {
+            "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `words contains`, `exists`, `absent`, `is`)"
         }
+        json_type => "a type (`string`, `number`, `bool`, `list` or `object`)",
         kw_any => "`any`",
         kw_all => "`all`",
         field => "a claim name",
@@ -739,6 +740,13 @@ impl Lower<'_> {
             Rule::compare_contains_all => Op::ContainsAll(self.scalar_list(parts.nth(2).expect("grammar: list"))),
             Rule::compare_contains => Op::Contains(self.scalar(parts.nth(1).expect("grammar: scalar"))),
             Rule::compare_exists => Op::Exists,
+            Rule::compare_is => match parts.nth(1).map(|p| p.as_str()) {
+                Some("string") => Op::Is(JsonType::String),
+                Some("number") => Op::Is(JsonType::Number),
+                Some("bool") => Op::Is(JsonType::Bool),
+                Some("list") => Op::Is(JsonType::List),
+                _ => Op::Is(JsonType::Object),
+            },
             _ => Op::Absent,
         };
         Comparison { path, words, op, span: comparison_span }

@@ -209,6 +209,7 @@ pub enum CmpOp {
     ContainsAll(u32),
     Exists,
     Absent,
+    Is(crate::ast::JsonType),
 }
 
 /// A scalar literal.
@@ -464,7 +465,7 @@ impl Program {
                         CmpOp::In(n) | CmpOp::ContainsAny(n) | CmpOp::ContainsAll(n) => in_range(*n, self.sets.len())?,
                         CmpOp::Glob(n) => in_range(*n, self.glob_patterns.len())?,
                         CmpOp::Matches(n) => in_range(*n, self.regex_patterns.len())?,
-                        CmpOp::Exists | CmpOp::Absent => {}
+                        CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => {}
                     }
                 }
             }
@@ -774,6 +775,7 @@ impl Program {
             CmpOp::ContainsAny(s) => format!("contains.any s{s}"),
             CmpOp::ContainsAll(s) => format!("contains.all s{s}"),
             CmpOp::Exists => "exists".to_string(),
+            CmpOp::Is(t) => format!("is {}", t.name()),
             CmpOp::Absent => "absent".to_string(),
         };
         let words = if cmp.words { " words" } else { "" };

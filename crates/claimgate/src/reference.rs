@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::ast::{ClaimPath, Comparison, Condition, ConditionKind, GroupKind, NumLit, Op, Scalar, Segment};
+use crate::ast::{ClaimPath, Comparison, Condition, ConditionKind, GroupKind, JsonType, NumLit, Op, Scalar, Segment};
 use crate::check::compile_regex;
 use crate::decision::*;
 use crate::fmt::{condition_text, path_text};
@@ -545,6 +545,13 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
         Op::ContainsAll(list) => {
             value.as_array().is_some_and(|items| list.items.iter().all(|s| items.iter().any(|i| scalar_eq(i, s))))
         }
+        Op::Is(t) => match t {
+            JsonType::String => value.is_string(),
+            JsonType::Number => value.is_number(),
+            JsonType::Bool => value.is_boolean(),
+            JsonType::List => value.is_array(),
+            JsonType::Object => value.is_object(),
+        },
         Op::Exists | Op::Absent => unreachable!("handled above"),
     };
     if holds { Outcome::Pass } else { Outcome::Fail }
@@ -588,7 +595,7 @@ fn fits(op: &Op, value: &Value) -> bool {
         Op::In(list) => list.items.iter().any(same_type),
         Op::Glob(_) | Op::Matches(_) => value.is_string(),
         Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => value.is_array(),
-        Op::Exists | Op::Absent => true,
+        Op::Exists | Op::Absent | Op::Is(_) => true,
     }
 }
 
@@ -613,7 +620,7 @@ fn expected_type(op: &Op) -> &'static str {
         }
         Op::Glob(_) | Op::Matches(_) => "a string",
         Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => "a list",
-        Op::Exists | Op::Absent => "any value",
+        Op::Exists | Op::Absent | Op::Is(_) => "any value",
     }
 }
 

@@ -681,6 +681,13 @@ impl<'a> Run<'a> {
                         && (!set.has_false || items.contains(&Val::Bool(false)))
                 })
             }
+            CmpOp::Is(t) => match t {
+                crate::ast::JsonType::String => matches!(value, Val::Str(_)),
+                crate::ast::JsonType::Number => matches!(value, Val::Num(_)),
+                crate::ast::JsonType::Bool => matches!(value, Val::Bool(_)),
+                crate::ast::JsonType::List => matches!(value, Val::Array { .. }),
+                crate::ast::JsonType::Object => matches!(value, Val::Object),
+            },
             CmpOp::Exists | CmpOp::Absent => unreachable!("answered above"),
         })
     }
@@ -921,7 +928,7 @@ impl CmpOp {
             }
             CmpOp::Glob(_) | CmpOp::Matches(_) => matches!(value, Val::Str(_)),
             CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => matches!(value, Val::Array { .. }),
-            CmpOp::Exists | CmpOp::Absent => true,
+            CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => true,
         }
     }
 
@@ -947,7 +954,7 @@ impl CmpOp {
             }
             CmpOp::Glob(_) | CmpOp::Matches(_) => "a string",
             CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => "a list",
-            CmpOp::Exists | CmpOp::Absent => "any value",
+            CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => "any value",
         }
     }
 }
