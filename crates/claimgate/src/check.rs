@@ -95,8 +95,54 @@ pub fn check(files: &mut [Parsed], limits: &CheckLimits) -> Checked {
     let mut checker = Checker { diagnostics: Vec::new(), limits, conditions: &mut conditions };
     let set = checker.policy_set(files);
     let mut diagnostics = checker.diagnostics;
+    diagnostics.extend(contains_on_strings(&set));
     diagnostics.sort_by_key(|d| (d.file, d.span.start));
     Checked { set, diagnostics }
+}
+
+/// W0101 for `contains` (without `words`) on a claim that the policy's own tests give as a
+/// string: `contains` tests lists and can never hold there. (`claims.scope` is flagged where
+/// the condition is checked, tests or not.)
+fn contains_on_strings(set: &PolicySet) -> Vec<Diagnostic> {
+    fn walk<'c>(condition: &'c Condition, out: &mut Vec<&'c Comparison>) {
+        match &condition.kind {
+            ConditionKind::Compare(comparison) => out.push(comparison),
+            ConditionKind::Not(inner) => walk(inner, out),
+            ConditionKind::Group(group) => group.conditions.iter().for_each(|c| walk(c, out)),
+        }
+    }
+    let mut diagnostics = Vec::new();
+    for role in &set.roles {
+        let mut comparisons = Vec::new();
+        role.conditions.iter().for_each(|c| walk(c, &mut comparisons));
+        for comparison in comparisons {
+            let is_contains = matches!(comparison.op, Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_));
+            let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
+            if !is_contains || comparison.words || is_scope {
+                continue;
+            }
+            let Some(test) = set.tests.iter().find(|t| {
+                let claims = t.claims_json.as_object();
+                claims.and_then(|c| crate::reference::resolve(c, &comparison.path)).is_some_and(|v| v.is_string())
+            }) else {
+                continue;
+            };
+            let name = crate::fmt::path_text(&comparison.path);
+            diagnostics.push(
+                Diagnostic::warning(
+                    Code::StringAsList,
+                    role.file,
+                    comparison.span,
+                    format!("`{name}` is a string in test `{}`; `contains` tests lists", test.name),
+                )
+                .label("never holds on a string")
+                .help(format!(
+                    "for a space-separated string, write `{name} words contains ...` (it reads a string as its words and a list as its items)"
+                )),
+            );
+        }
+    }
+    diagnostics
 }
 
 struct Checker<'l> {
