@@ -6,6 +6,13 @@ use std::process::{Command as Process, Stdio};
 
 use assert_cmd::Command;
 
+/// The binary, with a bound on how long any case may take: a hang is a failure, not a stall.
+fn claimgate() -> Command {
+    let mut command = Command::cargo_bin("claimgate").unwrap();
+    command.timeout(std::time::Duration::from_secs(60));
+    command
+}
+
 const ESCAPES: &str = "\u{1b}]0;pwned\u{7}\u{9b}31m\u{202e}";
 
 fn policy_dir() -> tempfile::TempDir {
@@ -34,8 +41,7 @@ fn assert_terminal_safe(bytes: &[u8], what: &str) {
 fn claims_with_terminal_escapes_are_printed_escaped() {
     let dir = policy_dir();
     for (role, format) in [("r", "human"), ("r", "json"), ("strict", "human"), ("strict", "json")] {
-        let output = Command::cargo_bin("claimgate")
-            .unwrap()
+        let output = claimgate()
             .args([
                 "eval",
                 "--color",
@@ -72,7 +78,7 @@ fn claims_with_terminal_escapes_are_printed_escaped() {
     use base64::Engine as _;
     let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
     let token = format!("{}.{}.{}", b64(r#"{"alg":"RS256","kid":"k"}"#), b64(&claims()), b64("sig"));
-    let output = Command::cargo_bin("claimgate").unwrap().args(["decode", &token]).output().unwrap();
+    let output = claimgate().args(["decode", &token]).output().unwrap();
     assert_terminal_safe(&output.stdout, "decode");
 }
 
@@ -125,8 +131,7 @@ fn a_problem_far_along_a_long_line_is_reported_not_a_panic() {
         ),
     )
     .unwrap();
-    let output =
-        Command::cargo_bin("claimgate").unwrap().args(["check", "--color", "never"]).arg(dir.path()).output().unwrap();
+    let output = claimgate().args(["check", "--color", "never"]).arg(dir.path()).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.cg:12:70012)"), "{stderr}");
@@ -139,8 +144,7 @@ fn a_problem_far_along_a_long_line_is_reported_not_a_panic() {
         ),
     )
     .unwrap();
-    let output = Command::cargo_bin("claimgate")
-        .unwrap()
+    let output = claimgate()
         .args(["eval", "--color", "never", "--role", "r", "--claims", "-", "--policy"])
         .arg(dir.path())
         .write_stdin(r#"{"iss":"https://p.test","x":"b"}"#)
@@ -155,8 +159,7 @@ fn inputs_are_bounded_while_read_and_never_cut_silently() {
     let dir = policy_dir();
     // Claims over the bound: refused naming the bound (not cut and misread).
     let big = format!(r#"{{"iss":"https://p.test","pad":"{}"}}"#, "x".repeat(1 << 20));
-    let output = Command::cargo_bin("claimgate")
-        .unwrap()
+    let output = claimgate()
         .args(["eval", "--role", "r", "--claims", "-", "--policy"])
         .arg(dir.path())
         .write_stdin(big)
@@ -166,17 +169,12 @@ fn inputs_are_bounded_while_read_and_never_cut_silently() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("standard input is larger than 1048576 bytes"));
     // A token between the token bound and the input bound: its true size is reported.
     let token = format!("{}.e30.c2ln", "a".repeat(20_000));
-    let output = Command::cargo_bin("claimgate").unwrap().args(["decode", "-"]).write_stdin(token).output().unwrap();
+    let output = claimgate().args(["decode", "-"]).write_stdin(token).output().unwrap();
     assert!(matches!(output.status.code(), Some(0 | 1)));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("token is 20009 bytes, larger than the limit of 16384"), "{stdout}");
     // Only ASCII white space is trimmed around a token.
-    let output = Command::cargo_bin("claimgate")
-        .unwrap()
-        .args(["decode", "-"])
-        .write_stdin("\u{a0}e30.e30.c2ln\n")
-        .output()
-        .unwrap();
+    let output = claimgate().args(["decode", "-"]).write_stdin("\u{a0}e30.e30.c2ln\n").output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("malformed"));
 }
 
@@ -191,11 +189,7 @@ fn a_symlink_loop_ends_and_check_defaults_to_policies() {
     // Something that is not a policy beside policies/: not swept.
     std::fs::create_dir(dir.path().join("fixtures")).unwrap();
     std::fs::write(dir.path().join("fixtures/broken.cg"), "role {").unwrap();
-    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("claimgate"))
-        .current_dir(dir.path())
-        .args(["check", "--color", "never"])
-        .output()
-        .unwrap();
+    let output = claimgate().current_dir(dir.path()).args(["check", "--color", "never"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("checked 1 file"), "{stderr}");
@@ -206,13 +200,7 @@ fn json_output_is_one_document_for_every_command() {
     let repo = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let dir = policy_dir();
     let run = |args: &[&str], stdin: &str| {
-        let output = Command::cargo_bin("claimgate")
-            .unwrap()
-            .current_dir(&repo)
-            .args(args)
-            .write_stdin(stdin.to_string())
-            .output()
-            .unwrap();
+        let output = claimgate().current_dir(&repo).args(args).write_stdin(stdin.to_string()).output().unwrap();
         let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
             panic!("{args:?}: not one JSON document ({e}): {}", String::from_utf8_lossy(&output.stdout))
         });
