@@ -59,7 +59,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
         })
         .collect();
     let roles = set.roles.iter().map(|role| c.role(role)).collect();
-    let mut program = Program {
+    let parts = ProgramParts {
         strings: c.strings,
         numbers: c.numbers,
         paths: c.paths,
@@ -70,10 +70,9 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
         providers,
         roles,
         well_known,
-        runtime: Default::default(),
     };
-    program.prepare()?;
-    Ok(program)
+    // Validated like a loaded file: the compiler's output meets the loader's rules.
+    Program::from_parts(parts)
 }
 
 #[derive(Default)]

@@ -18,10 +18,30 @@ pub type StrId = u32;
 /// Index into [`Program::paths`] (also the payload slot of that path).
 pub type PathId = u32;
 
-/// A compiled policy set. Build one with [`crate::compiler::compile`] or load one with
-/// [`Program::from_bytes`]; it is immutable and can be shared by any number of threads.
-#[derive(Debug, Serialize, Deserialize)]
+/// A compiled policy set, ready to decide: built with [`crate::compiler::compile`] or loaded
+/// with [`Program::from_bytes`], validated and prepared (patterns compiled, indexes built). It is
+/// immutable: its parts can be read ([`ProgramParts`], through `Deref`) but never changed, so a
+/// `Program` can never be inconsistent with its indexes, and is shared by any number of threads.
+/// To craft a set (tests of the loader), take [`Program::into_parts`], change them, and load
+/// [`ProgramParts::to_bytes`] again: the loader validates everything.
+#[derive(Debug)]
 pub struct Program {
+    parts: ProgramParts,
+    pub(crate) runtime: Runtime,
+}
+
+impl std::ops::Deref for Program {
+    type Target = ProgramParts;
+
+    fn deref(&self) -> &ProgramParts {
+        &self.parts
+    }
+}
+
+/// The stored form of a compiled policy set: what the binary format encodes. Plain data; only
+/// [`Program::from_bytes`] (which validates it) turns it into a [`Program`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProgramParts {
     /// Interned strings: names, literals, patterns, condition texts.
     pub strings: Vec<Box<str>>,
     /// Number literals.
@@ -40,8 +60,13 @@ pub struct Program {
     pub roles: Vec<RoleCode>,
     /// Well-known paths every program reads.
     pub well_known: WellKnown,
-    #[serde(skip)]
-    pub(crate) runtime: Runtime,
+}
+
+impl ProgramParts {
+    /// Encodes the parts in the binary format (magic, version, length, SHA-256, payload).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        frame(&postcard::to_stdvec(self).unwrap_or_default())
+    }
 }
 
 /// Derived at build or load time, never stored: compiled patterns and lookup indexes.
@@ -318,7 +343,20 @@ impl Program {
     /// Encodes the program: magic, format version, payload length, SHA-256 of the payload, and
     /// the payload (postcard).
     pub fn to_bytes(&self) -> Vec<u8> {
-        frame(&postcard::to_stdvec(self).unwrap_or_default())
+        self.parts.to_bytes()
+    }
+
+    /// The program's parts, for crafting a variant (load it again with `from_bytes`).
+    pub fn into_parts(self) -> ProgramParts {
+        self.parts
+    }
+
+    /// Validates and prepares parts (the compiler's output, or a decoded file).
+    pub(crate) fn from_parts(parts: ProgramParts) -> Result<Program, String> {
+        let mut program = Program { parts, runtime: Runtime::default() };
+        program.validate()?;
+        program.prepare()?;
+        Ok(program)
     }
 
     /// Decodes and validates a compiled policy set. Every index is checked, so a crafted file
@@ -343,11 +381,9 @@ impl Program {
         if digest.as_ref() != &bytes[20..52] {
             return Err(LoadError::Checksum);
         }
-        let mut program: Program =
+        let parts: ProgramParts =
             postcard::from_bytes(payload).map_err(|e| LoadError::Corrupted(format!("cannot decode: {e}")))?;
-        program.validate().map_err(LoadError::Corrupted)?;
-        program.prepare().map_err(LoadError::Corrupted)?;
-        Ok(program)
+        Program::from_parts(parts).map_err(LoadError::Corrupted)
     }
 
     /// Checks that every index in the program is in range and every jump stays in its role.
@@ -497,7 +533,7 @@ impl Program {
     }
 
     /// Compiles patterns and builds the lookup indexes.
-    pub(crate) fn prepare(&mut self) -> Result<(), String> {
+    fn prepare(&mut self) -> Result<(), String> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let mut runtime = Runtime {
             table: Some(PathTable::new(&self.paths)),

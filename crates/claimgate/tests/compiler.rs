@@ -97,3 +97,18 @@ fn crafted_payloads_with_a_valid_checksum_are_validated() {
     assert!(refused > 0);
     assert!(Program::from_bytes(&reseal(&payload[..payload.len() / 2])).is_err());
 }
+
+/// A program is immutable once built or loaded: to change one it must go through its parts and
+/// the loader again, which validates them. Emptying its roles (which once made the VM index past
+/// its tables) gives a program that denies.
+#[test]
+fn a_changed_program_goes_through_the_loader() {
+    let mut parts = compiled(&common::policies_dir()).into_parts();
+    parts.roles.clear();
+    let program = Program::from_bytes(&parts.to_bytes()).expect("an empty role list is valid");
+    let mut scratch = Scratch::default();
+    let decision = program.decide(GITLAB.as_bytes(), None, 1_732_350_100, &mut scratch);
+    assert!(!decision.is_allow());
+    let decision = program.decide(GITLAB.as_bytes(), Some("gitlab-deploy-production"), 1_732_350_100, &mut scratch);
+    assert!(!decision.is_allow());
+}

@@ -111,7 +111,7 @@ fn a_literal_with_a_huge_exponent_is_refused() {
 
 #[test]
 fn a_compiled_number_literal_that_is_not_a_number_is_refused_at_load() {
-    let mut program = program(&["claims.n == 1.5"]);
+    let mut program = program(&["claims.n == 1.5"]).into_parts();
     let index = program.numbers.iter().position(|n| n.to_text() == "1.5").expect("the literal");
     program.numbers[index] = claimgate::number::Number::Text("1.5.5".into());
     assert!(Program::from_bytes(&program.to_bytes()).is_err());

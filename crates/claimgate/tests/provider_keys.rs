@@ -218,13 +218,13 @@ fn a_compiled_set_with_duplicate_provider_names_or_issuers_is_refused() {
     let original = policy.compile().unwrap();
     assert!(Program::from_bytes(&original.to_bytes()).is_ok());
 
-    let mut renamed = policy.compile().unwrap();
+    let mut renamed = policy.compile().unwrap().into_parts();
     let name = renamed.providers[0].name;
     renamed.providers[1].name = name;
     let error = Program::from_bytes(&renamed.to_bytes()).unwrap_err();
     assert!(error.to_string().contains("two providers have the same name"), "{error}");
 
-    let mut shared = policy.compile().unwrap();
+    let mut shared = policy.compile().unwrap().into_parts();
     // The same text under another string id, so that only a comparison by text catches it.
     let issuer = shared.strings[shared.providers[0].issuers[0] as usize].clone();
     shared.strings.push(issuer);
@@ -233,7 +233,7 @@ fn a_compiled_set_with_duplicate_provider_names_or_issuers_is_refused() {
     let error = Program::from_bytes(&shared.to_bytes()).unwrap_err();
     assert!(error.to_string().contains("two providers accept the same issuer"), "{error}");
 
-    let mut roles = policy.compile().unwrap();
+    let mut roles = policy.compile().unwrap().into_parts();
     let name = roles.roles[0].name;
     roles.roles[1].name = name;
     let error = Program::from_bytes(&roles.to_bytes()).unwrap_err();
