@@ -622,7 +622,10 @@ impl<'l> Checker<'l> {
             }),
         };
         let user = fields.setting("user").and_then(|s| self.path(file, &s.value));
-        let groups = fields.setting("groups").and_then(|s| self.path(file, &s.value));
+        let groups = fields.setting("groups").and_then(|s| match s.value.terms.as_slice() {
+            [Term::Optional(path, _)] => Some((path.clone(), true)),
+            _ => self.path(file, &s.value).map(|p| (p, false)),
+        });
         let metadata = fields.block("metadata").map(|b| self.metadata(file, b)).unwrap_or_default();
         let policies = fields.setting("policies").map(|s| self.policies(file, &s.value)).unwrap_or_default();
         let token = fields.block("token").map(|b| self.token(file, b)).unwrap_or_default();
@@ -858,7 +861,7 @@ impl<'l> Checker<'l> {
             file,
             &block.body,
             "token",
-            &["ttl", "max_ttl", "explicit_max_ttl", "period", "num_uses", "bound_cidrs", "type"],
+            &["ttl", "max_ttl", "explicit_max_ttl", "period", "num_uses", "bound_cidrs", "type", "no_default_policy"],
             &[],
             false,
         );
@@ -892,6 +895,12 @@ impl<'l> Checker<'l> {
                         .help("write an address and prefix length such as \"10.0.0.0/8\" or \"2001:db8::/32\""),
                     ),
                 }
+            }
+        }
+        if let Some(s) = fields.setting("no_default_policy") {
+            match s.value.terms.as_slice() {
+                [Term::Bool(b)] => token.no_default_policy = b.value,
+                _ => self.wrong_type_value(file, &s.value, "`true` or `false`"),
             }
         }
         if let Some(s) = fields.setting("type") {

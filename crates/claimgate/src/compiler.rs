@@ -227,7 +227,7 @@ impl Compiler<'_> {
                 .collect(),
             identity_loc: self.loc(file, role.identity.span),
             user: role.user.as_ref().map(|p| (self.path(p), self.loc(file, p.span))),
-            groups: role.groups.as_ref().map(|p| (self.path(p), self.loc(file, p.span))),
+            groups: role.groups.as_ref().map(|(p, optional)| (self.path(p), self.loc(file, p.span), *optional)),
             metadata: role
                 .metadata
                 .iter()

@@ -128,6 +128,7 @@ fn serialize_token<S: serde::Serializer>(token: &TokenSettings, s: S) -> Result<
         "num_uses": token.num_uses,
         "bound_cidrs": token.bound_cidrs,
         "type": token.token_type.as_str(),
+        "no_default_policy": token.no_default_policy,
     })
     .serialize(s)
 }

@@ -139,7 +139,9 @@ pub struct Role {
     pub conditions: Vec<Condition>,
     pub identity: Template,
     pub user: Option<ClaimPath>,
-    pub groups: Option<ClaimPath>,
+    /// The groups claim (a list of strings, or one string), and whether it may be missing
+    /// (`groups = optional claims.g`).
+    pub groups: Option<(ClaimPath, bool)>,
     pub metadata: Vec<Mapping>,
     pub policies: Policies,
     pub token: TokenSettings,
@@ -196,6 +198,8 @@ pub struct TokenSettings {
     /// Normalised CIDR blocks, e.g. `10.0.0.0/8`.
     pub bound_cidrs: Vec<CompactString>,
     pub token_type: TokenType,
+    /// Vault's `token_no_default_policy`: the issued token does not get the `default` policy.
+    pub no_default_policy: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

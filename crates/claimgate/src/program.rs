@@ -292,7 +292,8 @@ pub struct GrantCode {
     pub identity: Vec<Part>,
     pub identity_loc: Loc,
     pub user: Option<(PathId, Loc)>,
-    pub groups: Option<(PathId, Loc)>,
+    /// The groups claim, its location, and whether it may be missing.
+    pub groups: Option<(PathId, Loc, bool)>,
     /// (name, path, optional, location).
     pub metadata: Vec<(StrId, PathId, bool, Loc)>,
     pub fixed_policies: Vec<StrId>,
@@ -514,8 +515,12 @@ impl Program {
                     Part::Claim(path) => p(*path)?,
                 }
             }
-            for (path, l) in
-                g.user.iter().chain(g.groups.iter()).copied().chain(g.claim_policies.iter().map(|(p, l, _)| (*p, *l)))
+            for (path, l) in g
+                .user
+                .iter()
+                .copied()
+                .chain(g.groups.iter().map(|(p, l, _)| (*p, *l)))
+                .chain(g.claim_policies.iter().map(|(p, l, _)| (*p, *l)))
             {
                 p(path)?;
                 loc(&l)?;
@@ -723,8 +728,8 @@ impl Program {
             if let Some((p, _)) = grant.user {
                 let _ = writeln!(out, "  grant user = p{p}");
             }
-            if let Some((p, _)) = grant.groups {
-                let _ = writeln!(out, "  grant groups = p{p}");
+            if let Some((p, _, optional)) = grant.groups {
+                let _ = writeln!(out, "  grant groups = {}p{p}", if optional { "optional " } else { "" });
             }
             for (name, p, optional, _) in &grant.metadata {
                 let _ = writeln!(

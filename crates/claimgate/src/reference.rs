@@ -417,9 +417,14 @@ impl Attempt<'_> {
                 other => return Err(self.unavailable(DenyCode::IdentityUnavailable, "user", path, path.span, other)),
             },
         };
+        // A list of strings, or one string (as Vault accepts); missing only when optional.
         let groups = match &role.groups {
             None => Vec::new(),
-            Some(path) => match resolve(self.claims, path).and_then(string_list) {
+            Some((path, true)) if resolve(self.claims, path).is_none_or(Value::is_null) => Vec::new(),
+            Some((path, _)) if resolve(self.claims, path).is_some_and(Value::is_string) => {
+                vec![resolve(self.claims, path).and_then(Value::as_str).unwrap_or_default().to_string()]
+            }
+            Some((path, _)) => match resolve(self.claims, path).and_then(string_list) {
                 Some(groups) => groups,
                 None => {
                     let value = resolve(self.claims, path);

@@ -794,11 +794,16 @@ impl<'a> Run<'a> {
                 _ => return Err(self.unavailable(role, DenyCode::IdentityUnavailable, "user", path, loc)),
             },
         };
+        // A list of strings, or one string (as Vault accepts); missing only when optional.
         let groups = match g.groups {
             None => Vec::new(),
-            Some((path, loc)) => match self.string_list(path) {
-                Some(groups) => groups,
-                None => return Err(self.unavailable(role, DenyCode::IdentityUnavailable, "groups", path, loc)),
+            Some((path, loc, optional)) => match self.claims.get(path) {
+                None | Some(Val::Null) if optional => Vec::new(),
+                Some(Val::Str(s)) => vec![self.claims.str(s).to_string()],
+                _ => match self.string_list(path) {
+                    Some(groups) => groups,
+                    None => return Err(self.unavailable(role, DenyCode::IdentityUnavailable, "groups", path, loc)),
+                },
             },
         };
         let mut metadata = Vec::with_capacity(g.metadata.len());

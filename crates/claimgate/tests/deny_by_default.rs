@@ -61,7 +61,7 @@ fn accepts(text: &str, name: &str, value: &Value) -> bool {
             return value.is_string();
         }
         if line.starts_with("groups") {
-            return value.is_array();
+            return value.is_array() || value.is_string();
         }
         if line.starts_with("m ") {
             return value.is_string() || value.is_number() || value.is_boolean();
