@@ -56,9 +56,9 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
             for result in &results {
                 let mark = if result.passed() { "ok  " } else { "FAIL" };
                 let at = location(&program, Some(&policy.sources), result.test.file, result.test.span);
-                out!("{mark} {}  ({at})", result.test.name);
+                out!("{mark} {}  ({at})", text(&result.test.name));
                 for difference in &result.differences {
-                    out!("       {difference}");
+                    out!("       {}", text(difference));
                 }
                 if !result.passed() {
                     print_trace(&result.evaluation, &program, Some(&policy.sources), "       ");
@@ -105,10 +105,11 @@ fn parse_now(now: Option<&str>) -> Result<i64, UsageError> {
 /// The largest claims file read (a token's payload is bounded far below this).
 const MAX_CLAIMS_FILE: u64 = 1 << 20;
 
-fn read_claims(path: &Path) -> Result<serde_json::Map<String, serde_json::Value>, UsageError> {
+fn read_claims_bytes(path: &Path) -> Result<Vec<u8>, UsageError> {
     let bytes = claimgate_engine::read_bounded(path, MAX_CLAIMS_FILE).map_err(UsageError)?;
     claimgate_jose::json::parse_object(&bytes, 64)
-        .map_err(|e| UsageError(format!("`{}` is not a JSON object of claims: {e}", path.display())))
+        .map_err(|e| UsageError(format!("`{}` is not a JSON object of claims: {e}", path.display())))?;
+    Ok(bytes)
 }
 
 /// What `eval` decides on: claims taken as given, or a token whose signature is verified first.
@@ -251,9 +252,10 @@ pub(crate) fn eval(
     let mut scratch = Scratch::default();
     let (evaluation, verified) = match input {
         Input::Claims(path) => {
-            let claims = read_claims(&path)?;
-            let payload = serde_json::to_vec(&claims).map_err(|e| UsageError(e.to_string()))?;
-            (program.evaluate(&payload, role, now, &options, &mut scratch), None)
+            // Decided on the bytes as given (checked to be one JSON object first), as a service
+            // decides on a token's payload: numbers keep their exact text.
+            let bytes = read_claims_bytes(&path)?;
+            (program.evaluate(&bytes, role, now, &options, &mut scratch), None)
         }
         Input::Token { token, keys } => {
             let token = crate::token::read_token(Some(&token))?;

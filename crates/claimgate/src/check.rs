@@ -753,6 +753,27 @@ impl<'l> Checker<'l> {
                         .help("quote it: a scope such as `\"read\"`"),
                 );
             }
+            Op::Contains(Scalar::Str(word))
+                if comparison.words && (word.value.is_empty() || word.value.contains(' ')) =>
+            {
+                self.report(
+                    Diagnostic::error(Code::WrongType, file, word.span, "a word is not empty and has no space")
+                        .label("never among the words")
+                        .help("name one scope, such as `\"read\"`"),
+                );
+            }
+            Op::ContainsAny(list) | Op::ContainsAll(list)
+                if comparison.words
+                    && list
+                        .items
+                        .iter()
+                        .any(|i| matches!(i, Scalar::Str(w) if w.value.is_empty() || w.value.contains(' '))) =>
+            {
+                self.report(
+                    Diagnostic::error(Code::WrongType, file, list.span, "a word is not empty and has no space")
+                        .help("name one scope per item, such as `[\"read\", \"write\"]`"),
+                );
+            }
             Op::ContainsAny(list) | Op::ContainsAll(list)
                 if comparison.words && list.items.iter().any(|i| !matches!(i, Scalar::Str(_))) =>
             {

@@ -288,8 +288,10 @@ pub fn parse<'a>(
     limits: &PayloadLimits,
     scratch: &'a mut Scratch,
 ) -> Result<Claims<'a>, PayloadError> {
-    if input.len() > limits.max_bytes {
-        return Err(PayloadError::TooLarge { size: input.len(), limit: limits.max_bytes });
+    // Offsets are 32-bit: whatever the configured bound, nothing larger is read.
+    let max_bytes = limits.max_bytes.min(u32::MAX as usize);
+    if input.len() > max_bytes {
+        return Err(PayloadError::TooLarge { size: input.len(), limit: max_bytes });
     }
     let text = std::str::from_utf8(input).map_err(|_| PayloadError::NotUtf8)?;
     scratch.slots.clear();

@@ -413,6 +413,11 @@ impl Program {
             for id in &set.strings {
                 s(*id, "set")?;
             }
+            // Looked up by binary search: an unsorted set would miss members (and `not in`
+            // would then hold).
+            if set.strings.windows(2).any(|w| self.strings[w[0] as usize] >= self.strings[w[1] as usize]) {
+                return Err("a literal set is not sorted".to_string());
+            }
             if set.numbers.iter().any(|n| *n as usize >= self.numbers.len()) {
                 return Err("set number out of range".to_string());
             }
@@ -493,6 +498,11 @@ impl Program {
                 }
                 if let Some(cmp) = &check.cmp {
                     p(cmp.path)?;
+                    if cmp.words
+                        && !matches!(cmp.op, CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_))
+                    {
+                        return Err("`words` on an operator other than contains".to_string());
+                    }
                     let in_range = |n: u32, len: usize| {
                         if (n as usize) < len { Ok(()) } else { Err("operand out of range".to_string()) }
                     };

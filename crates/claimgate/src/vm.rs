@@ -710,7 +710,8 @@ impl<'a> Run<'a> {
             _ => return Outcome::TypeMismatch,
         };
         let mut words = text.split(' ').filter(|w| !w.is_empty());
-        let has = |word: &str| text.split(' ').any(|w| w == word);
+        // Empty words do not exist: `""` is never among them.
+        let has = |word: &str| !word.is_empty() && text.split(' ').any(|w| w == word);
         pass(match cmp.op {
             CmpOp::Contains(Const::Str(id)) => has(program.string(id)),
             CmpOp::ContainsAny(set) => words.any(|w| self.set_has_str(&program.sets[set as usize], w)),

@@ -112,3 +112,26 @@ fn a_changed_program_goes_through_the_loader() {
     let decision = program.decide(GITLAB.as_bytes(), Some("gitlab-deploy-production"), 1_732_350_100, &mut scratch);
     assert!(!decision.is_allow());
 }
+
+/// The loader refuses what the VM relies on: literal sets sorted for binary search (an unsorted
+/// set would let `not claims.x in [...]` hold for a member), `words` only with `contains`.
+#[test]
+fn crafted_sets_and_words_are_refused_at_load() {
+    let policy = claimgate::Policy::from_sources([(
+        "set.cg",
+        "provider p {\n  issuer = \"https://p.test\"\n  keys {\n    jwks_url = \"https://p.test/k\"\n  }\n}\nrole r {\n  provider = p\n  audience = any\n  require {\n    not claims.x in [\"a\", \"b\"]\n    claims.s words contains \"read\"\n  }\n}\n",
+    )]);
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+    let mut parts = policy.compile().unwrap().into_parts();
+    let set = parts.sets.iter_mut().find(|s| s.strings.len() == 2).expect("the literal set");
+    set.strings.reverse();
+    let error = Program::from_bytes(&parts.to_bytes()).unwrap_err();
+    assert!(error.to_string().contains("a literal set is not sorted"), "{error}");
+
+    let mut parts = policy.compile().unwrap().into_parts();
+    let check =
+        parts.roles[0].checks.iter_mut().find_map(|c| c.cmp.as_mut().filter(|c| c.words)).expect("the words check");
+    check.op = claimgate::program::CmpOp::Exists;
+    let error = Program::from_bytes(&parts.to_bytes()).unwrap_err();
+    assert!(error.to_string().contains("`words` on an operator other than contains"), "{error}");
+}
