@@ -185,6 +185,8 @@ fn a_symlink_loop_ends_and_check_defaults_to_policies() {
     std::fs::create_dir(&inner).unwrap();
     std::fs::write(inner.join("p.cg"), std::fs::read_to_string(policy_dir().path().join("p.cg")).unwrap()).unwrap();
     std::os::unix::fs::symlink(&inner, inner.join("loop")).unwrap();
+    // The same file under another name: read once (twice would be duplicate definitions).
+    std::os::unix::fs::symlink(inner.join("p.cg"), inner.join("same.cg")).unwrap();
     std::os::unix::fs::symlink(dir.path(), inner.join("up")).unwrap();
     // Something that is not a policy beside policies/: not swept.
     std::fs::create_dir(dir.path().join("fixtures")).unwrap();

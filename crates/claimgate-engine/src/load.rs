@@ -118,7 +118,10 @@ pub fn policy_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
         }
     }
     files.sort();
-    files.dedup();
+    // A file reached twice (named twice, or through a link) is read once: the first path, in
+    // path order, names it.
+    let mut read = std::collections::HashSet::new();
+    files.retain(|file| read.insert(file.canonicalize().unwrap_or_else(|_| file.clone())));
     if files.is_empty() {
         return Err("no policy files (`*.cg`) found".to_string());
     }
