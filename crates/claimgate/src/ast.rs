@@ -293,6 +293,10 @@ pub enum Op {
     Contains(Scalar),
     ContainsAny(ScalarList),
     ContainsAll(ScalarList),
+    /// `contains glob "..."`: some string element matches the glob.
+    ContainsGlob(StrLit),
+    /// `contains matches "..."`: some string element matches the regular expression.
+    ContainsMatches(StrLit),
     Exists,
     Absent,
     /// `is string` / `number` / `bool` / `list` / `object`.

@@ -116,7 +116,14 @@ fn contains_on_strings(set: &PolicySet) -> Vec<Diagnostic> {
         let mut comparisons = Vec::new();
         role.conditions.iter().for_each(|c| walk(c, &mut comparisons));
         for comparison in comparisons {
-            let is_contains = matches!(comparison.op, Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_));
+            let is_contains = matches!(
+                comparison.op,
+                Op::Contains(_)
+                    | Op::ContainsAny(_)
+                    | Op::ContainsAll(_)
+                    | Op::ContainsGlob(_)
+                    | Op::ContainsMatches(_)
+            );
             let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
             if !is_contains || comparison.words || is_scope {
                 continue;
@@ -696,7 +703,14 @@ impl<'l> Checker<'l> {
         let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
         if is_scope
             && !comparison.words
-            && matches!(comparison.op, Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_))
+            && matches!(
+                comparison.op,
+                Op::Contains(_)
+                    | Op::ContainsAny(_)
+                    | Op::ContainsAll(_)
+                    | Op::ContainsGlob(_)
+                    | Op::ContainsMatches(_)
+            )
         {
             let name = crate::fmt::path_text(&comparison.path);
             self.report(
@@ -713,7 +727,7 @@ impl<'l> Checker<'l> {
             );
         }
         match &comparison.op {
-            Op::Glob(pattern) => {
+            Op::Glob(pattern) | Op::ContainsGlob(pattern) => {
                 if pattern.value.len() > self.limits.max_glob_len {
                     self.report(Diagnostic::error(
                         Code::LimitExceeded,
@@ -733,7 +747,7 @@ impl<'l> Checker<'l> {
                     );
                 }
             }
-            Op::Matches(pattern) => {
+            Op::Matches(pattern) | Op::ContainsMatches(pattern) => {
                 if let Err(message) = compile_regex(&pattern.value, self.limits.regex_size_limit) {
                     self.report(
                         Diagnostic::error(

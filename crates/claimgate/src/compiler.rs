@@ -285,6 +285,16 @@ impl Compiler<'_> {
                     Op::Contains(s) => CmpOp::Contains(self.constant(s)),
                     Op::ContainsAny(list) => CmpOp::ContainsAny(self.set(&list.items)),
                     Op::ContainsAll(list) => CmpOp::ContainsAll(self.set(&list.items)),
+                    Op::ContainsGlob(pattern) => {
+                        let id = self.string(&pattern.value);
+                        self.globs.push(id);
+                        CmpOp::ContainsGlob((self.globs.len() - 1) as u32)
+                    }
+                    Op::ContainsMatches(pattern) => {
+                        let id = self.string(&pattern.value);
+                        self.regexes.push(id);
+                        CmpOp::ContainsMatches((self.regexes.len() - 1) as u32)
+                    }
                     Op::Exists => CmpOp::Exists,
                     Op::Is(t) => CmpOp::Is(*t),
                     Op::Absent => CmpOp::Absent,

@@ -328,6 +328,8 @@ fn write_comparison(out: &mut String, comparison: &Comparison) {
         Op::Contains(_) => operator("contains"),
         Op::ContainsAny(_) => operator("contains any"),
         Op::ContainsAll(_) => operator("contains all"),
+        Op::ContainsGlob(_) => operator("contains glob"),
+        Op::ContainsMatches(_) => operator("contains matches"),
         Op::Exists => operator("exists"),
         Op::Is(t) => {
             operator("is");
@@ -354,7 +356,7 @@ fn write_comparison(out: &mut String, comparison: &Comparison) {
             }
             out.push(']');
         }
-        Op::Glob(s) | Op::Matches(s) => {
+        Op::Glob(s) | Op::Matches(s) | Op::ContainsGlob(s) | Op::ContainsMatches(s) => {
             out.push(' ');
             write_quoted(out, &s.value);
         }

@@ -332,9 +332,29 @@ fn describe(rule: Rule) -> Option<&'static str> {
         negation | kw_not => "`not`",
         group | group_kind => "`any` or `all`",
         path => "a claim path such as `claims.sub`",
-        compare_eq | compare_ne | compare_ord | ord_op | compare_in | kw_in | compare_glob | kw_glob
-        | compare_matches | kw_matches | compare_contains_any | compare_contains_all | compare_contains
-        | kw_contains | kw_words | compare_exists | kw_exists | compare_absent | kw_absent | compare_is | kw_is => {
+        compare_eq
+        | compare_ne
+        | compare_ord
+        | ord_op
+        | compare_in
+        | kw_in
+        | compare_glob
+        | kw_glob
+        | compare_matches
+        | kw_matches
+        | compare_contains_any
+        | compare_contains_all
+        | compare_contains
+        | compare_contains_glob
+        | compare_contains_matches
+        | kw_contains
+        | kw_words
+        | compare_exists
+        | kw_exists
+        | compare_absent
+        | kw_absent
+        | compare_is
+        | kw_is => {
             "an operator (`==`, `!=`, `<`, `<=`, `>`, `>=`, `in`, `glob`, `matches`, `contains`, `words contains`, `exists`, `absent`, `is`)"
         }
         json_type => "a type (`string`, `number`, `bool`, `list` or `object`)",
@@ -739,6 +759,8 @@ impl Lower<'_> {
             Rule::compare_contains_any => Op::ContainsAny(self.scalar_list(parts.nth(2).expect("grammar: list"))),
             Rule::compare_contains_all => Op::ContainsAll(self.scalar_list(parts.nth(2).expect("grammar: list"))),
             Rule::compare_contains => Op::Contains(self.scalar(parts.nth(1).expect("grammar: scalar"))),
+            Rule::compare_contains_glob => Op::ContainsGlob(self.string(parts.nth(2).expect("grammar: glob"))),
+            Rule::compare_contains_matches => Op::ContainsMatches(self.string(parts.nth(2).expect("grammar: regex"))),
             Rule::compare_exists => Op::Exists,
             Rule::compare_is => match parts.nth(1).map(|p| p.as_str()) {
                 Some("string") => Op::Is(JsonType::String),

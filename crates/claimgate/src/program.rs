@@ -232,9 +232,28 @@ pub enum CmpOp {
     Contains(Const),
     ContainsAny(u32),
     ContainsAll(u32),
+    /// Index into the globs.
+    ContainsGlob(u32),
+    /// Index into the regexes.
+    ContainsMatches(u32),
     Exists,
     Absent,
     Is(crate::ast::JsonType),
+}
+
+impl CmpOp {
+    /// The `contains` family: the operators that read a list's items (or, with `words`, a
+    /// string's words).
+    pub fn is_contains(self) -> bool {
+        matches!(
+            self,
+            CmpOp::Contains(_)
+                | CmpOp::ContainsAny(_)
+                | CmpOp::ContainsAll(_)
+                | CmpOp::ContainsGlob(_)
+                | CmpOp::ContainsMatches(_)
+        )
+    }
 }
 
 /// A scalar literal.
@@ -498,9 +517,7 @@ impl Program {
                 }
                 if let Some(cmp) = &check.cmp {
                     p(cmp.path)?;
-                    if cmp.words
-                        && !matches!(cmp.op, CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_))
-                    {
+                    if cmp.words && !cmp.op.is_contains() {
                         return Err("`words` on an operator other than contains".to_string());
                     }
                     let in_range = |n: u32, len: usize| {
@@ -510,8 +527,8 @@ impl Program {
                         CmpOp::Eq(c) | CmpOp::Ne(c) | CmpOp::Contains(c) => constant(c)?,
                         CmpOp::Lt(n) | CmpOp::Le(n) | CmpOp::Gt(n) | CmpOp::Ge(n) => in_range(*n, self.numbers.len())?,
                         CmpOp::In(n) | CmpOp::ContainsAny(n) | CmpOp::ContainsAll(n) => in_range(*n, self.sets.len())?,
-                        CmpOp::Glob(n) => in_range(*n, self.glob_patterns.len())?,
-                        CmpOp::Matches(n) => in_range(*n, self.regex_patterns.len())?,
+                        CmpOp::Glob(n) | CmpOp::ContainsGlob(n) => in_range(*n, self.glob_patterns.len())?,
+                        CmpOp::Matches(n) | CmpOp::ContainsMatches(n) => in_range(*n, self.regex_patterns.len())?,
                         CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => {}
                     }
                 }
@@ -825,6 +842,10 @@ impl Program {
             CmpOp::Contains(c) => format!("contains {}", self.const_text(c)),
             CmpOp::ContainsAny(s) => format!("contains.any s{s}"),
             CmpOp::ContainsAll(s) => format!("contains.all s{s}"),
+            CmpOp::ContainsGlob(g) => format!("contains.glob {:?}", self.string(self.glob_patterns[*g as usize])),
+            CmpOp::ContainsMatches(r) => {
+                format!("contains.matches {:?}", self.string(self.regex_patterns[*r as usize]))
+            }
             CmpOp::Exists => "exists".to_string(),
             CmpOp::Is(t) => format!("is {}", t.name()),
             CmpOp::Absent => "absent".to_string(),

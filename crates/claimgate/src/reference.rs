@@ -543,6 +543,15 @@ fn compare(comparison: &Comparison, value: Option<&Value>) -> Outcome {
         Op::Matches(pattern) => value
             .as_str()
             .is_some_and(|s| compile_regex(&pattern.value, REGEX_SIZE_LIMIT).is_ok_and(|regex| regex.is_match(s))),
+        Op::ContainsGlob(pattern) => value.as_array().is_some_and(|items| {
+            items.iter().filter_map(Value::as_str).any(|s| Glob::new(&pattern.value).is_ok_and(|g| g.matches(s)))
+        }),
+        Op::ContainsMatches(pattern) => value.as_array().is_some_and(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|s| compile_regex(&pattern.value, REGEX_SIZE_LIMIT).is_ok_and(|regex| regex.is_match(s)))
+        }),
         Op::Contains(s) => value.as_array().is_some_and(|items| items.iter().any(|i| scalar_eq(i, s))),
         Op::ContainsAny(list) => {
             value.as_array().is_some_and(|items| list.items.iter().any(|s| items.iter().any(|i| scalar_eq(i, s))))
@@ -578,6 +587,10 @@ fn words_compare(comparison: &Comparison, value: &Value) -> Outcome {
         Op::Contains(s) => is_word(s),
         Op::ContainsAny(list) => list.items.iter().any(is_word),
         Op::ContainsAll(list) => list.items.iter().all(is_word),
+        Op::ContainsGlob(pattern) => words.iter().any(|w| Glob::new(&pattern.value).is_ok_and(|g| g.matches(w))),
+        Op::ContainsMatches(pattern) => {
+            words.iter().any(|w| compile_regex(&pattern.value, REGEX_SIZE_LIMIT).is_ok_and(|regex| regex.is_match(w)))
+        }
         _ => false,
     };
     if holds { Outcome::Pass } else { Outcome::Fail }
@@ -599,7 +612,9 @@ fn fits(op: &Op, value: &Value) -> bool {
         Op::Lt(_) | Op::Le(_) | Op::Gt(_) | Op::Ge(_) => value.is_number(),
         Op::In(list) => list.items.iter().any(same_type),
         Op::Glob(_) | Op::Matches(_) => value.is_string(),
-        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => value.is_array(),
+        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) | Op::ContainsGlob(_) | Op::ContainsMatches(_) => {
+            value.is_array()
+        }
         Op::Exists | Op::Absent | Op::Is(_) => true,
     }
 }
@@ -624,7 +639,9 @@ fn expected_type(op: &Op) -> &'static str {
             }
         }
         Op::Glob(_) | Op::Matches(_) => "a string",
-        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) => "a list",
+        Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) | Op::ContainsGlob(_) | Op::ContainsMatches(_) => {
+            "a list"
+        }
         Op::Exists | Op::Absent | Op::Is(_) => "any value",
     }
 }

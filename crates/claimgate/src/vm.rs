@@ -672,6 +672,14 @@ impl<'a> Run<'a> {
                 let set = &program.sets[set as usize];
                 self.elements(value).is_some_and(|items| items.iter().any(|v| self.set_has(set, *v)))
             }
+            CmpOp::ContainsGlob(g) => self.elements(value).is_some_and(|items| {
+                let glob = &program.runtime.globs[g as usize];
+                items.iter().any(|v| matches!(v, Val::Str(s) if glob.matches(self.claims.str(*s))))
+            }),
+            CmpOp::ContainsMatches(m) => self.elements(value).is_some_and(|items| {
+                let regex = &program.runtime.regexes[m as usize];
+                items.iter().any(|v| matches!(v, Val::Str(s) if regex.is_match(self.claims.str(*s))))
+            }),
             CmpOp::ContainsAll(set) => {
                 let set = &program.sets[set as usize];
                 self.elements(value).is_some_and(|items| {
@@ -722,6 +730,8 @@ impl<'a> Run<'a> {
                     && !set.has_false
                     && set.strings.iter().all(|s| has(program.string(*s)))
             }
+            CmpOp::ContainsGlob(g) => words.any(|w| program.runtime.globs[g as usize].matches(w)),
+            CmpOp::ContainsMatches(m) => words.any(|w| program.runtime.regexes[m as usize].is_match(w)),
             _ => false,
         })
     }
@@ -933,7 +943,13 @@ impl CmpOp {
                 }
             }
             CmpOp::Glob(_) | CmpOp::Matches(_) => matches!(value, Val::Str(_)),
-            CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => matches!(value, Val::Array { .. }),
+            CmpOp::Contains(_)
+            | CmpOp::ContainsAny(_)
+            | CmpOp::ContainsAll(_)
+            | CmpOp::ContainsGlob(_)
+            | CmpOp::ContainsMatches(_) => {
+                matches!(value, Val::Array { .. })
+            }
             CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => true,
         }
     }
@@ -959,7 +975,11 @@ impl CmpOp {
                 }
             }
             CmpOp::Glob(_) | CmpOp::Matches(_) => "a string",
-            CmpOp::Contains(_) | CmpOp::ContainsAny(_) | CmpOp::ContainsAll(_) => "a list",
+            CmpOp::Contains(_)
+            | CmpOp::ContainsAny(_)
+            | CmpOp::ContainsAll(_)
+            | CmpOp::ContainsGlob(_)
+            | CmpOp::ContainsMatches(_) => "a list",
             CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => "any value",
         }
     }
