@@ -21,6 +21,17 @@ fn remote_policy(url: &str, ca_pem: &str, extra: &str, rest: &str) -> String {
     )
 }
 
+/// An engine over one provider `idp` (issuer https://idp.test) whose key file holds `signer`'s
+/// key, and `roles`; the directory lives as long as the engine is used.
+async fn file_engine(signer: &Signer, roles: &str) -> (tempfile::TempDir, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "k.json", &jwks(&[signer]));
+    let provider = "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\n";
+    write(dir.path(), "p.cg", &format!("{provider}{roles}"));
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    (dir, engine)
+}
+
 fn write(dir: &std::path::Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
@@ -161,15 +172,9 @@ async fn decisions_stay_right_while_policies_reload_and_keys_rotate() {
 
 #[tokio::test]
 async fn bound_cidrs_hold_the_client_address() {
-    let dir = tempfile::tempdir().unwrap();
     let signer = Signer::new("k");
-    write(dir.path(), "k.json", &jwks(&[&signer]));
-    write(
-        dir.path(),
-        "p.cg",
-        "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n  token {\n    bound_cidrs = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n  }\n}\n",
-    );
-    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let role = "role api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n  token {\n    bound_cidrs = [\"10.0.0.0/8\", \"2001:db8::/32\"]\n  }\n}\n";
+    let (_dir, engine) = file_engine(&signer, role).await;
     let token = signer.sign(&claims("https://idp.test", "svc"));
     for (address, allowed) in [
         ("10.1.2.3", true),
@@ -192,15 +197,9 @@ async fn bound_cidrs_hold_the_client_address() {
 
 #[tokio::test]
 async fn errors_map_to_http_kinds_with_client_safe_messages() {
-    let dir = tempfile::tempdir().unwrap();
     let signer = Signer::new("k");
-    write(dir.path(), "k.json", &jwks(&[&signer]));
-    write(
-        dir.path(),
-        "p.cg",
-        "provider idp {\n  issuer = \"https://idp.test\"\n  keys {\n    jwks_file = \"k.json\"\n  }\n}\n\nrole api {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub == \"svc\" message \"only the svc account\"\n  }\n}\n",
-    );
-    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let role = "role api {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub == \"svc\" message \"only the svc account\"\n  }\n}\n";
+    let (_dir, engine) = file_engine(&signer, role).await;
     let cases = [
         (AuthRequest::new("not a token"), DenyCode::TokenMalformed, 401),
         (AuthRequest::new("x").role("nope"), DenyCode::UnknownRole, 400),

@@ -303,6 +303,17 @@ pub enum Op {
     Is(JsonType),
 }
 
+impl Op {
+    /// The `contains` family: the operators that read a list's items (or, with `words`, a
+    /// string's words).
+    pub fn is_contains(&self) -> bool {
+        matches!(
+            self,
+            Op::Contains(_) | Op::ContainsAny(_) | Op::ContainsAll(_) | Op::ContainsGlob(_) | Op::ContainsMatches(_)
+        )
+    }
+}
+
 /// A JSON type, for `is`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum JsonType {

@@ -116,14 +116,7 @@ fn contains_on_strings(set: &PolicySet) -> Vec<Diagnostic> {
         let mut comparisons = Vec::new();
         role.conditions.iter().for_each(|c| walk(c, &mut comparisons));
         for comparison in comparisons {
-            let is_contains = matches!(
-                comparison.op,
-                Op::Contains(_)
-                    | Op::ContainsAny(_)
-                    | Op::ContainsAll(_)
-                    | Op::ContainsGlob(_)
-                    | Op::ContainsMatches(_)
-            );
+            let is_contains = comparison.op.is_contains();
             let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
             if !is_contains || comparison.words || is_scope {
                 continue;
@@ -701,17 +694,7 @@ impl<'l> Checker<'l> {
         // OAuth access tokens carry `scope` as one space-separated string (RFC 8693 4.2, RFC 9068
         // 2.2.3). (`scp` is a string from Entra ID but a list from Okta, so it is not flagged.)
         let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
-        if is_scope
-            && !comparison.words
-            && matches!(
-                comparison.op,
-                Op::Contains(_)
-                    | Op::ContainsAny(_)
-                    | Op::ContainsAll(_)
-                    | Op::ContainsGlob(_)
-                    | Op::ContainsMatches(_)
-            )
-        {
+        if is_scope && !comparison.words && comparison.op.is_contains() {
             let name = crate::fmt::path_text(&comparison.path);
             self.report(
                 Diagnostic::warning(
