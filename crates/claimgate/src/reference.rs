@@ -142,6 +142,7 @@ impl Attempt<'_> {
                 let actual = condition_value(condition).and_then(|p| resolve(self.claims, p)).cloned();
                 let code = outcome.denial_code();
                 let expected = match &condition.kind {
+                    ConditionKind::Compare(comparison) if comparison.words => Some("a string of words or a list"),
                     ConditionKind::Compare(comparison) => Some(expected_type(&comparison.op)),
                     _ => None,
                 };

@@ -620,7 +620,10 @@ impl<'a> Run<'a> {
         let actual = path.and_then(|p| self.claims.json(p));
         let code = outcome.denial_code();
         let role_name = self.program.string(role.name);
-        let expected = role.checks.get(n as usize).and_then(|c| c.cmp).map(|c| c.op.expected_type(self.program));
+        let expected = role.checks.get(n as usize).and_then(|c| c.cmp).map(|c| match c.words {
+            true => "a string of words or a list",
+            false => c.op.expected_type(self.program),
+        });
         let message = condition_message(&check, code, expected, role_name);
         self.deny(code, message, check, actual)
     }

@@ -135,3 +135,14 @@ fn crafted_sets_and_words_are_refused_at_load() {
     let error = Program::from_bytes(&parts.to_bytes()).unwrap_err();
     assert!(error.to_string().contains("`words` on an operator other than contains"), "{error}");
 }
+
+/// A denial says what a condition needs: `words` takes a string of words or a list.
+#[test]
+fn a_words_type_mismatch_says_what_words_take() {
+    let program = compiled(&common::crate_dir().join("tests/cases/eval/words.cg"));
+    let mut scratch = Scratch::default();
+    let claims = br#"{"iss":"https://issuer.example.com","sub":"s","scope":7}"#;
+    let decision = program.decide(claims, Some("deployer"), 0, &mut scratch);
+    let claimgate::decision::Decision::Deny(denial) = decision else { panic!("allowed") };
+    assert_eq!(denial.message, "the token's `claims.scope` is not a string of words or a list, as the condition needs");
+}
