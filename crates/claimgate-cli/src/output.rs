@@ -20,31 +20,24 @@ fn unsafe_char(c: char) -> bool {
 
 /// `s` with control and bidirectional characters escaped as `\u{..}`.
 pub(crate) fn text(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(unsafe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            let _ = write!(out, "\\u{{{:x}}}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
+    escape_where(s, unsafe_char)
 }
 
 /// Rendered diagnostics (which may color with ESC sequences of their own, and quote claim values
 /// as JSON, whose C0 characters are escaped already): C1, DEL and bidirectional controls
 /// escaped.
 pub(crate) fn rendered(s: &str) -> Cow<'_, str> {
-    let unsafe_here = |c: char| unsafe_char(c) && !matches!(c, '\u{0}'..='\u{1f}');
-    if !s.chars().any(unsafe_here) {
+    escape_where(s, |c| unsafe_char(c) && !matches!(c, '\u{0}'..='\u{1f}'))
+}
+
+/// `s` with the characters `escape` picks written as `\u{..}`; borrowed when there are none.
+fn escape_where(s: &str, escape: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(&escape) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if unsafe_here(c) {
+        if escape(c) {
             let _ = write!(out, "\\u{{{:x}}}", c as u32);
         } else {
             out.push(c);
