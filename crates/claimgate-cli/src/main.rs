@@ -245,38 +245,17 @@ pub(crate) fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Formats one file's text; `Err` carries the parse diagnostics when it does not parse.
-fn format_text(name: &str, text: &str) -> Result<String, (SourceMap, Vec<claimgate::Diagnostic>)> {
-    let mut sources = SourceMap::new();
-    let id = sources.add(name, text);
-    let parsed = claimgate::parser::parse(id, text, &Limits::default());
-    if parsed.has_errors() {
-        return Err((sources, parsed.diagnostics));
-    }
-    let formatted = claimgate::fmt::format_file(&parsed.ast, text);
-    // The formatter prints from the syntax tree, so this cannot fail; check anyway, because
-    // rewriting someone's policy into something that means otherwise would be unforgivable.
-    let again = claimgate::parser::parse(id, &formatted, &Limits::default());
-    if again.has_errors() || again.ast != parsed.ast {
-        let message =
-            format!("formatting `{name}` would change its meaning; the file was left as it is (please report this)");
-        let diagnostic = claimgate::Diagnostic::error(claimgate::Code::Syntax, id, claimgate::Span::new(0, 0), message);
-        return Err((sources, vec![diagnostic]));
-    }
-    Ok(formatted)
-}
-
 fn fmt(paths: &[PathBuf], check_only: bool, output: &Output) -> Result<ExitCode, UsageError> {
     if paths.len() == 1 && paths[0] == Path::new("-") {
         let bytes = claimgate_engine::read_bounded(Path::new("-"), MAX_POLICY_FILE).map_err(UsageError)?;
         let text = String::from_utf8(bytes).map_err(|_| UsageError("standard input is not UTF-8 text".to_string()))?;
-        return match format_text("<stdin>", &text) {
+        return match claimgate::format_source("<stdin>", &text) {
             Ok(formatted) => {
                 std::io::stdout().write_all(formatted.as_bytes())?;
                 Ok(ExitCode::SUCCESS)
             }
-            Err((sources, diagnostics)) => {
-                output.diagnostics(&diagnostics, &sources);
+            Err(error) => {
+                output.diagnostics(error.diagnostics(), error.sources());
                 Ok(ExitCode::from(1))
             }
         };
@@ -291,9 +270,9 @@ fn fmt(paths: &[PathBuf], check_only: bool, output: &Output) -> Result<ExitCode,
         let text =
             String::from_utf8(bytes).map_err(|_| UsageError(format!("`{}` is not UTF-8 text", file.display())))?;
         let name = file.display().to_string();
-        match format_text(&name, &text) {
-            Err((sources, diagnostics)) => {
-                output.diagnostics(&diagnostics, &sources);
+        match claimgate::format_source(&name, &text) {
+            Err(error) => {
+                output.diagnostics(error.diagnostics(), error.sources());
                 failed += 1;
             }
             Ok(formatted) if formatted != text => {

@@ -1677,6 +1677,13 @@ pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<ClaimRegex, Str
     use regex_syntax::hir::{Hir, Look};
     let hir = regex_syntax::ParserBuilder::new().nest_limit(64).build().parse(pattern).map_err(|e| match e {
         regex_syntax::Error::Parse(e) => e.kind().to_string(),
+        regex_syntax::Error::Translate(e) if cfg!(not(feature = "unicode-classes")) && (pattern.contains("\\p") || pattern.contains("\\P")) => {
+            format!(
+                "{} (this build of claimgate, the playground's, leaves out Unicode's script and category \
+                 classes; the CLI and services have them)",
+                e.kind()
+            )
+        }
         regex_syntax::Error::Translate(e) => e.kind().to_string(),
         other => other.to_string(),
     })?;

@@ -142,6 +142,51 @@ impl Policy {
     }
 }
 
+/// Why [`format_source`] left a file as it was: the file does not parse (or, should the
+/// formatter ever fail, the one diagnostic saying so).
+#[derive(Debug)]
+pub struct FormatError {
+    sources: SourceMap,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl FormatError {
+    /// The file, to render the diagnostics against.
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    /// What keeps the file from being formatted.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+}
+
+/// Formats one policy file's text in the canonical layout, comments kept (what `claimgate fmt`
+/// writes). `name` is the file's name in diagnostics.
+///
+/// The result is parsed again and must give the same syntax tree: a formatting that would
+/// change what a policy means is refused, never written.
+pub fn format_source(name: &str, text: &str) -> Result<String, FormatError> {
+    let mut sources = SourceMap::new();
+    let id = sources.add(name, text);
+    let parsed = parser::parse(id, text, &Limits::default());
+    if parsed.has_errors() {
+        return Err(FormatError { sources, diagnostics: parsed.diagnostics });
+    }
+    let formatted = fmt::format_file(&parsed.ast, text);
+    // The formatter prints from the syntax tree, so this cannot fail; check anyway, because
+    // rewriting someone's policy into something that means otherwise would be unforgivable.
+    let again = parser::parse(id, &formatted, &Limits::default());
+    if again.has_errors() || again.ast != parsed.ast {
+        let message =
+            format!("formatting `{name}` would change its meaning; the file was left as it is (please report this)");
+        let diagnostic = Diagnostic::error(Code::Syntax, id, Span::new(0, 0), message);
+        return Err(FormatError { sources, diagnostics: vec![diagnostic] });
+    }
+    Ok(formatted)
+}
+
 impl Policy {
     /// Reads and checks the JWK Set files that providers name with `jwks_file`, through `read`
     /// (given the naming policy file's name and the path as written), so that `claimgate check`
