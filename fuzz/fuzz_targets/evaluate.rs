@@ -11,8 +11,8 @@
 use std::sync::OnceLock;
 
 use claimgate::decision::{Decision, DenyCode, Request};
-use claimgate::program::Program;
 use claimgate::payload::Scratch;
+use claimgate::program::Program;
 use claimgate::vm::Options;
 use claimgate::{Policy, reference};
 use libfuzzer_sys::fuzz_target;
@@ -75,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
                 // Not a JSON object: every decision is a denial for an invalid payload.
                 let decision = compiled.program.decide(data, None, 0, &mut scratch);
                 assert!(
-                    matches!(&decision, Decision::Deny(d) if d.code == DenyCode::PayloadInvalid),
+                    matches!(&decision, Decision::Deny(d) if d.code() == DenyCode::PayloadInvalid),
                     "the VM did not refuse a payload serde_json refuses: {decision:?}"
                 );
                 continue;
@@ -86,17 +86,17 @@ fuzz_target!(|data: &[u8]| {
                 let role = role.as_deref();
                 let expected = reference::evaluate(compiled.policy.set(), &Request { role, claims, now });
                 for explain in [false, true] {
-                    let options = Options { explain, ..Options::default() };
+                    let options = Options::default().explain(explain);
                     let actual = compiled.program.evaluate(data, role, now, &options, &mut scratch);
-                    if let Decision::Deny(d) = &actual.decision {
-                        if d.code == DenyCode::PayloadInvalid {
+                    if let Decision::Deny(d) = actual.decision() {
+                        if d.code() == DenyCode::PayloadInvalid {
                             // Stricter than serde_json (duplicate keys, limits): a denial is safe.
                             continue;
                         }
                     }
-                    assert_eq!(actual.decision, expected.decision, "role {role:?}, now {now}, explain {explain}");
+                    assert_eq!(actual.decision(), expected.decision(), "role {role:?}, now {now}, explain {explain}");
                     if explain {
-                        assert_eq!(actual.trace, expected.trace, "role {role:?}, now {now}");
+                        assert_eq!(actual.trace(), expected.trace(), "role {role:?}, now {now}");
                     }
                 }
             }

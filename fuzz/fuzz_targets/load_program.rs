@@ -7,8 +7,8 @@
 //! input starting with the magic bytes is loaded as it is, to fuzz the header checks too.
 #![no_main]
 
-use claimgate::program::{MAGIC, Program, frame};
 use claimgate::payload::Scratch;
+use claimgate::program::{MAGIC, Program, frame};
 use claimgate::vm::Options;
 use libfuzzer_sys::fuzz_target;
 
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(program) = Program::from_bytes(&bytes) else { return };
     let _ = program.disassemble();
     // A step budget keeps a crafted program's work bounded; no panic is the property here.
-    let options = Options { explain: true, max_steps: 10_000, ..Options::default() };
+    let options = Options::default().explain(true).max_steps(10_000);
     let mut scratch = Scratch::default();
     for claims in CLAIMS {
         let roles = program.roles.iter().map(|r| Some(program.string(r.name)));

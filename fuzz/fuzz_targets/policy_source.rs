@@ -11,7 +11,7 @@ use claimgate::{FileId, Span};
 use libfuzzer_sys::fuzz_target;
 
 fn check_span(policy: &claimgate::Policy, file: FileId, span: Span, what: &str) {
-    let text = &policy.sources.get(file).text;
+    let text = &policy.sources().get(file).text;
     let (start, end) = (span.start as usize, span.end as usize);
     assert!(start <= end && end <= text.len(), "{what} span {start}..{end} outside a file of {} bytes", text.len());
     assert!(
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let policy = claimgate::Policy::from_sources([("fuzz.cg", text)]);
     let _ = policy.has_errors();
-    for d in policy.parse_diagnostics.iter().chain(&policy.checked.diagnostics) {
+    for d in policy.unfiltered_diagnostics() {
         assert!(!d.message.is_empty(), "empty diagnostic message: {d:?}");
         check_span(&policy, d.file, d.span, d.code.as_str());
         for related in &d.related {
@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(format!("{:?}", grouped.ast), format!("{:?}", one_by_one.ast), "grouped parsing changed the tree");
     assert_eq!(format!("{:?}", grouped.diagnostics), format!("{:?}", one_by_one.diagnostics));
     let _ = policy.render_diagnostics(false);
-    let _ = claimgate::diagnostic::to_json(&policy.diagnostics(), &policy.sources);
+    let _ = claimgate::diagnostic::to_json(&policy.diagnostics(), policy.sources());
     if !policy.has_errors() {
         let program = policy.compile().expect("a policy without errors compiles");
         let reloaded = claimgate::program::Program::from_bytes(&program.to_bytes()).expect("a compiled set reloads");

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use claimgate::decision::{Decision, DenyCode, Evaluation, Outcome, RoleTrace, short_json};
+use claimgate::decision::{Decision, DenyCode, Evaluation, Outcome, short_json};
 use claimgate::diagnostic::{self, RenderOptions};
 use claimgate::payload::Scratch;
 use claimgate::program::{KeysCode, Program};
@@ -19,7 +19,7 @@ use crate::{Format, Output, UsageError, load};
 fn load_clean(paths: &[PathBuf], output: &Output) -> Result<Result<Policy, ExitCode>, UsageError> {
     let policy = load(paths)?;
     if policy.has_errors() {
-        output.diagnostics(&policy.diagnostics(), &policy.sources);
+        output.diagnostics(&policy.diagnostics(), policy.sources());
         eprintln!("error: the policies have problems; fix them first (`claimgate check`)");
         return Ok(Err(ExitCode::from(1)));
     }
@@ -48,20 +48,20 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
     };
     let set = policy.set();
     let program = policy.compile().map_err(|e| UsageError(format!("internal error: {e}")))?;
-    let options = Options { explain: true, ..Options::default() };
+    let options = Options::default().explain(true);
     let results = claimgate::testing::run_tests(set, |request| program.evaluate_request(request, &options));
     let failed = results.iter().filter(|r| !r.passed()).count();
     match output.format {
         Format::Human => {
             for result in &results {
                 let mark = if result.passed() { "ok  " } else { "FAIL" };
-                let at = location(&program, Some(&policy.sources), result.test.file, result.test.span);
+                let at = location(&program, Some(policy.sources()), result.test.file, result.test.span);
                 out!("{mark} {}  ({at})", text(&result.test.name));
                 for difference in &result.differences {
                     out!("       {}", text(difference));
                 }
                 if !result.passed() {
-                    print_trace(&result.evaluation, &program, Some(&policy.sources), "       ");
+                    print_trace(&result.evaluation, &program, Some(policy.sources()), "       ");
                 }
             }
         }
@@ -71,10 +71,10 @@ pub(crate) fn test(paths: &[PathBuf], output: &Output) -> Result<ExitCode, Usage
                 .map(|r| {
                     serde_json::json!({
                         "name": r.test.name,
-                        "location": location(&program, Some(&policy.sources), r.test.file, r.test.span),
+                        "location": location(&program, Some(policy.sources()), r.test.file, r.test.span),
                         "passed": r.passed(),
                         "differences": r.differences,
-                        "decision": r.evaluation.decision,
+                        "decision": r.evaluation.decision(),
                     })
                 })
                 .collect();
@@ -248,7 +248,7 @@ pub(crate) fn eval(
             (program, Some(policy))
         }
     };
-    let options = Options { explain, ..Options::default() };
+    let options = Options::default().explain(explain);
     let mut scratch = Scratch::default();
     let (evaluation, verified) = match input {
         Input::Claims(path) => {
@@ -266,36 +266,36 @@ pub(crate) fn eval(
                 problems: Default::default(),
             };
             let result = program.decide_token(token.as_bytes(), &keys, role, now, &options, &mut scratch);
-            if let Decision::Deny(denial) = &result.evaluation.decision
-                && denial.code == DenyCode::KeysUnavailable
+            if let Decision::Deny(denial) = result.evaluation().decision()
+                && denial.code() == DenyCode::KeysUnavailable
             {
                 for (provider, problem) in keys.problems.borrow().iter() {
                     eprintln!("note: provider `{provider}`: {problem}");
                 }
             }
-            let used = result.verified.as_ref().map(|v| {
-                let key = v.key.kid.as_ref().map_or(format!("key {}", v.key.index), |kid| format!("key `{kid}`"));
-                format!("{key} of provider `{}`", v.provider)
+            let used = result.verified().map(|v| {
+                let key = v.key().kid.as_ref().map_or(format!("key {}", v.key().index), |kid| format!("key `{kid}`"));
+                format!("{key} of provider `{}`", v.provider())
             });
-            (result.evaluation, used)
+            (result.into_evaluation(), used)
         }
     };
-    let allowed = evaluation.decision.is_allow();
+    let allowed = evaluation.decision().is_allow();
     match output.format {
         Format::Json => {
             let mut json = serde_json::json!({
                 "signature_checked": verified.is_some(),
                 "verified_with": verified,
                 "now": now,
-                "decision": evaluation.decision,
+                "decision": evaluation.decision(),
             });
             if explain {
-                json["trace"] = serde_json::to_value(&evaluation.trace).unwrap_or_default();
+                json["trace"] = serde_json::to_value(evaluation.trace()).unwrap_or_default();
             }
             out!("{}", crate::output::json(&json));
         }
         Format::Human => {
-            let sources = policy.as_ref().map(|p| &p.sources);
+            let sources = policy.as_ref().map(|p| p.sources());
             print_evaluation(&evaluation, &program, sources, verified.as_deref(), explain, output.color)
         }
     }
@@ -345,23 +345,23 @@ fn print_evaluation(
     if explain {
         print_trace(evaluation, program, sources, "");
     }
-    match &evaluation.decision {
+    match evaluation.decision() {
         Decision::Allow(grant) => {
-            out!("allow: role `{}`", text(&grant.role));
-            out!("  identity  {}", text(&grant.identity));
-            if let Some(user) = &grant.user {
+            out!("allow: role `{}`", text(grant.role()));
+            out!("  identity  {}", text(grant.identity()));
+            if let Some(user) = grant.user() {
                 out!("  user      {}", text(user));
             }
-            if !grant.groups.is_empty() {
-                out!("  groups    {}", text(&grant.groups.join(", ")));
+            if !grant.groups().is_empty() {
+                out!("  groups    {}", text(&grant.groups().join(", ")));
             }
-            if !grant.policies.is_empty() {
-                out!("  policies  {}", text(&grant.policies.join(", ")));
+            if !grant.policies().is_empty() {
+                out!("  policies  {}", text(&grant.policies().join(", ")));
             }
-            for (name, value) in &grant.metadata {
+            for (name, value) in grant.metadata() {
                 out!("  metadata  {} = \"{}\"", text(name), text(value));
             }
-            let token = &grant.token;
+            let token = grant.token();
             let durations = [
                 ("ttl", token.ttl),
                 ("max_ttl", token.max_ttl),
@@ -375,17 +375,17 @@ fn print_evaluation(
             }
         }
         Decision::Deny(denial) => {
-            out!("deny ({}): {}", denial.code.as_str(), text(&denial.message));
-            if let (Some(sources), Some(_)) = (sources, &denial.condition) {
+            out!("deny ({}): {}", denial.code().as_str(), text(denial.message()));
+            if let (Some(sources), Some(_)) = (sources, denial.condition()) {
                 let rendered =
                     diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() });
                 out_raw!("{}", crate::output::rendered(&rendered));
-            } else if let Some(check) = &denial.condition {
-                let seen = denial.actual.as_ref().map_or("no such claim".to_string(), short_json);
-                let at = location(program, None, check.file, check.span);
-                out!("  failing check `{}` at {at}; the token has {}", text(&check.text), text(&seen));
+            } else if let Some(check) = denial.condition() {
+                let seen = denial.actual().map_or("no such claim".to_string(), short_json);
+                let at = location(program, None, check.file(), check.span());
+                out!("  failing check `{}` at {at}; the token has {}", text(check.text()), text(&seen));
             }
-            if !explain && denial.role.is_none() {
+            if !explain && denial.role().is_none() {
                 out!("(--explain shows every role tried and every check)");
             }
         }
@@ -393,23 +393,25 @@ fn print_evaluation(
 }
 
 fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&SourceMap>, indent: &str) {
-    for RoleTrace { role, steps, allowed } in &evaluation.trace {
-        out!("{indent}role `{}`: {}", text(role), if *allowed { "allows" } else { "denies" });
+    for trace in evaluation.trace() {
+        let (role, steps, allowed) = (trace.role(), trace.steps(), trace.allowed());
+        out!("{indent}role `{}`: {}", text(role), if allowed { "allows" } else { "denies" });
         for step in steps {
-            let mark = match step.outcome {
+            let mark = match step.outcome() {
                 Outcome::Pass => "✓",
                 Outcome::Fail => "✗",
                 Outcome::Missing => "✗ (missing)",
                 Outcome::TypeMismatch => "✗ (wrong type)",
+                _ => "✗",
             };
-            let seen = match (&step.seen, &step.check.path) {
+            let seen = match (step.seen(), step.check().path()) {
                 (Some(value), _) => format!("  — token has {}", short_json(value)),
                 (None, Some(_)) => "  — token has no such claim".to_string(),
                 (None, None) => String::new(),
             };
-            let pad = "  ".repeat(step.depth);
-            let at = location(program, sources, step.check.file, step.check.span);
-            out!("{indent}  {pad}{mark} {}{}  [{at}]", text(&step.check.text), text(&seen));
+            let pad = "  ".repeat(step.depth());
+            let at = location(program, sources, step.check().file(), step.check().span());
+            out!("{indent}  {pad}{mark} {}{}  [{at}]", text(step.check().text()), text(&seen));
         }
     }
 }

@@ -15,7 +15,7 @@ mod evaluate;
 mod token;
 
 use claimgate::diagnostic::{self, RenderOptions};
-use claimgate::{Limits, Policy, SourceMap};
+use claimgate::{Policy, SourceMap};
 
 #[derive(Parser)]
 #[command(name = "claimgate", version, about = "Policies for workload JWT logins: check, format, test, evaluate")]
@@ -213,15 +213,15 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
 fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
     let policy = load(paths)?;
     let diagnostics = policy.diagnostics();
-    output.diagnostics(&diagnostics, &policy.sources);
+    output.diagnostics(&diagnostics, policy.sources());
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     let set = policy.set();
     if output.format == Format::Human {
         if errors == 0 {
             eprintln!(
                 "checked {} file{}: {} provider{}, {} role{}, {} test{}, no problems",
-                policy.sources.len(),
-                plural(policy.sources.len()),
+                policy.sources().len(),
+                plural(policy.sources().len()),
                 set.providers.len(),
                 plural(set.providers.len()),
                 set.roles.len(),
@@ -233,8 +233,8 @@ fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
             eprintln!(
                 "error: {errors} problem{} found in {} file{}",
                 plural(errors),
-                policy.sources.len(),
-                plural(policy.sources.len())
+                policy.sources().len(),
+                plural(policy.sources().len())
             );
         }
     }

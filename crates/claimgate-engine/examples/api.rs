@@ -14,7 +14,7 @@ use claimgate_engine::layer::{AuthLayer, Authenticated};
 use claimgate_engine::{Engine, PolicySource};
 
 async fn whoami(Authenticated(grant): Authenticated) -> String {
-    format!("{} (role {})\n", grant.identity, grant.role)
+    format!("{} (role {})\n", grant.identity(), grant.role())
 }
 
 #[tokio::main]

@@ -8,7 +8,7 @@
 //! use claimgate_engine::layer::{AuthLayer, Authenticated};
 //!
 //! async fn whoami(Authenticated(grant): Authenticated) -> String {
-//!     grant.identity.clone()
+//!     grant.identity().to_string()
 //! }
 //!
 //! let app: Router = Router::new().route("/whoami", get(whoami)).layer(AuthLayer::new(engine));

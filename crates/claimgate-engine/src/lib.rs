@@ -11,7 +11,7 @@
 //! // Per request, from any task or thread (the handle is cheap to clone):
 //! # let bearer = "";
 //! match engine.authenticate(AuthRequest::new(bearer).role("deploy")).await {
-//!     Ok(grant) => println!("{} may log in with {:?}", grant.identity, grant.policies),
+//!     Ok(grant) => println!("{} may log in with {:?}", grant.identity(), grant.policies()),
 //!     Err(error) => eprintln!("{} ({}): {}", error.kind().http_status(), error.code(), error.detail()),
 //! }
 //! # Ok(()) }
@@ -20,7 +20,7 @@
 //! A token is verified only with the keys of the provider its issuer selects (the language
 //! crate's `Program::decide_token`); this crate supplies those keys: inline keys come compiled
 //! in the program, `jwks_file`s are read at load and on reload, and `jwks_url` /
-//! `discovery_url` sources are fetched over HTTPS ([`fetch`]) and kept fresh ([`keys`]):
+//! `discovery_url` sources are fetched over HTTPS and kept fresh:
 //! refreshed on the policy's interval (shortened by `Cache-Control: max-age`), served stale on
 //! failure until `cache_max_age`, and fetched again (single-flight, rate-limited per provider)
 //! when a token names a `kid` the cached set does not have.
@@ -41,13 +41,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use claimgate::decision::{Decision, DenyCode, Grant};
-use claimgate::program::{KeysCode, Program};
-use claimgate::vm::{KeyLookup, Options};
-use claimgate_jose::{KeyLimits, KeySet};
+use claimgate::decision::Decision;
+use claimgate::program::KeysCode;
+use claimgate::vm::KeyLookup;
+use claimgate_jose::KeySet;
 
 use fetch::FetchError;
 pub use keys::KeyStatus;
+// What the engine's own signatures name, so that a service depends on this crate alone.
+pub use claimgate::{DenyCode, Grant, Options, PayloadLimits, Program, TokenSettings, TokenType};
+pub use claimgate_jose::{KeyLimits, Limits as TokenLimits};
 pub use load::{LoadError, PolicySource, load_policy, policy_files, read_bounded};
 
 use keys::{Remote, RemoteKeys};
@@ -81,7 +84,7 @@ impl EngineBuilder {
 
     /// Limits and options of each decision (payload bounds, evaluation steps, token bounds).
     pub fn decision_options(mut self, options: Options) -> Self {
-        self.options = Options { explain: false, ..options };
+        self.options = options.explain(false);
         self
     }
 
@@ -565,21 +568,21 @@ impl AuthError {
     }
 
     fn new(denial: &claimgate::decision::Denial, provider: Option<String>) -> AuthError {
-        let kind = ErrorKind::of(denial.code);
+        let kind = ErrorKind::of(denial.code());
         let message = match kind {
             ErrorKind::BadRequest => "the login request is not valid",
             ErrorKind::Unauthenticated => "the token is not valid",
             ErrorKind::Forbidden => "the token may not log in here",
             ErrorKind::KeysUnavailable => "the token's issuer cannot be verified right now",
         };
-        let mut detail = denial.message.clone();
-        if let Some(check) = &denial.condition {
-            detail.push_str(&format!(" [check `{}`]", check.text));
+        let mut detail = denial.message().to_string();
+        if let Some(check) = denial.condition() {
+            detail.push_str(&format!(" [check `{}`]", check.text()));
         }
-        if let Some(actual) = &denial.actual {
+        if let Some(actual) = denial.actual() {
             detail.push_str(&format!(" [token has {}]", claimgate::decision::short_json(actual)));
         }
-        AuthError { code: denial.code, kind, message, detail, provider, role: denial.role.clone() }
+        AuthError { code: denial.code(), kind, message, detail, provider, role: denial.role().map(str::to_string) }
     }
 }
 
@@ -626,14 +629,7 @@ impl Decided {
     /// The decision, with the role's `bound_cidrs` checked against the client's address.
     fn of(decision: Decision, request: &AuthRequest<'_>, provider: Option<String>, kid: Option<String>) -> Decided {
         let outcome = match decision {
-            Decision::Allow(grant) if grant.allows_address(request.client_address) => Ok(grant),
-            Decision::Allow(grant) => Err(Box::new(claimgate::decision::Denial {
-                code: DenyCode::AddressNotAllowed,
-                role: Some(grant.role.clone()),
-                message: format!("the client's address is outside the bound_cidrs of role `{}`", grant.role),
-                condition: None,
-                actual: request.client_address.map(|a| serde_json::Value::from(a.to_string())),
-            })),
+            Decision::Allow(grant) => grant.for_address(request.client_address),
             Decision::Deny(denial) => Err(Box::new(denial)),
         };
         Decided { outcome, provider, kid }
@@ -667,7 +663,7 @@ impl Engine {
         // A kid the cached keys do not have: the issuer may have rotated. Fetch again (once,
         // shared, rate-limited) and decide again.
         if let (Err(denial), Some(provider), Some(_)) = (&decided.outcome, &decided.provider, &decided.kid)
-            && denial.code == DenyCode::KeyNotFound
+            && denial.code() == DenyCode::KeyNotFound
             && let Some(remote) = loaded.remote(provider).cloned()
             && tokio::spawn(async move { remote.refetch_for_unknown_kid().await }).await.unwrap_or(false)
         {
@@ -679,20 +675,20 @@ impl Engine {
         match outcome {
             Ok(grant) => {
                 counters.allows.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(target: "claimgate::decision", provider, role = %grant.role, kid, code = "allow", latency_us, "login allowed");
+                tracing::info!(target: "claimgate::decision", provider, role = %grant.role(), kid, code = "allow", latency_us, "login allowed");
                 Ok(grant)
             }
             Err(denial) => {
-                if let Some(i) = DenyCode::ALL.iter().position(|c| *c == denial.code) {
+                if let Some(i) = DenyCode::ALL.iter().position(|c| *c == denial.code()) {
                     counters.denials[i].fetch_add(1, Ordering::Relaxed);
                 }
                 let error = AuthError::new(&denial, provider.clone());
                 tracing::info!(
                     target: "claimgate::decision",
                     provider,
-                    role = denial.role.as_deref(),
+                    role = denial.role(),
                     kid = kid.as_deref().map(claimgate_jose::snippet),
-                    code = %denial.code,
+                    code = %denial.code(),
                     latency_us,
                     // Debug formatting escapes control characters: the detail may quote claims.
                     detail = ?error.detail(),
@@ -720,7 +716,7 @@ impl Engine {
                     loaded.program.decide_verified(&verified, request.role, now, options, &mut scratch.borrow_mut())
                 });
                 let provider = loaded.provider_names.get(verified.provider() as usize).cloned();
-                return Decided::of(evaluation.decision, request, provider, None);
+                return Decided::of(evaluation.into_decision(), request, provider, None);
             }
             cache.remove(token);
         }
@@ -731,11 +727,12 @@ impl Engine {
         // Only allowed tokens are kept: a token the policy refuses gains nothing from the cache,
         // and must not be able to push others out.
         if let (Some(cache), Some(verified), true) =
-            (&shared.cache, &result.verified, result.evaluation.decision.is_allow())
+            (&shared.cache, &result.verified(), result.evaluation().decision().is_allow())
         {
             cache.insert(token, verified.token().clone());
         }
-        Decided::of(result.evaluation.decision, request, result.provider, result.kid)
+        let (provider, kid) = (result.provider().map(str::to_string), result.kid().map(str::to_string));
+        Decided::of(result.into_evaluation().into_decision(), request, provider, kid)
     }
 
     /// Each provider's key status, in policy order.

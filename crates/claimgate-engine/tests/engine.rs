@@ -55,7 +55,7 @@ async fn a_token_verifies_only_with_its_own_providers_keys() {
     two_providers(dir.path(), &a, &b);
     let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
     let ok = engine.authenticate(AuthRequest::new(&b.sign(&claims("https://b.test", "svc")))).await.unwrap();
-    assert_eq!(ok.role, "b-api");
+    assert_eq!(ok.role(), "b-api");
     // b's issuer, a's key: refused, with the named role too.
     let token = a.sign(&claims("https://b.test", "svc"));
     for request in [AuthRequest::new(&token), AuthRequest::new(&token).role("b-api")] {
@@ -138,7 +138,7 @@ async fn decisions_stay_right_while_policies_reload_and_keys_rotate() {
                 let token = signer.sign(&claims("https://idp.test", sub));
                 let result = engine.authenticate(AuthRequest::new(&token)).await;
                 match (allowed, result) {
-                    (true, Ok(grant)) => assert_eq!(grant.identity, "svc-1"),
+                    (true, Ok(grant)) => assert_eq!(grant.identity(), "svc-1"),
                     (false, Err(error)) => assert_eq!(error.code(), DenyCode::NoRoleMatched, "{}", error.detail()),
                     (expected, result) => {
                         panic!("worker {worker} token {i}: expected allowed={expected}, got {result:?}")

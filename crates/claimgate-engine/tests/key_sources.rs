@@ -61,7 +61,7 @@ async fn keys_are_fetched_over_https_from_a_pinned_ca() {
     let engine = engine(policy(&jwks_url_keys(&server, &pki, ""))).await;
     assert!(engine.is_ready(), "{:?}", engine.readiness());
     let grant = engine.authenticate(AuthRequest::new(&signer.sign(&claims(ISS, "svc")))).await.unwrap();
-    assert_eq!(grant.identity, "svc");
+    assert_eq!(grant.identity(), "svc");
     // A key of nobody's: refused like any unknown key.
     let stranger = Signer::new("k1");
     let error = engine.authenticate(AuthRequest::new(&stranger.sign(&claims(ISS, "svc")))).await.unwrap_err();

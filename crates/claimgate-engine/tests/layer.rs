@@ -13,7 +13,7 @@ use common::{Signer, claims, jwks};
 use http_body_util::BodyExt;
 
 async fn whoami(Authenticated(grant): Authenticated) -> String {
-    grant.identity.clone()
+    grant.identity().to_string()
 }
 
 async fn serve(engine: Engine) -> SocketAddr {

@@ -161,7 +161,7 @@ role api {{
     assert_eq!((header_kid(&rs256), header_kid(&es256)), ("rsa-1".to_string(), "ec-1".to_string()));
     for token in [&rs256, &es256] {
         let grant = engine.authenticate(AuthRequest::new(token)).await.unwrap();
-        assert_eq!(grant.identity, "client/svc");
+        assert_eq!(grant.identity(), "client/svc");
     }
 
     // Rotation with overlap: new tokens are signed by rsa-2, which the engine fetches on sight.

@@ -79,7 +79,8 @@ fn diagnostics_json(diagnostics: &[claimgate::Diagnostic], sources: &SourceMap) 
     let mut all = claimgate::diagnostic::to_json(diagnostics, sources);
     if let Value::Array(items) = &mut all {
         for (item, diagnostic) in items.iter_mut().zip(diagnostics) {
-            if let (Value::Object(item), Value::Object(at)) = (item, location(sources, diagnostic.file, diagnostic.span))
+            if let (Value::Object(item), Value::Object(at)) =
+                (item, location(sources, diagnostic.file, diagnostic.span))
             {
                 item.insert("from".into(), at["from"].clone());
                 item.insert("to".into(), at["to"].clone());
@@ -104,7 +105,7 @@ pub fn check(source: &str) -> Value {
         "ok": errors == 0,
         "errors": errors,
         "warnings": diagnostics.len() - errors,
-        "diagnostics": diagnostics_json(&diagnostics, &policy.sources),
+        "diagnostics": diagnostics_json(&diagnostics, policy.sources()),
         "rendered": policy.render_diagnostics(false),
     })
 }
@@ -153,13 +154,9 @@ fn eval_options(options: &str) -> Result<EvalOptions, String> {
                     }
                     Value::String(s) if s.trim().is_empty() => None,
                     Value::String(s) => Some(
-                        s.trim()
-                            .parse::<i64>()
-                            .ok()
-                            .or_else(|| claimgate::check::parse_rfc3339(s.trim()))
-                            .ok_or_else(|| {
-                                format!("option `now` (`{s}`) is neither seconds since the epoch nor an RFC 3339 time")
-                            })?,
+                        s.trim().parse::<i64>().ok().or_else(|| claimgate::check::parse_rfc3339(s.trim())).ok_or_else(
+                            || format!("option `now` (`{s}`) is neither seconds since the epoch nor an RFC 3339 time"),
+                        )?,
                     ),
                     _ => return Err("option `now` must be seconds since the epoch or an RFC 3339 time".into()),
                 }
@@ -201,7 +198,7 @@ pub fn evaluate(source: &str, input: &str, options: &str, clock: &dyn Clock) -> 
     if policy.has_errors() {
         return failure(
             "the policy has errors; fix them first",
-            json!({ "stage": "policy", "diagnostics": diagnostics_json(&policy.diagnostics(), &policy.sources) }),
+            json!({ "stage": "policy", "diagnostics": diagnostics_json(&policy.diagnostics(), policy.sources()) }),
         );
     }
     let program = match policy.compile() {
@@ -215,7 +212,7 @@ pub fn evaluate(source: &str, input: &str, options: &str, clock: &dyn Clock) -> 
     let role = options.role.as_deref();
     let input = input.trim();
     let mut scratch = Scratch::default();
-    let explain = Options { explain: true, ..Options::default() };
+    let explain = Options::default().explain(true);
     let quiet = Options::default();
 
     let (evaluation, signature, runs, elapsed) = if input.starts_with('{') {
@@ -249,24 +246,24 @@ pub fn evaluate(source: &str, input: &str, options: &str, clock: &dyn Clock) -> 
             program.decide_token(token, &keys, role, now, &quiet, &mut scratch);
         });
         let signature = json!({
-            "verified": result.verified.is_some(),
-            "provider": result.verified.as_ref().map(|v| v.provider.clone()).or(result.provider.clone()),
-            "kid": result.kid,
-            "alg": result.verified.as_ref().map(|v| v.header.alg.to_string()),
-            "key": result.verified.as_ref().map(|v| match &v.key.kid {
+            "verified": result.verified().is_some(),
+            "provider": result.verified().map(|v| v.provider()).or(result.provider()),
+            "kid": result.kid(),
+            "alg": result.verified().map(|v| v.header().alg.to_string()),
+            "key": result.verified().map(|v| match &v.key().kid {
                 Some(kid) => format!("key `{kid}`"),
-                None => format!("key {}", v.key.index),
+                None => format!("key {}", v.key().index),
             }),
         });
-        (result.evaluation, signature, runs, elapsed)
+        (result.into_evaluation(), signature, runs, elapsed)
     };
 
-    let sources = &policy.sources;
-    let (decision, role, grant, denial) = match &evaluation.decision {
+    let sources = policy.sources();
+    let (decision, role, grant, denial) = match evaluation.decision() {
         Decision::Allow(grant) => {
-            ("allow", Some(grant.role.clone()), serde_json::to_value(grant).unwrap_or_default(), Value::Null)
+            ("allow", Some(grant.role()), serde_json::to_value(grant).unwrap_or_default(), Value::Null)
         }
-        Decision::Deny(denial) => ("deny", denial.role.clone(), Value::Null, denial_json(denial, sources)),
+        Decision::Deny(denial) => ("deny", denial.role(), Value::Null, denial_json(denial, sources)),
     };
     json!({
         "ok": true,
@@ -331,11 +328,11 @@ fn given_keys(program: &Program, options: &EvalOptions) -> Result<ProviderKeys, 
 
 fn check_json(check: &FailedCheck, sources: &SourceMap) -> Value {
     let mut out = json!({
-        "text": check.text,
-        "path": check.path,
-        "message": check.message,
+        "text": check.text(),
+        "path": check.path(),
+        "message": check.message(),
     });
-    if let (Value::Object(out), Value::Object(at)) = (&mut out, location(sources, check.file, check.span)) {
+    if let (Value::Object(out), Value::Object(at)) = (&mut out, location(sources, check.file(), check.span())) {
         out.extend(at);
     }
     out
@@ -343,32 +340,32 @@ fn check_json(check: &FailedCheck, sources: &SourceMap) -> Value {
 
 fn denial_json(denial: &Denial, sources: &SourceMap) -> Value {
     json!({
-        "code": denial.code.as_str(),
-        "message": denial.message,
-        "role": denial.role,
-        "condition": denial.condition.as_ref().map(|c| check_json(c, sources)),
-        "actual": denial.actual,
+        "code": denial.code().as_str(),
+        "message": denial.message(),
+        "role": denial.role(),
+        "condition": denial.condition().map(|c| check_json(c, sources)),
+        "actual": denial.actual(),
     })
 }
 
 fn trace_json(evaluation: &Evaluation, sources: &SourceMap) -> Value {
     evaluation
-        .trace
+        .trace()
         .iter()
         .map(|role| {
             let steps: Vec<Value> = role
-                .steps
+                .steps()
                 .iter()
                 .map(|step| {
-                    let mut out = check_json(&step.check, sources);
-                    out["outcome"] = serde_json::to_value(step.outcome).unwrap_or_default();
-                    out["passed"] = (step.outcome == Outcome::Pass).into();
-                    out["seen"] = step.seen.clone().unwrap_or(Value::Null);
-                    out["depth"] = step.depth.into();
+                    let mut out = check_json(step.check(), sources);
+                    out["outcome"] = serde_json::to_value(step.outcome()).unwrap_or_default();
+                    out["passed"] = (step.outcome() == Outcome::Pass).into();
+                    out["seen"] = step.seen().cloned().unwrap_or(Value::Null);
+                    out["depth"] = step.depth().into();
                     out
                 })
                 .collect();
-            json!({ "role": role.role, "allowed": role.allowed, "steps": steps })
+            json!({ "role": role.role(), "allowed": role.allowed(), "steps": steps })
         })
         .collect()
 }
@@ -417,7 +414,7 @@ pub fn tests(source: &str) -> Value {
     if policy.has_errors() {
         return failure(
             "the policy has errors",
-            json!({ "diagnostics": diagnostics_json(&policy.diagnostics(), &policy.sources) }),
+            json!({ "diagnostics": diagnostics_json(&policy.diagnostics(), policy.sources()) }),
         );
     }
     let set = policy.set();
@@ -441,7 +438,8 @@ pub fn tests(source: &str) -> Value {
                 "expect": expect,
                 "code": code,
             });
-            if let (Value::Object(out), Value::Object(at)) = (&mut out, location(&policy.sources, test.file, test.span))
+            if let (Value::Object(out), Value::Object(at)) =
+                (&mut out, location(policy.sources(), test.file, test.span))
             {
                 out.extend(at);
             }

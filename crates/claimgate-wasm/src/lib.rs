@@ -12,6 +12,8 @@
 //!     target/wasm32-unknown-unknown/release/claimgate_wasm.wasm
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod api;
 
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -1677,7 +1677,9 @@ pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<ClaimRegex, Str
     use regex_syntax::hir::{Hir, Look};
     let hir = regex_syntax::ParserBuilder::new().nest_limit(64).build().parse(pattern).map_err(|e| match e {
         regex_syntax::Error::Parse(e) => e.kind().to_string(),
-        regex_syntax::Error::Translate(e) if cfg!(not(feature = "unicode-classes")) && (pattern.contains("\\p") || pattern.contains("\\P")) => {
+        regex_syntax::Error::Translate(e)
+            if cfg!(not(feature = "unicode-classes")) && (pattern.contains("\\p") || pattern.contains("\\P")) =>
+        {
             format!(
                 "{} (this build of claimgate, the playground's, leaves out Unicode's script and category \
                  classes; the CLI and services have them)",

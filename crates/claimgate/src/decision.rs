@@ -24,39 +24,45 @@ pub struct Request<'a> {
 }
 
 /// A decision and the trace of how it was reached.
+#[non_exhaustive]
 #[derive(Clone, Debug, Serialize)]
 pub struct Evaluation {
-    pub decision: Decision,
+    pub(crate) decision: Decision,
     /// Every role tried, in order, with every check evaluated.
-    pub trace: Vec<RoleTrace>,
+    pub(crate) trace: Vec<RoleTrace>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "decision", rename_all = "lowercase")]
+/// Allow or deny: a login is one or the other, never both and never neither.
 pub enum Decision {
+    /// The token may log in, with this grant.
     Allow(Grant),
+    /// The token may not log in, for this reason.
     Deny(Denial),
 }
 
 impl Decision {
+    /// Whether the token may log in.
     pub fn is_allow(&self) -> bool {
         matches!(self, Decision::Allow(_))
     }
 }
 
 /// What a successful login grants.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Grant {
-    pub role: String,
-    pub identity: String,
-    pub user: Option<String>,
-    pub groups: Vec<String>,
+    pub(crate) role: String,
+    pub(crate) identity: String,
+    pub(crate) user: Option<String>,
+    pub(crate) groups: Vec<String>,
     /// Mapped claims, in the order the role lists them (a JSON object when serialised).
     #[serde(serialize_with = "serialize_metadata")]
-    pub metadata: Vec<(String, String)>,
-    pub policies: Vec<String>,
+    pub(crate) metadata: Vec<(String, String)>,
+    pub(crate) policies: Vec<String>,
     #[serde(serialize_with = "serialize_token")]
-    pub token: TokenSettings,
+    pub(crate) token: TokenSettings,
 }
 
 fn serialize_metadata<S: serde::Serializer>(metadata: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
@@ -78,6 +84,23 @@ impl Grant {
         }
         let Some(address) = address else { return false };
         self.token.bound_cidrs.iter().any(|cidr| cidr_contains(cidr, address))
+    }
+}
+
+impl Grant {
+    /// This grant when a client at `address` may use it ([`Grant::allows_address`]), otherwise
+    /// the `address_not_allowed` denial, which shows the address.
+    pub fn for_address(self, address: Option<std::net::IpAddr>) -> Result<Grant, Box<Denial>> {
+        if self.allows_address(address) {
+            return Ok(self);
+        }
+        Err(Box::new(Denial {
+            code: DenyCode::AddressNotAllowed,
+            message: format!("the client's address is outside the bound_cidrs of role `{}`", self.role),
+            role: Some(self.role),
+            condition: None,
+            actual: address.map(|a| serde_json::Value::from(a.to_string())),
+        }))
     }
 }
 
@@ -134,20 +157,174 @@ fn serialize_token<S: serde::Serializer>(token: &TokenSettings, s: S) -> Result<
 }
 
 /// Why a login is refused.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Denial {
-    pub code: DenyCode,
+    pub(crate) code: DenyCode,
     /// The role whose check failed, when one role was tried (a named role, or the only candidate).
-    pub role: Option<String>,
+    pub(crate) role: Option<String>,
     /// Safe to return to the client.
-    pub message: String,
+    pub(crate) message: String,
     /// The check that failed, with its place in the policy.
-    pub condition: Option<FailedCheck>,
+    pub(crate) condition: Option<FailedCheck>,
     /// The value the token had there (`None` when the claim is missing).
-    pub actual: Option<serde_json::Value>,
+    pub(crate) actual: Option<serde_json::Value>,
 }
 
-/// Stable denial codes; clients and tests match on these.
+impl Evaluation {
+    /// Allow with a grant, or deny with the reason.
+    pub fn decision(&self) -> &Decision {
+        &self.decision
+    }
+
+    /// Every role tried, in order, with every check evaluated (empty unless the options asked
+    /// for an explanation).
+    pub fn trace(&self) -> &[RoleTrace] {
+        &self.trace
+    }
+
+    /// The decision, dropping the trace.
+    pub fn into_decision(self) -> Decision {
+        self.decision
+    }
+}
+
+impl Grant {
+    /// The role logged in as.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// The identity the role's `identity` built (never empty).
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The user the role's `user` names, if it has one.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The groups the role's `groups` gave.
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    /// Mapped claims, in the order the role lists them (a JSON object when serialised).
+    pub fn metadata(&self) -> &[(String, String)] {
+        &self.metadata
+    }
+
+    /// The policies granted (empty names dropped).
+    pub fn policies(&self) -> &[String] {
+        &self.policies
+    }
+
+    /// The settings of the token a server issues for this login (`ttl`, `num_uses`, ...).
+    pub fn token(&self) -> &TokenSettings {
+        &self.token
+    }
+}
+
+impl Denial {
+    /// The stable code: clients and tests match on it.
+    pub fn code(&self) -> DenyCode {
+        self.code
+    }
+
+    /// The role whose check failed, when one role was tried (a named role, or the only
+    /// candidate).
+    pub fn role(&self) -> Option<&str> {
+        self.role.as_deref()
+    }
+
+    /// Why, in a sentence that is safe to return to the client.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The check that failed, with its place in the policy.
+    pub fn condition(&self) -> Option<&FailedCheck> {
+        self.condition.as_ref()
+    }
+
+    /// The value the token had there (`None` when the claim is missing). For logs and the
+    /// author of the policy, not for the client.
+    pub fn actual(&self) -> Option<&serde_json::Value> {
+        self.actual.as_ref()
+    }
+}
+
+impl FailedCheck {
+    /// Canonical text: `claims.ref == "main"`, or `claims.exp` for a time check.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The claim the check reads, in canonical notation (`claims."kubernetes.io".namespace`);
+    /// `None` for groups, which read several.
+    pub fn path(&self) -> Option<&str> {
+        self.path.as_deref()
+    }
+
+    /// The policy file the check is written in.
+    pub fn file(&self) -> FileId {
+        self.file
+    }
+
+    /// Where in that file.
+    pub fn span(&self) -> Span {
+        self.span
+    }
+
+    /// The author's `message "..."`, if any.
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+}
+
+impl RoleTrace {
+    /// The role tried.
+    pub fn role(&self) -> &str {
+        &self.role
+    }
+
+    /// Every check evaluated, in order.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// Whether the role allowed.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+}
+
+impl Step {
+    /// The check.
+    pub fn check(&self) -> &FailedCheck {
+        &self.check
+    }
+
+    /// How it ended.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+
+    /// The value seen at the check's claim path (`None` when missing).
+    pub fn seen(&self) -> Option<&serde_json::Value> {
+        self.seen.as_ref()
+    }
+
+    /// Nesting depth inside `any`/`all`/`not`, for display.
+    pub fn depth(&self) -> usize {
+        self.depth
+    }
+}
+
+/// Stable denial codes; clients and tests match on these. More codes will come, so a `match`
+/// needs a wildcard arm.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyCode {
@@ -211,6 +388,7 @@ pub enum DenyCode {
 }
 
 impl DenyCode {
+    /// The code as clients see it: `claim_mismatch`, `token_expired`, ...
     pub fn as_str(self) -> &'static str {
         match self {
             DenyCode::UnknownIssuer => "unknown_issuer",
@@ -243,6 +421,7 @@ impl DenyCode {
         }
     }
 
+    /// Every code, in the order of the documentation's table.
     pub const ALL: [DenyCode; 27] = [
         DenyCode::UnknownIssuer,
         DenyCode::UnknownRole,
@@ -338,36 +517,39 @@ impl Denial {
 /// A check that failed or was traced: a role condition, or one of the provider's checks on
 /// `iss`, `aud` and the time claims (which have no source text of their own and point at the
 /// setting that configures them).
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FailedCheck {
     /// Canonical text: `claims.ref == "main"`, or `claims.exp` for a time check.
-    pub text: String,
+    pub(crate) text: String,
     /// The claim the check reads, in canonical notation (`claims."kubernetes.io".namespace`);
     /// `None` for groups, which read several.
-    pub path: Option<String>,
-    pub file: FileId,
-    pub span: Span,
+    pub(crate) path: Option<String>,
+    pub(crate) file: FileId,
+    pub(crate) span: Span,
     /// The author's `message "..."`, if any.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
 }
 
 /// How one role was tried.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RoleTrace {
-    pub role: String,
-    pub steps: Vec<Step>,
-    pub allowed: bool,
+    pub(crate) role: String,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) allowed: bool,
 }
 
 /// One check evaluated.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Step {
-    pub check: FailedCheck,
-    pub outcome: Outcome,
+    pub(crate) check: FailedCheck,
+    pub(crate) outcome: Outcome,
     /// The value seen at the check's claim path (`None` when missing).
-    pub seen: Option<serde_json::Value>,
+    pub(crate) seen: Option<serde_json::Value>,
     /// Nesting depth inside `any`/`all`/`not`, for display.
-    pub depth: usize,
+    pub(crate) depth: usize,
 }
 
 /// The result of one check, in three-valued logic. A condition on a missing (or `null`) claim
@@ -375,16 +557,22 @@ pub struct Step {
 /// number, `<` on a string, `contains` on a string, `== "x"` on a list) is `TypeMismatch`:
 /// neither holds nor fails. Both count as a failure and stay failures under `not`, so taking a
 /// claim away or changing its type can turn an allow into a deny, never a deny into an allow.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The condition holds.
     Pass,
+    /// The condition does not hold.
     Fail,
+    /// The claim it reads is missing (or `null`).
     Missing,
+    /// The claim's JSON type does not fit the operator.
     TypeMismatch,
 }
 
 impl Outcome {
+    /// Whether the check passed.
     pub fn passed(self) -> bool {
         self == Outcome::Pass
     }

@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::source::{FileId, SourceMap, Span};
 
 /// Stable diagnostic codes. The number never changes meaning once released; new problems get
-/// new numbers.
+/// new numbers (so a `match` needs a wildcard arm).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Code {
     /// The text is not in the language's syntax.
@@ -64,6 +65,7 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order of the documentation's table.
     pub const ALL: [Code; 22] = [
         Code::Syntax,
         Code::LimitExceeded,
@@ -130,36 +132,50 @@ impl Serialize for Code {
     }
 }
 
+/// How serious a diagnostic is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// The policy set cannot be loaded.
     Error,
+    /// Probably a mistake; the set still loads.
     Warning,
 }
 
 /// Another place that explains a diagnostic, possibly in another file ("first defined here").
 #[derive(Clone, Debug, Serialize)]
 pub struct Related {
+    /// The file of the other place.
     pub file: FileId,
+    /// Where in that file.
     pub span: Span,
+    /// What the other place has to do with the diagnostic.
     pub message: String,
 }
 
 /// One problem found in a policy set.
 #[derive(Clone, Debug, Serialize)]
 pub struct Diagnostic {
+    /// The stable code (`E0102`), documented in docs/diagnostics.md.
     pub code: Code,
+    /// Error or warning.
     pub severity: Severity,
+    /// What is wrong, in one lowercase sentence.
     pub message: String,
+    /// The file it is in.
     pub file: FileId,
+    /// Where in that file.
     pub span: Span,
     /// Short text shown under the underline.
     pub label: Option<String>,
+    /// What to do about it.
     pub help: Option<String>,
+    /// Other places that explain it.
     pub related: Vec<Related>,
 }
 
 impl Diagnostic {
+    /// A problem that stops the policy set from loading.
     pub fn error(code: Code, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
         Diagnostic {
             code,
@@ -178,21 +194,25 @@ impl Diagnostic {
         Diagnostic { severity: Severity::Warning, ..Diagnostic::error(code, file, span, message) }
     }
 
+    /// Sets the text shown under the underline.
     pub fn label(mut self, label: impl Into<String>) -> Diagnostic {
         self.label = Some(label.into());
         self
     }
 
+    /// Sets the help line: what to do about it.
     pub fn help(mut self, help: impl Into<String>) -> Diagnostic {
         self.help = Some(help.into());
         self
     }
 
+    /// Adds another place that explains the diagnostic.
     pub fn related(mut self, file: FileId, span: Span, message: impl Into<String>) -> Diagnostic {
         self.related.push(Related { file, span, message: message.into() });
         self
     }
 
+    /// Whether it stops the policy set from loading.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
@@ -201,7 +221,9 @@ impl Diagnostic {
 /// How [`render`] draws diagnostics.
 #[derive(Clone, Copy, Debug)]
 pub struct RenderOptions {
+    /// ANSI colours (for a terminal).
     pub color: bool,
+    /// The width to wrap messages at, in columns.
     pub width: usize,
 }
 

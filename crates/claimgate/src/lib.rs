@@ -1,29 +1,22 @@
 //! claimgate: a policy language for workload JWT logins.
 //!
 //! A policy set says which identity providers are trusted and which roles a token may log in
-//! as. This crate holds the language, one module per stage:
+//! as. This crate is the language: it loads and checks policies ([`Policy`], with located
+//! [`Diagnostic`]s), formats them ([`format_source`]), compiles them to a [`Program`] (bytecode
+//! with a versioned binary format, [`Program::to_bytes`] / [`Program::from_bytes`]) and decides
+//! with it: on a signed token with [`Program::decide_token`], which verifies it with the keys of
+//! the provider that decides it, or on claims already trusted with [`Program::decide`]. Every
+//! decision is a [`Decision`]: allow with a [`Grant`], or deny with a [`Denial`] whose
+//! [`DenyCode`] is stable, and, when asked ([`Options::explain`]), the trace of every check.
 //!
-//! | stage | module | what it does |
-//! |---|---|---|
-//! | grammar | `grammar/claimgate.pest` (repository root) | the syntax, in pest |
-//! | parser | [`parser`] | bounds the input, runs pest, words syntax errors, lowers to [`ast`] |
-//! | syntax tree | [`ast`] | the file as written, every node with a [`source::Span`] |
-//! | checker | [`check`] | names, settings, values, keys → the checked [`model`] |
-//! | formatter | [`fmt`] | the canonical layout, comments kept |
-//! | diagnostics | [`diagnostic`] | coded, located errors, rendered like a compiler's |
-//! | decisions | [`decision`] | allow with a grant, or deny with a code, the failing check and the value seen |
-//! | reference interpreter | [`reference`] | the semantics, evaluated directly on the model |
-//! | inline tests | [`testing`] | runs the `test` blocks of a policy set |
-//! | compiler | [`compiler`] | the checked model → a [`program::Program`] (pools, path table, code per role) |
-//! | program | [`program`] | the compiled form, its disassembly and its binary file format |
-//! | payload | [`payload`] | the token payload parsed once into the program's path slots |
-//! | VM | [`vm`] | runs a program on a payload: decisions and explanations |
-//!
-//! The signature core lives in the `claimgate-jose` crate; the compiler to bytecode and the
-//! evaluator build on [`model::PolicySet`].
+//! The crate does no I/O (it builds for `wasm32-unknown-unknown`); the `claimgate-engine` crate
+//! fetches keys, caches and reloads for services, and the signature core is `claimgate-jose`.
+//! Modules hidden from this documentation (parser, checker, compiler, VM, ...) are internals
+//! for claimgate's own tools, tests and fuzzers, with no stability promise; their map is in
+//! docs/architecture.md.
 //!
 //! ```
-//! use claimgate::{PolicySet, Policy};
+//! use claimgate::{Decision, Policy, Scratch};
 //!
 //! let text = r#"
 //! provider gitlab {
@@ -39,52 +32,87 @@
 //!   require {
 //!     claims.ref == "main"
 //!   }
+//!   identity = claims.sub
 //! }
 //! "#;
 //! let policy = Policy::from_sources([("deploy.cg", text)]);
 //! assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
-//! let set: &PolicySet = policy.set();
-//! assert_eq!(set.roles[0].name, "deploy");
+//! let program = policy.compile().expect("a checked policy compiles");
+//!
+//! // Claims that are already trusted (a token's signature is checked by `decide_token`).
+//! let claims = br#"{"iss": "https://gitlab.example.com", "aud": "strongbox", "sub": "project-7",
+//!                   "ref": "main", "exp": 1700000600}"#;
+//! match program.decide(claims, Some("deploy"), 1_700_000_000, &mut Scratch::default()) {
+//!     Decision::Allow(grant) => assert_eq!(grant.identity(), "project-7"),
+//!     Decision::Deny(denial) => panic!("denied: {}", denial.message()),
+//! }
 //! ```
+
+#![warn(missing_docs)]
 
 // pest is built without its `std` feature (see the workspace Cargo.toml); the parser it derives
 // then names `::alloc`.
 extern crate alloc;
 
-pub mod ast;
-pub mod check;
-pub mod compiler;
 pub mod decision;
 pub mod diagnostic;
-pub mod fmt;
-pub mod glob;
-pub mod model;
-pub mod number;
-pub mod parser;
-pub mod payload;
 pub mod program;
-pub mod reference;
 pub mod source;
+
+// The stages below are claimgate's internals: public for its own CLI, engine, tests, benchmarks
+// and fuzzers, hidden from the documentation, and without any stability promise. Everything a
+// caller needs is re-exported at the crate root.
+#[doc(hidden)]
+pub mod ast;
+#[doc(hidden)]
+pub mod check;
+#[doc(hidden)]
+pub mod compiler;
+#[doc(hidden)]
+pub mod fmt;
+#[doc(hidden)]
+pub mod glob;
+#[doc(hidden)]
+pub mod model;
+#[doc(hidden)]
+pub mod number;
+#[doc(hidden)]
+pub mod parser;
+#[doc(hidden)]
+pub mod payload;
+#[doc(hidden)]
+pub mod reference;
+#[doc(hidden)]
 pub mod testing;
+#[doc(hidden)]
 pub mod vm;
 
-pub use check::{CheckLimits, Checked};
+pub use check::CheckLimits;
+use check::Checked;
+pub use decision::{
+    Decision, Denial, DenyCode, Evaluation, FailedCheck, Grant, Outcome, RoleTrace, Step, UnknownDenyCode,
+};
 pub use diagnostic::{Code, Diagnostic, RenderOptions, Severity};
-pub use model::PolicySet;
-pub use parser::{Limits, Parsed};
-pub use source::{FileId, SourceMap, Span};
+use model::PolicySet;
+pub use model::{TokenSettings, TokenType};
+pub use parser::Limits;
+use parser::Parsed;
+pub use payload::{PayloadLimits, Scratch};
+pub use program::{LoadError, Program};
+pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
+pub use vm::{KeyLookup, Options, ProviderKeys, TokenEvaluation, VerifiedToken, VerifiedWith};
 
 /// A policy set loaded from source text: its files, the checked set and every diagnostic. File
 /// order is the order given; callers that read a directory sort by path. The syntax trees are
 /// dropped once checked (the formatter and other tools parse on their own).
 #[derive(Debug)]
 pub struct Policy {
-    pub sources: SourceMap,
+    sources: SourceMap,
     /// Syntax errors and other problems found while parsing, file by file.
-    pub parse_diagnostics: Vec<Diagnostic>,
-    pub checked: Checked,
+    parse_diagnostics: Vec<Diagnostic>,
+    checked: Checked,
     /// The limits the set was checked with; [`Policy::check_key_files`] applies their key limits.
-    pub check_limits: CheckLimits,
+    check_limits: CheckLimits,
 }
 
 impl Policy {
@@ -105,8 +133,21 @@ impl Policy {
         Policy { sources, parse_diagnostics, checked, check_limits: *check_limits }
     }
 
+    /// The checked policy set: providers, roles and tests (complete only without errors). An
+    /// internal form, for claimgate's own tools.
+    #[doc(hidden)]
     pub fn set(&self) -> &PolicySet {
         &self.checked.set
+    }
+
+    /// The policy files, by [`FileId`], to render diagnostics and denials against.
+    pub fn sources(&self) -> &SourceMap {
+        &self.sources
+    }
+
+    /// The limits the set was checked with.
+    pub fn check_limits(&self) -> &CheckLimits {
+        &self.check_limits
     }
 
     /// Every diagnostic, in file and position order. A checker finding about a value the parser
@@ -128,6 +169,14 @@ impl Policy {
         all
     }
 
+    /// Every diagnostic as found, parse and checker alike, without [`Policy::diagnostics`]'s
+    /// filtering (for the fuzzers).
+    #[doc(hidden)]
+    pub fn unfiltered_diagnostics(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.parse_diagnostics.iter().chain(&self.checked.diagnostics)
+    }
+
+    /// Whether any diagnostic is an error (then the set must not be compiled or deployed).
     pub fn has_errors(&self) -> bool {
         self.parse_diagnostics.iter().any(Diagnostic::is_error) || self.checked.has_errors()
     }
@@ -137,6 +186,8 @@ impl Policy {
         compiler::compile(self.set(), &self.sources)
     }
 
+    /// Every diagnostic drawn like a compiler's (`file:line:col`, the source line, an
+    /// underline, the message, the code and a help line), in colour if `color`.
     pub fn render_diagnostics(&self, color: bool) -> String {
         diagnostic::render(&self.diagnostics(), &self.sources, RenderOptions { color, ..RenderOptions::default() })
     }

@@ -159,7 +159,7 @@ pub fn is_json_number(text: &str) -> bool {
 /// Largest exponent magnitude kept; larger ones saturate.
 const EXPONENT_BOUND: i64 = 1 << 40;
 
-/// The exponent of a JSON number's text (`e-7` → -7), saturated at ±[`EXPONENT_BOUND`]; `None`
+/// The exponent of a JSON number's text (`e-7` → -7), saturated at ±`EXPONENT_BOUND`; `None`
 /// when the text has no exponent.
 pub fn exponent(text: &str) -> Option<i64> {
     let at = text.find(['e', 'E'])?;

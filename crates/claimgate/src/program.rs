@@ -13,8 +13,10 @@ use crate::model::TokenSettings;
 use crate::number::Number;
 use crate::payload::{PathSegment, PathTable};
 
+#[doc(hidden)]
 /// Index into [`Program::strings`].
 pub type StrId = u32;
+#[doc(hidden)]
 /// Index into [`Program::paths`] (also the payload slot of that path).
 pub type PathId = u32;
 
@@ -30,6 +32,7 @@ pub struct Program {
     pub(crate) runtime: Runtime,
 }
 
+#[doc(hidden)]
 impl std::ops::Deref for Program {
     type Target = ProgramParts;
 
@@ -38,6 +41,7 @@ impl std::ops::Deref for Program {
     }
 }
 
+#[doc(hidden)]
 /// The stored form of a compiled policy set: what the binary format encodes. Plain data; only
 /// [`Program::from_bytes`] (which validates it) turns it into a [`Program`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +102,7 @@ pub(crate) struct Candidates {
     pub(crate) by_audience: HashMap<Box<str>, Vec<u32>>,
 }
 
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct WellKnown {
     pub iss: PathId,
@@ -107,6 +112,7 @@ pub struct WellKnown {
     pub iat: PathId,
 }
 
+#[doc(hidden)]
 /// A place in a policy file: byte offsets, and the 1-based line and column of the start, so
 /// that a compiled set can point at its sources without carrying them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +124,7 @@ pub struct Loc {
     pub column: u32,
 }
 
+#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ProviderCode {
     pub name: StrId,
@@ -139,6 +146,7 @@ pub struct ProviderCode {
     pub keys: KeysCode,
 }
 
+#[doc(hidden)]
 /// A provider's key source, as compiled. Inline keys travel inside the program (and its file)
 /// and are parsed and validated when the program is built or loaded; the other sources are
 /// resolved by the caller (the engine fetches URLs and reads files) and handed to
@@ -167,6 +175,7 @@ impl KeysCode {
     }
 }
 
+#[doc(hidden)]
 /// How a remote key set is fetched and cached (seconds), as the policy's `keys` block says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchCode {
@@ -177,12 +186,14 @@ pub struct FetchCode {
     pub ca: Option<CaCode>,
 }
 
+#[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CaCode {
     Pem(StrId),
     File { path: StrId, file: u32 },
 }
 
+#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RoleCode {
     pub name: StrId,
@@ -197,6 +208,7 @@ pub struct RoleCode {
     pub grant: GrantCode,
 }
 
+#[doc(hidden)]
 /// One condition node: what the trace and a denial say about it, and the comparison it runs.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Check {
@@ -209,6 +221,7 @@ pub struct Check {
     pub cmp: Option<Cmp>,
 }
 
+#[doc(hidden)]
 /// A comparison of the value at `path` with literals.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Cmp {
@@ -218,6 +231,7 @@ pub struct Cmp {
     pub words: bool,
 }
 
+#[doc(hidden)]
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub enum CmpOp {
     Eq(Const),
@@ -256,6 +270,7 @@ impl CmpOp {
     }
 }
 
+#[doc(hidden)]
 /// A scalar literal.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Const {
@@ -264,6 +279,7 @@ pub enum Const {
     Bool(bool),
 }
 
+#[doc(hidden)]
 /// A set of scalar literals. Strings are sorted by their text, for binary search.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct ScalarSet {
@@ -273,6 +289,7 @@ pub struct ScalarSet {
     pub has_false: bool,
 }
 
+#[doc(hidden)]
 /// The instruction set. A role's code evaluates its conditions with one outcome register `r`
 /// (pass, fail or missing) and a stack of `any` accumulators; `Require` ends each top-level
 /// condition and denies when `r` is not pass.
@@ -300,12 +317,14 @@ pub enum Instr {
     Require(u32),
 }
 
+#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Part {
     Literal(StrId),
     Claim(PathId),
 }
 
+#[doc(hidden)]
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GrantCode {
     pub identity: Vec<Part>,
@@ -324,12 +343,15 @@ pub struct GrantCode {
 // -------------------------------------------------------------------------------------------
 // Binary format
 
+#[doc(hidden)]
 /// The first bytes of every compiled policy set file.
 pub const MAGIC: [u8; 8] = *b"CLMGATE\0";
+#[doc(hidden)]
 /// Bumped whenever the encoding changes; a build reads only its own version.
 pub const FORMAT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
+#[doc(hidden)]
 /// A payload with the file header in front: magic, format version, payload length, SHA-256 of the
 /// payload. [`Program::to_bytes`] frames its encoding; the loader's fuzz target frames arbitrary
 /// bytes, so that they reach the decoder instead of stopping at the checksum.
@@ -346,15 +368,26 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
 
 /// Why a compiled policy set could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadError {
+    /// The bytes do not start with the format's magic bytes.
     #[error("not a compiled claimgate policy set (wrong magic bytes)")]
     NotCompiled,
+    /// Another version of the format.
     #[error("compiled with format version {found}; this build reads version {expected}: compile the policies again")]
-    Version { found: u32, expected: u32 },
+    Version {
+        /// The file's version.
+        found: u32,
+        /// The version this build reads.
+        expected: u32,
+    },
+    /// The length recorded does not match the bytes.
     #[error("the file is truncated or corrupted (length does not match)")]
     Length,
+    /// The checksum does not match the bytes.
     #[error("the file is corrupted (checksum mismatch)")]
     Checksum,
+    /// The contents break a rule of the format (a reference out of range, an unsorted set...).
     #[error("the file is corrupted: {0}")]
     Corrupted(String),
 }
@@ -366,6 +399,7 @@ impl Program {
         self.parts.to_bytes()
     }
 
+    #[doc(hidden)]
     /// The program's parts, for crafting a variant (load it again with `from_bytes`).
     pub fn into_parts(self) -> ProgramParts {
         self.parts
@@ -626,25 +660,30 @@ impl Program {
         loaded.map(|keys| Some(std::sync::Arc::new(keys))).map_err(|e| format!("provider `{name}`: its keys: {e}"))
     }
 
+    #[doc(hidden)]
     /// The keys written inside the policy for provider `index`, parsed and validated.
     pub fn inline_key_set(&self, provider: u32) -> Option<&std::sync::Arc<claimgate_jose::KeySet>> {
         self.runtime.inline_keys.get(provider as usize)?.as_ref()
     }
 
+    #[doc(hidden)]
     /// The index of the provider named `name`.
     pub fn provider_index(&self, name: &str) -> Option<u32> {
         self.runtime.provider_names.get(name).copied()
     }
 
+    #[doc(hidden)]
     /// The provider that accepts `iss`.
     pub fn provider_for_issuer(&self, iss: &str) -> Option<u32> {
         self.runtime.issuers.get(iss).copied()
     }
 
+    #[doc(hidden)]
     pub fn string(&self, id: StrId) -> &str {
         &self.strings[id as usize]
     }
 
+    #[doc(hidden)]
     pub fn role_index(&self, name: &str) -> Option<u32> {
         self.runtime.role_names.get(name).copied()
     }
@@ -781,6 +820,7 @@ impl Program {
         out
     }
 
+    #[doc(hidden)]
     pub fn path_text(&self, path: PathId) -> String {
         let mut out = String::from("claims");
         for segment in &self.paths[path as usize] {
@@ -802,6 +842,7 @@ impl Program {
         out
     }
 
+    #[doc(hidden)]
     /// `file:line:col` of a location.
     pub fn loc_text(&self, loc: Loc) -> String {
         format!("{}:{}:{}", self.files[loc.file as usize], loc.line, loc.column)

@@ -24,7 +24,8 @@ use crate::source::{FileId, Span};
 /// Nesting of `any` groups the VM tracks; the checker bounds nesting well below this.
 const MAX_ANY_DEPTH: usize = 64;
 
-/// Options of one evaluation.
+/// Options of one evaluation: `Options::default()`, then the setters (`.explain(true)`).
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
     /// Record every check in [`Evaluation::trace`].
@@ -35,6 +36,32 @@ pub struct Options {
     pub max_steps: usize,
     /// Bounds on the token itself (size, header), for [`Program::decide_token`].
     pub token: claimgate_jose::Limits,
+}
+
+impl Options {
+    /// Record every check in the evaluation's trace (slower; for tools and explanations).
+    pub fn explain(mut self, explain: bool) -> Options {
+        self.explain = explain;
+        self
+    }
+
+    /// Bounds on the token's payload (size, depth, members).
+    pub fn payload_limits(mut self, limits: PayloadLimits) -> Options {
+        self.limits = limits;
+        self
+    }
+
+    /// Most instructions executed for one decision, over every role tried.
+    pub fn max_steps(mut self, max_steps: usize) -> Options {
+        self.max_steps = max_steps;
+        self
+    }
+
+    /// Bounds on the token itself (size, header).
+    pub fn token_limits(mut self, limits: claimgate_jose::Limits) -> Options {
+        self.token = limits;
+        self
+    }
 }
 
 impl Default for Options {
@@ -1029,30 +1056,76 @@ impl KeyLookup for ProviderKeys {
 }
 
 /// A decision on a signed token, and which key verified it.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct TokenEvaluation {
-    pub evaluation: Evaluation,
+    pub(crate) evaluation: Evaluation,
     /// The provider whose keys were used (or would have been): set once the token's issuer or
     /// named role chose one, whether or not the signature then verified.
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     /// The token's `kid`, when it had one (not authenticated unless `verified` is set).
-    pub kid: Option<String>,
+    pub(crate) kid: Option<String>,
     /// Set when the signature verified: the provider whose keys verified it, the header and the key.
-    pub verified: Option<VerifiedWith>,
+    pub(crate) verified: Option<VerifiedWith>,
 }
 
 /// Who verified a token's signature.
+#[non_exhaustive]
 #[derive(Clone, Debug)]
 pub struct VerifiedWith {
     /// The provider's name.
-    pub provider: String,
-    pub header: claimgate_jose::Header,
-    pub key: claimgate_jose::KeyRef,
+    pub(crate) provider: String,
+    pub(crate) header: claimgate_jose::Header,
+    pub(crate) key: claimgate_jose::KeyRef,
     /// The verified token itself, for a verified-token cache.
     token: VerifiedToken,
 }
 
+impl TokenEvaluation {
+    /// The decision and its trace.
+    pub fn evaluation(&self) -> &Evaluation {
+        &self.evaluation
+    }
+
+    /// The decision and its trace, by value.
+    pub fn into_evaluation(self) -> Evaluation {
+        self.evaluation
+    }
+
+    /// The provider whose keys were used (or would have been): set once the token's issuer or
+    /// named role chose one, whether or not the signature then verified.
+    pub fn provider(&self) -> Option<&str> {
+        self.provider.as_deref()
+    }
+
+    /// The token's `kid`, when it had one (not authenticated unless [`Self::verified`] is set).
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// Set when the signature verified: the provider whose keys verified it, the header and
+    /// the key.
+    pub fn verified(&self) -> Option<&VerifiedWith> {
+        self.verified.as_ref()
+    }
+}
+
 impl VerifiedWith {
+    /// The provider whose keys verified the token.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// The token's protected header, verified.
+    pub fn header(&self) -> &claimgate_jose::Header {
+        &self.header
+    }
+
+    /// The key that verified it.
+    pub fn key(&self) -> &claimgate_jose::KeyRef {
+        &self.key
+    }
+
     /// The verified token, to decide on it again without verifying its signature again
     /// ([`Program::decide_verified`]).
     pub fn token(&self) -> &VerifiedToken {

@@ -144,5 +144,8 @@ fn a_words_type_mismatch_says_what_words_take() {
     let claims = br#"{"iss":"https://issuer.example.com","sub":"s","scope":7}"#;
     let decision = program.decide(claims, Some("deployer"), 0, &mut scratch);
     let claimgate::decision::Decision::Deny(denial) = decision else { panic!("allowed") };
-    assert_eq!(denial.message, "the token's `claims.scope` is not a string of words or a list, as the condition needs");
+    assert_eq!(
+        denial.message(),
+        "the token's `claims.scope` is not a string of words or a list, as the condition needs"
+    );
 }

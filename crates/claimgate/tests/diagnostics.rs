@@ -22,7 +22,7 @@ fn every_case_renders_as_snapshotted() {
         let name = case.file_stem().unwrap().to_string_lossy().to_string();
         let policy = common::load(&case);
         assert!(policy.has_errors(), "case {name} reports no error");
-        let rendered = diagnostic::render(&policy.diagnostics(), &policy.sources, RenderOptions::default());
+        let rendered = diagnostic::render(&policy.diagnostics(), policy.sources(), RenderOptions::default());
         insta::assert_snapshot!(name, rendered);
     }
 }
@@ -59,7 +59,7 @@ fn a_file_with_several_mistakes_reports_all_of_them_with_locations() {
     let policy = common::load(&common::crate_dir().join("tests/cases/diagnostics/values.cg"));
     let diagnostics = policy.diagnostics();
     assert!(diagnostics.len() >= 10, "only {} diagnostics", diagnostics.len());
-    let json = diagnostic::to_json(&diagnostics, &policy.sources);
+    let json = diagnostic::to_json(&diagnostics, policy.sources());
     for entry in json.as_array().unwrap() {
         assert!(entry["line"].as_u64().unwrap() >= 1);
         assert!(entry["column"].as_u64().unwrap() >= 1);
@@ -70,6 +70,6 @@ fn a_file_with_several_mistakes_reports_all_of_them_with_locations() {
 #[test]
 fn json_diagnostics_snapshot() {
     let policy = common::load(&common::crate_dir().join("tests/cases/diagnostics/duplicate-across-files"));
-    let json = diagnostic::to_json(&policy.diagnostics(), &policy.sources);
+    let json = diagnostic::to_json(&policy.diagnostics(), policy.sources());
     insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
 }

@@ -39,8 +39,8 @@ fn the_example_policies_pass_their_own_tests() {
     let results = run(&policy);
     assert!(results.len() >= 10);
     assert!(results.iter().all(TestResult::passed), "{}", report(&results));
-    assert!(results.iter().any(|r| r.evaluation.decision.is_allow()));
-    assert!(results.iter().any(|r| !r.evaluation.decision.is_allow()));
+    assert!(results.iter().any(|r| r.evaluation.decision().is_allow()));
+    assert!(results.iter().any(|r| !r.evaluation.decision().is_allow()));
 }
 
 #[test]
@@ -75,18 +75,23 @@ fn the_vm_agrees_with_the_reference_on_every_case() {
         let policy = common::load(&path);
         assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
         let program = policy.compile().unwrap();
-        let options = claimgate::vm::Options { explain: true, ..Default::default() };
+        let options = claimgate::Options::default().explain(true);
         let vm = run_tests(policy.set(), |request| program.evaluate_request(request, &options));
         let reference = run_tests(policy.set(), |request| claimgate::reference::evaluate(policy.set(), request));
         for (vm, reference) in vm.iter().zip(&reference) {
             let name = &vm.test.name;
             assert_eq!(
-                vm.evaluation.decision,
-                reference.evaluation.decision,
+                vm.evaluation.decision(),
+                reference.evaluation.decision(),
                 "{}: {name}: decisions differ",
                 path.display()
             );
-            assert_eq!(vm.evaluation.trace, reference.evaluation.trace, "{}: {name}: traces differ", path.display());
+            assert_eq!(
+                vm.evaluation.trace(),
+                reference.evaluation.trace(),
+                "{}: {name}: traces differ",
+                path.display()
+            );
             assert_eq!(vm.differences, reference.differences, "{}: {name}", path.display());
             compared += 1;
         }
@@ -96,8 +101,8 @@ fn the_vm_agrees_with_the_reference_on_every_case() {
         let vm = run_tests(policy.set(), |request| program.evaluate_request(request, &fast));
         for (vm, reference) in vm.iter().zip(&reference) {
             assert_eq!(
-                vm.evaluation.decision,
-                reference.evaluation.decision,
+                vm.evaluation.decision(),
+                reference.evaluation.decision(),
                 "{}: {} (indexed)",
                 path.display(),
                 vm.test.name

@@ -92,8 +92,8 @@ fn denial(decision: Decision) -> claimgate::decision::Denial {
 fn payload_limits_deny_with_a_message_naming_the_limit() {
     let program = program(&format!("{PROVIDER}{}", role("r", "    claims.a exists")));
     let decide = |payload: String, limits: PayloadLimits| {
-        let options = Options { limits, ..Options::default() };
-        denial(program.evaluate(payload.as_bytes(), Some("r"), 0, &options, &mut Scratch::default()).decision)
+        let options = Options::default().payload_limits(limits);
+        denial(program.evaluate(payload.as_bytes(), Some("r"), 0, &options, &mut Scratch::default()).into_decision())
     };
     let small = PayloadLimits { max_bytes: 100, max_depth: 3, max_entries: 5, max_string_bytes: 10 };
     let cases = [
@@ -107,8 +107,8 @@ fn payload_limits_deny_with_a_message_naming_the_limit() {
     ];
     for (payload, message) in cases {
         let denial = decide(payload, small);
-        assert_eq!(denial.code, DenyCode::PayloadInvalid);
-        assert_eq!(denial.message, message);
+        assert_eq!(denial.code(), DenyCode::PayloadInvalid);
+        assert_eq!(denial.message(), message);
     }
 }
 
@@ -119,10 +119,10 @@ fn evaluation_steps_per_decision() {
     let payload = br#"{"iss":"https://i.example.com","sub":"s"}"#;
     let mut scratch = Scratch::default();
     assert!(program.decide(payload, Some("r"), 0, &mut scratch).is_allow());
-    let tight = Options { max_steps: 30, ..Options::default() };
-    let denial = denial(program.evaluate(payload, Some("r"), 0, &tight, &mut scratch).decision);
-    assert_eq!(denial.code, DenyCode::LimitExceeded);
-    assert_eq!(denial.message, "the decision needed more evaluation steps than allowed");
+    let tight = Options::default().max_steps(30);
+    let denial = denial(program.evaluate(payload, Some("r"), 0, &tight, &mut scratch).into_decision());
+    assert_eq!(denial.code(), DenyCode::LimitExceeded);
+    assert_eq!(denial.message(), "the decision needed more evaluation steps than allowed");
 }
 
 #[test]
@@ -132,8 +132,11 @@ fn automatic_selection_is_bounded_by_the_step_limit_too() {
     let payload = br#"{"iss":"https://i.example.com","sub":"s","n":199}"#;
     let mut scratch = Scratch::default();
     assert!(program.decide(payload, None, 0, &mut scratch).is_allow());
-    let tight = Options { max_steps: 100, ..Options::default() };
-    assert_eq!(denial(program.evaluate(payload, None, 0, &tight, &mut scratch).decision).code, DenyCode::LimitExceeded);
+    let tight = Options::default().max_steps(100);
+    assert_eq!(
+        denial(program.evaluate(payload, None, 0, &tight, &mut scratch).into_decision()).code(),
+        DenyCode::LimitExceeded
+    );
 }
 
 /// A provider with an inline JWK Set of `n` Ed25519 keys.

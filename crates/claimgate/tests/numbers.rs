@@ -92,8 +92,8 @@ fn a_number_beyond_f64_in_claims_is_refused_with_a_clear_message() {
     let program = program(&["claims.n > 0"]);
     for number in ["1e400", "-1e400", "1E309"] {
         let Decision::Deny(denial) = decide(&program, 0, number) else { panic!("{number} allowed") };
-        assert_eq!(denial.code, DenyCode::PayloadInvalid);
-        assert!(denial.message.contains("number is beyond the range of a 64-bit float"), "{}", denial.message);
+        assert_eq!(denial.code(), DenyCode::PayloadInvalid);
+        assert!(denial.message().contains("number is beyond the range of a 64-bit float"), "{}", denial.message());
     }
 }
 

@@ -51,9 +51,9 @@ fn decide(program: &Program, keys: &ProviderKeys, token: &str, case: &Case) -> T
 }
 
 fn code(result: &TokenEvaluation) -> Option<DenyCode> {
-    match &result.evaluation.decision {
+    match &result.evaluation().decision() {
         Decision::Allow(_) => None,
-        Decision::Deny(denial) => Some(denial.code),
+        Decision::Deny(denial) => Some(denial.code()),
     }
 }
 
@@ -82,8 +82,8 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
                 None => format!(r#"{{"alg":"RS256","typ":"{}"}}"#, case.typ),
             };
             let allowed = decide(&program, &keys, &own.sign_with_header(&header(Some(&own.kid)), &case.claims), case);
-            assert_eq!(code(&allowed), None, "{owner}'s own key: {:?}", allowed.evaluation.decision);
-            assert_eq!(allowed.verified.as_ref().map(|v| v.provider.as_str()), Some(owner.as_str()));
+            assert_eq!(code(&allowed), None, "{owner}'s own key: {:?}", allowed.evaluation().decision());
+            assert_eq!(allowed.verified().map(|v| v.provider()), Some(owner.as_str()));
             for (other, foreign) in names.iter().zip(&signers) {
                 if other == owner {
                     continue;
@@ -93,7 +93,7 @@ fn every_pair_of_bundled_providers_is_kept_apart() {
                 let result =
                     decide(&program, &keys, &foreign.sign_with_header(&header(Some(&foreign.kid)), &case.claims), case);
                 assert_eq!(code(&result), Some(DenyCode::KeyNotFound), "{other}'s key for {owner}");
-                assert!(result.verified.is_none());
+                assert!(result.verified().is_none());
                 // The foreign key under the owner's kid: the signature does not verify.
                 let result =
                     decide(&program, &keys, &foreign.sign_with_header(&header(Some(&own.kid)), &case.claims), case);
@@ -145,7 +145,7 @@ role deploy-b {{
     let no_keys = ProviderKeys::new();
     for program in [&compiled, &loaded] {
         let mine = decide(program, &no_keys, &b.sign(claims), &case);
-        assert_eq!(code(&mine), None, "{:?}", mine.evaluation.decision);
+        assert_eq!(code(&mine), None, "{:?}", mine.evaluation().decision());
         // `a`'s key, even under `b`'s kid, never verifies `b`'s token.
         let header = r#"{"alg":"RS256","typ":"JWT","kid":"b-key"}"#;
         assert_eq!(
@@ -166,7 +166,7 @@ role deploy-b {{
         let for_a = a.sign(r#"{"iss":"https://a.example.com","sub":"job","exp":1700000600}"#);
         let result = decide(program, &no_keys, &for_a, &named);
         assert_eq!(code(&result), Some(DenyCode::IssuerMismatch));
-        assert!(result.verified.is_none());
+        assert!(result.verified().is_none());
     }
 }
 

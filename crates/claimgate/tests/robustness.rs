@@ -78,7 +78,7 @@ const FRAGMENTS: &[&str] = &[
 fn exercise(name: &str, text: &str) {
     let policy = Policy::from_sources([(name, text)]);
     let _ = policy.render_diagnostics(false);
-    let _ = claimgate::diagnostic::to_json(&policy.diagnostics(), &policy.sources);
+    let _ = claimgate::diagnostic::to_json(&policy.diagnostics(), policy.sources());
     let parsed = parser::parse(FileId(0), text, &Limits::default());
     // Against one block per parse or three (alternating, to keep debug builds quick). Debug
     // output includes every span, which `==` on syntax trees ignores.

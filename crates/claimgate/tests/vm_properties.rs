@@ -28,10 +28,10 @@ proptest! {
                 let request = Request { role: *role, claims, now: 1_000 };
                 let expected = claimgate::reference::evaluate(set, &request);
                 for explain in [false, true] {
-                    let actual = program.evaluate_request(&request, &Options { explain, ..Options::default() });
-                    prop_assert_eq!(&actual.decision, &expected.decision, "role {:?}, explain {}, claims {}\n{}", role, explain, Value::Object(claims.clone()), text);
+                    let actual = program.evaluate_request(&request, &Options::default().explain(explain));
+                    prop_assert_eq!(&actual.decision(), &expected.decision(), "role {:?}, explain {}, claims {}\n{}", role, explain, Value::Object(claims.clone()), text);
                     if explain {
-                        prop_assert_eq!(&actual.trace, &expected.trace);
+                        prop_assert_eq!(&actual.trace(), &expected.trace());
                     }
                 }
             }
