@@ -1,4 +1,5 @@
-//! The engine's whole path for a ~600-byte RS256 token with the provider's keys cached:
+//! The engine's whole path for RS256 tokens of ~680 bytes (the fewest claims the role accepts)
+//! and ~900 bytes (a realistic GitHub Actions claim set), with the provider's keys cached:
 //!
 //! - `ring floor`: ring's bare `UnparsedPublicKey::verify` of the same signing input and
 //!   signature, already decoded (no parsing, no claims, no policy);
@@ -15,8 +16,7 @@
 
 use std::hint::black_box;
 
-use claimgate::payload::Scratch;
-use claimgate::vm::{Options, ProviderKeys};
+use claimgate::{Options, ProviderKeys, Scratch};
 use claimgate_benches::tokens::{self, NOW, PROVIDER, ROLE};
 use claimgate_engine::{AuthRequest, Engine, PolicySource};
 use claimgate_jose::{Algorithm, KeySet};
@@ -33,8 +33,14 @@ fn policy(jwk: &serde_json::Value) -> PolicySource {
 }
 
 fn bench_engine(c: &mut Criterion) {
+    // The smallest token the role accepts (~680 bytes) and a realistic GitHub one (~900).
+    for claims in [tokens::SMALL_CLAIMS, tokens::CLAIMS] {
+        bench_token(c, &tokens::signed_claims(Algorithm::RS256, claims));
+    }
+}
+
+fn bench_token(c: &mut Criterion, t: &tokens::SignedToken) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let t = tokens::signed(Algorithm::RS256);
     eprintln!("engine: RS256 token of {} bytes", t.token.len());
     let (engine, cached) = runtime.block_on(async {
         let engine = Engine::builder(policy(&t.jwk)).build().await.unwrap();
@@ -44,7 +50,7 @@ fn bench_engine(c: &mut Criterion) {
     let request = || AuthRequest::new(&t.token).role(ROLE).now(NOW);
     // Same decisions first: allowed by both, a tampered token refused.
     let grant = runtime.block_on(engine.authenticate(request())).expect("allowed");
-    assert_eq!(grant.identity, "github/claimgate/claimgate");
+    assert_eq!(grant.identity(), "github/claimgate/claimgate");
     assert!(runtime.block_on(cached.authenticate(request())).is_ok());
     let mut bad = t.token.clone().into_bytes();
     let at = bad.len() - 10;
@@ -54,12 +60,12 @@ fn bench_engine(c: &mut Criterion) {
     let floor_key = signature::UnparsedPublicKey::new(t.ring_alg, &t.public_key);
     floor_key.verify(&t.signing_input, &t.signature).expect("ring verifies");
 
-    let program = engine.with_program(|p| claimgate::program::Program::from_bytes(&p.to_bytes()).unwrap());
+    let program = engine.with_program(|p| claimgate::Program::from_bytes(&p.to_bytes()).unwrap());
     let mut keys = ProviderKeys::new();
     keys.insert(PROVIDER, KeySet::from_jwk_json(t.jwk.to_string().as_bytes()).unwrap());
     let mut scratch = Scratch::default();
 
-    let mut group = c.benchmark_group("engine/RS256");
+    let mut group = c.benchmark_group(format!("engine/RS256 {} B", t.token.len()));
     group.bench_function("ring floor", |b| {
         b.iter(|| floor_key.verify(black_box(&t.signing_input), black_box(&t.signature)))
     });
@@ -71,8 +77,8 @@ fn bench_engine(c: &mut Criterion) {
         b.iter(|| {
             program
                 .decide_token(black_box(t.token.as_bytes()), &keys, Some(ROLE), NOW, &Options::default(), &mut scratch)
-                .evaluation
-                .decision
+                .evaluation()
+                .decision()
                 .is_allow()
         })
     });

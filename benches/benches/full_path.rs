@@ -4,7 +4,9 @@
 //! - `claimgate`: `Program::decide_token`: the signature, then the decision on the verified
 //!   payload for the named role (the provider's algorithms and `typ`, issuer, `exp`, audience,
 //!   three conditions, the grant);
-//! - `jsonwebtoken`: its current release's `decode` into a typed claims struct with `Validation`
+//! - `jsonwebtoken (aws_lc_rs)`: its current release's `decode` with its aws-lc-rs backend (the
+//!   one a performance-minded user picks; `JWT_BACKEND=rust_crypto` runs its RustCrypto backend
+//!   instead) into a typed claims struct with `Validation`
 //!   of the algorithm, `iss`, `aud` and `exp`, then the same three conditions and identity as
 //!   if-statements;
 //! - `ring floor`: ring's bare `UnparsedPublicKey::verify` of the same signing input and
@@ -39,7 +41,7 @@ fn program() -> Program {
 }
 
 fn claimgate_full(program: &Program, keys: &ProviderKeys, token: &[u8], scratch: &mut Scratch) -> bool {
-    program.decide_token(token, keys, Some(ROLE), NOW, &Options::default(), scratch).evaluation.decision.is_allow()
+    program.decide_token(token, keys, Some(ROLE), NOW, &Options::default(), scratch).evaluation().decision().is_allow()
 }
 
 /// What jsonwebtoken decodes: the claims the role reads (iss, aud and exp are validated by
@@ -97,6 +99,15 @@ fn tampered(token: &str) -> String {
 }
 
 fn bench_full_path(c: &mut Criterion) {
+    // jsonwebtoken picks its crypto from a process-wide default: one backend per run.
+    let backend = std::env::var("JWT_BACKEND").unwrap_or_else(|_| "aws_lc_rs".to_string());
+    let installed = match backend.as_str() {
+        "aws_lc_rs" => jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default(),
+        "rust_crypto" => jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default(),
+        other => panic!("JWT_BACKEND={other}: choose aws_lc_rs or rust_crypto"),
+    };
+    assert!(installed.is_ok(), "jsonwebtoken's backend was already chosen");
+    let jsonwebtoken_label = format!("jsonwebtoken ({backend})");
     let program = program();
     let mut scratch = Scratch::default();
     for alg in ALGORITHMS {
@@ -128,7 +139,7 @@ fn bench_full_path(c: &mut Criterion) {
         group.bench_function("claimgate", |b| {
             b.iter(|| claimgate_full(&program, &provider_keys, black_box(t.token.as_bytes()), &mut scratch))
         });
-        group.bench_function("jsonwebtoken", |b| {
+        group.bench_function(&jsonwebtoken_label, |b| {
             b.iter(|| jsonwebtoken_full(black_box(&t.token), &jwt_key, &validation))
         });
         group.bench_function("ring floor", |b| {

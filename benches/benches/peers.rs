@@ -164,8 +164,8 @@ fn assert_equivalent(program: &Program) {
                 wrong.push(format!("hand-written: {what}"));
             }
             if let (Decision::Allow(grant), Some(floor)) = (&decision, &floor)
-                && (&grant.identity, &grant.user, &grant.metadata, &grant.policies)
-                    != (&floor.identity, &floor.user, &floor.metadata, &floor.policies)
+                && (grant.identity(), grant.user(), grant.metadata(), grant.policies())
+                    != (floor.identity.as_str(), floor.user.as_deref(), &floor.metadata[..], &floor.policies[..])
             {
                 wrong.push(format!("grants differ: {what}: {grant:?} {floor:?}"));
             }

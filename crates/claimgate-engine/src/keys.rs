@@ -183,11 +183,13 @@ impl RemoteKeys {
                 drop(state);
                 self.generation.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 let next = fetched.max_age.map_or(self.refresh(), |age| age.clamp(MIN_REFRESH, self.refresh()));
+                crate::observe::key_fetch(true);
                 tracing::debug!(target: "claimgate::keys", source = ?self.source, next_refresh_s = next.as_secs(), "keys fetched");
                 Ok(next)
             }
             Err(error) => {
                 self.counters.key_fetch_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::observe::key_fetch(false);
                 tracing::warn!(target: "claimgate::keys", %error, "key fetch failed");
                 self.state().last_error = Some(error.to_string());
                 Err(error)
@@ -257,11 +259,13 @@ impl RemoteKeys {
             let mut state = self.state();
             if state.last_kid_refetch.is_some_and(|at| at.elapsed() < self.kid_cooldown) {
                 self.counters.kid_refetches_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                crate::observe::kid_refetch(true);
                 return false;
             }
             state.last_kid_refetch = Some(Instant::now());
         }
         self.counters.kid_refetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::observe::kid_refetch(false);
         self.fetch_once().await.is_ok()
     }
 }

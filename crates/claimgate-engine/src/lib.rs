@@ -33,6 +33,7 @@ mod fetch;
 mod keys;
 pub mod layer;
 mod load;
+mod observe;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -385,6 +386,15 @@ impl Loaded {
     }
 
     /// The keys that verify provider `index`'s tokens now (inline ones included).
+    /// Whether the provider or the role asked for the claims in the log (`verbose_logging`).
+    fn verbose(&self, provider: Option<&str>, role: Option<&str>) -> bool {
+        let program = &self.program;
+        let provider = provider.and_then(|name| program.provider_index(name));
+        let role = role.and_then(|name| program.role_index(name));
+        provider.and_then(|i| program.providers.get(i as usize)).is_some_and(|p| p.verbose_logging)
+            || role.and_then(|i| program.roles.get(i as usize)).is_some_and(|r| r.verbose_logging)
+    }
+
     fn current_keys(&self, index: u32) -> Option<Arc<KeySet>> {
         match self.keys.get(index as usize)? {
             ProviderKeys::Inline => self.program.inline_key_set(index).cloned(),
@@ -636,6 +646,27 @@ impl Decided {
     }
 }
 
+/// The token's claims in the log, for a provider or role with `verbose_logging = true`: compact
+/// JSON with every control and bidirectional-formatting character escaped (`\u....`), so that a
+/// claim cannot forge log lines or reorder what a terminal shows. The claims of a refused token
+/// may be forged (`allowed` says which it was).
+fn log_claims(request: &AuthRequest<'_>, provider: Option<&str>, role: Option<&str>, allowed: bool, options: &Options) {
+    let Ok((_, payload)) = claimgate_jose::decode_unverified(request.token, &options.token) else { return };
+    let Ok(claims) = claimgate_jose::check_payload_json(&payload, &options.token) else { return };
+    let json = serde_json::Value::Object(claims).to_string();
+    let mut escaped = String::with_capacity(json.len());
+    for c in json.chars() {
+        let bidi =
+            matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
+        if c.is_control() || bidi {
+            escaped.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            escaped.push(c);
+        }
+    }
+    tracing::info!(target: "claimgate::claims", provider, role, allowed, claims = %escaped, "token claims");
+}
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<claimgate::payload::Scratch> = std::cell::RefCell::default();
 }
@@ -672,9 +703,17 @@ impl Engine {
         let counters = &self.inner.shared.counters;
         let latency_us = started.elapsed().as_micros() as u64;
         let Decided { outcome, provider, kid } = decided;
+        let role = match &outcome {
+            Ok(grant) => Some(grant.role()),
+            Err(denial) => denial.role().or(request.role),
+        };
+        if loaded.verbose(provider.as_deref(), role) {
+            log_claims(&request, provider.as_deref(), role, outcome.is_ok(), &self.inner.shared.options);
+        }
         match outcome {
             Ok(grant) => {
                 counters.allows.fetch_add(1, Ordering::Relaxed);
+                observe::login("allow", provider.as_deref(), started.elapsed().as_secs_f64());
                 tracing::info!(target: "claimgate::decision", provider, role = %grant.role(), kid, code = "allow", latency_us, "login allowed");
                 Ok(grant)
             }
@@ -682,6 +721,7 @@ impl Engine {
                 if let Some(i) = DenyCode::ALL.iter().position(|c| *c == denial.code()) {
                     counters.denials[i].fetch_add(1, Ordering::Relaxed);
                 }
+                observe::login(denial.code().as_str(), provider.as_deref(), started.elapsed().as_secs_f64());
                 let error = AuthError::new(&denial, provider.clone());
                 tracing::info!(
                     target: "claimgate::decision",
@@ -712,6 +752,7 @@ impl Engine {
                 && loaded.current_keys(verified.provider()).is_some_and(|keys| Arc::ptr_eq(&keys, verified.keys()))
             {
                 shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+                observe::cache_hit();
                 let evaluation = SCRATCH.with(|scratch| {
                     loaded.program.decide_verified(&verified, request.role, now, options, &mut scratch.borrow_mut())
                 });

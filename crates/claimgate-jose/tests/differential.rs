@@ -32,7 +32,14 @@ fn jwt_alg(alg: Algorithm) -> jwt::Algorithm {
     }
 }
 
+/// jsonwebtoken's RustCrypto backend, chosen explicitly: a build that also enables its
+/// `aws_lc_rs` feature (the benchmarks do) would otherwise have no default backend.
+fn oracle_backend() {
+    let _ = jwt::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+}
+
 fn encoding_key(alg: Algorithm) -> jwt::EncodingKey {
+    oracle_backend();
     let s = signer(alg);
     match alg {
         Algorithm::ES256 | Algorithm::ES384 => jwt::EncodingKey::from_ec_der(&s.pkcs8),
@@ -42,6 +49,7 @@ fn encoding_key(alg: Algorithm) -> jwt::EncodingKey {
 }
 
 fn decoding_key(alg: Algorithm) -> jwt::DecodingKey {
+    oracle_backend();
     let jwk = signer(alg).public_jwk(None);
     let m = |k: &str| jwk[k].as_str().unwrap().to_owned();
     match alg {
@@ -65,6 +73,7 @@ fn verifier() -> &'static Verifier {
 /// (as a naive caller would pick it) and claim validation switched off: we
 /// compare signatures and structure, not time.
 fn theirs(token: &str) -> bool {
+    oracle_backend();
     let Ok(header) = jwt::decode_header(token) else {
         return false;
     };

@@ -6,10 +6,13 @@
 //! Rust callers use. Text crosses the boundary and is parsed inside: walking JavaScript objects
 //! from Rust is slower than parsing JSON, and one string per call keeps the interface small.
 //!
+//! `web-demo/scripts/build-wasm.sh` builds it (the workspace's size profile `wasm`), runs the
+//! `wasm-bindgen` CLI at the crate's exact version and shrinks the result with `wasm-opt -Oz`:
+//!
 //! ```text
-//! cargo build --release --target wasm32-unknown-unknown -p claimgate-wasm
+//! cargo build --profile wasm --target wasm32-unknown-unknown -p claimgate-wasm
 //! wasm-bindgen --target web --out-dir web-demo/src/wasm \
-//!     target/wasm32-unknown-unknown/release/claimgate_wasm.wasm
+//!     target/wasm32-unknown-unknown/wasm/claimgate_wasm.wasm
 //! ```
 
 #![warn(missing_docs)]

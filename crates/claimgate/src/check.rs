@@ -273,6 +273,7 @@ impl<'l> Checker<'l> {
                 "max_token_age",
                 "max_lifetime",
                 "typ",
+                "verbose_logging",
             ],
             &["keys"],
             false,
@@ -330,6 +331,7 @@ impl<'l> Checker<'l> {
         let max_token_age = fields.setting("max_token_age").and_then(|s| self.positive_duration(file, &s.value));
         let max_lifetime = fields.setting("max_lifetime").and_then(|s| self.positive_duration(file, &s.value));
         let typ = fields.setting("typ").and_then(|s| self.string(file, &s.value)).map(|t| t.value);
+        let verbose_logging = fields.setting("verbose_logging").is_some_and(|s| self.bool(file, &s.value));
         Provider {
             name: item.name.name.clone(),
             file,
@@ -343,6 +345,18 @@ impl<'l> Checker<'l> {
             max_token_age,
             max_lifetime,
             typ,
+            verbose_logging,
+        }
+    }
+
+    /// `true` or `false`; anything else is reported (and counts as `false`).
+    fn bool(&mut self, file: FileId, value: &Value) -> bool {
+        match value.terms.as_slice() {
+            [Term::Bool(b)] => b.value,
+            _ => {
+                self.wrong_type_value(file, value, "`true` or `false`");
+                false
+            }
         }
     }
 
@@ -573,7 +587,7 @@ impl<'l> Checker<'l> {
             file,
             &item.body,
             "role",
-            &["description", "provider", "audience", "identity", "user", "groups", "policies"],
+            &["description", "provider", "audience", "identity", "user", "groups", "policies", "verbose_logging"],
             &["metadata", "token"],
             true,
         );
@@ -629,6 +643,7 @@ impl<'l> Checker<'l> {
         let metadata = fields.block("metadata").map(|b| self.metadata(file, b)).unwrap_or_default();
         let policies = fields.setting("policies").map(|s| self.policies(file, &s.value)).unwrap_or_default();
         let token = fields.block("token").map(|b| self.token(file, b)).unwrap_or_default();
+        let verbose_logging = fields.setting("verbose_logging").is_some_and(|s| self.bool(file, &s.value));
         Some(Role {
             name: item.name.name.clone(),
             file,
@@ -643,6 +658,7 @@ impl<'l> Checker<'l> {
             metadata,
             policies,
             token,
+            verbose_logging,
         })
     }
 
@@ -916,10 +932,7 @@ impl<'l> Checker<'l> {
             }
         }
         if let Some(s) = fields.setting("no_default_policy") {
-            match s.value.terms.as_slice() {
-                [Term::Bool(b)] => token.no_default_policy = b.value,
-                _ => self.wrong_type_value(file, &s.value, "`true` or `false`"),
-            }
+            token.no_default_policy = self.bool(file, &s.value);
         }
         if let Some(s) = fields.setting("type") {
             match s.value.terms.as_slice() {

@@ -55,6 +55,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
                 algorithms: p.algorithms.bits(),
                 typ: p.typ.as_deref().map(|t| c.string(t)),
                 keys: c.keys(&p.keys, p.file.0),
+                verbose_logging: p.verbose_logging,
             }
         })
         .collect();
@@ -251,6 +252,7 @@ impl Compiler<'_> {
             code: b.code,
             checks: b.checks,
             grant,
+            verbose_logging: role.verbose_logging,
         }
     }
 

@@ -54,6 +54,9 @@ pub struct Provider {
     /// Expected `typ` header: a media type, `application/` implied when it has no `/` (RFC 7515
     /// 4.1.9), compared case-insensitively (`claimgate_jose::typ_matches`).
     pub typ: Option<CompactString>,
+    /// `verbose_logging = true`: services log the claims of this provider's tokens with each
+    /// decision (Strongbox's `verbose-logging`).
+    pub verbose_logging: bool,
 }
 
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
@@ -145,6 +148,8 @@ pub struct Role {
     pub metadata: Vec<Mapping>,
     pub policies: Policies,
     pub token: TokenSettings,
+    /// `verbose_logging = true`: services log the claims of tokens decided for this role.
+    pub verbose_logging: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -144,6 +144,8 @@ pub struct ProviderCode {
     /// Where this provider's verification keys come from. Only these keys ever verify a token
     /// that this provider decides.
     pub keys: KeysCode,
+    /// `verbose_logging = true`: log the claims of this provider's tokens.
+    pub verbose_logging: bool,
 }
 
 #[doc(hidden)]
@@ -206,6 +208,8 @@ pub struct RoleCode {
     /// The conditions (and groups) of the role, referred to by instructions.
     pub checks: Vec<Check>,
     pub grant: GrantCode,
+    /// `verbose_logging = true`: log the claims of tokens decided for this role.
+    pub verbose_logging: bool,
 }
 
 #[doc(hidden)]
@@ -348,7 +352,7 @@ pub struct GrantCode {
 pub const MAGIC: [u8; 8] = *b"CLMGATE\0";
 #[doc(hidden)]
 /// Bumped whenever the encoding changes; a build reads only its own version.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[doc(hidden)]

@@ -149,3 +149,37 @@ fn a_words_type_mismatch_says_what_words_take() {
         "the token's `claims.scope` is not a string of words or a list, as the condition needs"
     );
 }
+
+#[test]
+fn verbose_logging_is_compiled_and_kept_by_the_binary_format() {
+    let text = r#"
+provider idp {
+  issuer = "https://idp.test"
+  keys { jwks_url = "https://idp.test/keys" }
+  verbose_logging = true
+}
+
+role loud {
+  provider = idp
+  audience = "api"
+  verbose_logging = true
+}
+
+role quiet {
+  provider = idp
+  audience = "api"
+}
+"#;
+    let policy = claimgate::Policy::from_sources([("v.cg", text)]);
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+    let program = Program::from_bytes(&policy.compile().unwrap().to_bytes()).unwrap();
+    assert!(program.providers[0].verbose_logging);
+    assert_eq!(program.roles.iter().map(|r| r.verbose_logging).collect::<Vec<_>>(), [true, false]);
+
+    let wrong = claimgate::Policy::from_sources([(
+        "v.cg",
+        text.replacen("verbose_logging = true", "verbose_logging = \"yes\"", 1),
+    )]);
+    assert!(wrong.has_errors());
+    assert!(wrong.render_diagnostics(false).contains("`true` or `false`"), "{}", wrong.render_diagnostics(false));
+}
