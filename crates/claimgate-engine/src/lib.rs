@@ -246,6 +246,9 @@ struct Loaded {
     /// Per provider (by index): where its keys come from at run time.
     keys: Vec<ProviderKeys>,
     provider_names: Vec<String>,
+    /// Whether any provider or role has `verbose_logging` (most sets: none, and then no
+    /// decision looks names up for it).
+    any_verbose: bool,
 }
 
 #[derive(Debug)]
@@ -368,7 +371,9 @@ impl Loaded {
             }
             remote.start(result.ok());
         }
-        Ok(Loaded { program, keys, provider_names })
+        let any_verbose =
+            program.providers.iter().any(|p| p.verbose_logging) || program.roles.iter().any(|r| r.verbose_logging);
+        Ok(Loaded { program, keys, provider_names, any_verbose })
     }
 
     fn statuses(&self) -> Vec<(String, KeyStatus)> {
@@ -388,6 +393,9 @@ impl Loaded {
     /// The keys that verify provider `index`'s tokens now (inline ones included).
     /// Whether the provider or the role asked for the claims in the log (`verbose_logging`).
     fn verbose(&self, provider: Option<&str>, role: Option<&str>) -> bool {
+        if !self.any_verbose {
+            return false;
+        }
         let program = &self.program;
         let provider = provider.and_then(|name| program.provider_index(name));
         let role = role.and_then(|name| program.role_index(name));
