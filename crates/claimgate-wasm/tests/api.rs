@@ -311,3 +311,14 @@ fn a_pattern_with_a_unicode_class_is_matched_or_refused_with_a_located_error() {
         assert!(message.contains("leaves out Unicode's script and category classes"), "{checked}");
     }
 }
+
+#[test]
+fn a_condition_with_a_message_is_located_without_its_message() {
+    let source =
+        TWO_PROVIDERS.replace(r#"claims.ref == "main""#, r#"claims.ref == "main" message "deploys run from main""#);
+    let result = evaluate(&source, &claims("https://ci.example.com", "dev").to_string(), json!({}));
+    let condition = &result["denial"]["condition"];
+    assert_eq!(condition["message"], "deploys run from main", "{result}");
+    let (from, to) = (condition["from"].as_u64().unwrap() as usize, condition["to"].as_u64().unwrap() as usize);
+    assert_eq!(&source[from..to], r#"claims.ref == "main""#);
+}

@@ -236,6 +236,19 @@ pub struct Condition {
     pub span: Span,
 }
 
+impl Condition {
+    /// The condition's own text, without its `message "..."`: what a trace step or a denial
+    /// points at (the editor highlights exactly the condition).
+    pub fn check_span(&self) -> Span {
+        let end = match &self.kind {
+            ConditionKind::Compare(comparison) => comparison.span.end,
+            ConditionKind::Group(group) => group.span.end,
+            ConditionKind::Not(inner) => inner.check_span().end,
+        };
+        Span { start: self.span.start, end: end.clamp(self.span.start, self.span.end) }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConditionKind {
     Compare(Comparison),

@@ -262,7 +262,7 @@ impl Compiler<'_> {
         let path = condition_path(condition).map(|p| self.path(p));
         let text = self.string(&condition_text(condition));
         let message = condition.message.as_ref().map(|m| self.string(&m.value));
-        b.checks.push(Check { text, path, loc: self.loc(b.file, condition.span), message, cmp: None });
+        b.checks.push(Check { text, path, loc: self.loc(b.file, condition.check_span()), message, cmp: None });
         match &condition.kind {
             ConditionKind::Compare(comparison) => {
                 let path = self.path(&comparison.path);

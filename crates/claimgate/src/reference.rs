@@ -339,7 +339,7 @@ impl Attempt<'_> {
             text: condition_text(condition),
             path: condition_value(condition).map(path_text),
             file: self.role.file,
-            span: condition.span,
+            span: condition.check_span(),
             message: condition.message.as_ref().map(|m| m.value.to_string()),
         }
     }
