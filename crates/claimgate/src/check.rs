@@ -81,7 +81,7 @@ pub fn check(files: &mut [Parsed], limits: &CheckLimits) -> Checked {
                 .items
                 .iter_mut()
                 .map(|item| {
-                    if item.kind != TopKind::Role {
+                    if item.kind != TopKind::Role && item.kind != TopKind::Provider {
                         return None;
                     }
                     item.body.items.iter_mut().find_map(|i| match i {
@@ -112,9 +112,10 @@ fn contains_on_strings(set: &PolicySet) -> Vec<Diagnostic> {
         }
     }
     let mut diagnostics = Vec::new();
-    for role in &set.roles {
+    let providers = set.providers.iter().map(|p| (&p.conditions, p.file));
+    for (conditions, file) in providers.chain(set.roles.iter().map(|r| (&r.conditions, r.file))) {
         let mut comparisons = Vec::new();
-        role.conditions.iter().for_each(|c| walk(c, &mut comparisons));
+        conditions.iter().for_each(|c| walk(c, &mut comparisons));
         for comparison in comparisons {
             let is_contains = comparison.op.is_contains();
             let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
@@ -131,7 +132,7 @@ fn contains_on_strings(set: &PolicySet) -> Vec<Diagnostic> {
             diagnostics.push(
                 Diagnostic::warning(
                     Code::StringAsList,
-                    role.file,
+                    file,
                     comparison.span,
                     format!("`{name}` is a string in test `{}`; `contains` tests lists", test.name),
                 )
@@ -220,7 +221,10 @@ impl<'l> Checker<'l> {
         let mut set = PolicySet::default();
         let mut issuers: HashMap<CompactString, (FileId, Span)> = HashMap::new();
         for definition in &providers {
-            let provider = self.provider(definition.file, definition.item);
+            let (f, i) = definition.index;
+            let conditions =
+                self.conditions.get_mut(f).and_then(|c| c.get_mut(i)).and_then(Option::take).unwrap_or_default();
+            let provider = self.provider(definition.file, definition.item, conditions);
             for issuer in &provider.issuers {
                 if let Some(&(first_file, first_span)) = issuers.get(issuer.value.as_str()) {
                     self.report(
@@ -259,7 +263,7 @@ impl<'l> Checker<'l> {
     // -----------------------------------------------------------------------------------------
     // Providers
 
-    fn provider(&mut self, file: FileId, item: &TopItem) -> Provider {
+    fn provider(&mut self, file: FileId, item: &TopItem, conditions: Vec<Condition>) -> Provider {
         let fields = self.fields(
             file,
             &item.body,
@@ -276,9 +280,12 @@ impl<'l> Checker<'l> {
                 "verbose_logging",
             ],
             &["keys"],
-            false,
+            true,
         );
         let description = fields.setting("description").and_then(|s| self.string(file, &s.value));
+        for condition in &conditions {
+            self.condition(file, condition);
+        }
         let issuers = match fields.setting("issuer") {
             Some(s) => self.string_or_strings(file, &s.value, "an issuer URL").unwrap_or_default(),
             None => {
@@ -346,6 +353,7 @@ impl<'l> Checker<'l> {
             max_lifetime,
             typ,
             verbose_logging,
+            conditions,
         }
     }
 
@@ -1225,7 +1233,7 @@ impl<'l> Checker<'l> {
                                 Code::DuplicateSetting,
                                 file,
                                 Span { start: r.span.start, end: r.span.start + 7 },
-                                "a role has one `require` block",
+                                format!("a {context} has one `require` block"),
                             )
                             .related(
                                 file,

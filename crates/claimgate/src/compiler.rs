@@ -59,7 +59,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
             }
         })
         .collect();
-    let roles = set.roles.iter().map(|role| c.role(role)).collect();
+    let roles = set.roles.iter().map(|role| c.role(role, &set.providers[role.provider])).collect();
     let parts = ProgramParts {
         strings: c.strings,
         numbers: c.numbers,
@@ -198,8 +198,14 @@ impl Compiler<'_> {
         (self.sets.len() - 1) as u32
     }
 
-    fn role(&mut self, role: &crate::model::Role) -> RoleCode {
-        let mut b = RoleBuilder { file: role.file.0, checks: Vec::new(), code: Vec::new() };
+    fn role(&mut self, role: &crate::model::Role, provider: &crate::model::Provider) -> RoleCode {
+        // The provider's own conditions first, located in the provider's file, then the role's.
+        let mut b = RoleBuilder { file: provider.file.0, checks: Vec::new(), code: Vec::new() };
+        for condition in &provider.conditions {
+            let check = self.condition(&mut b, condition);
+            b.code.push(Instr::Require(check));
+        }
+        b.file = role.file.0;
         for condition in &role.conditions {
             let check = self.condition(&mut b, condition);
             b.code.push(Instr::Require(check));

@@ -57,6 +57,9 @@ pub struct Provider {
     /// `verbose_logging = true`: services log the claims of this provider's tokens with each
     /// decision (Strongbox's `verbose-logging`).
     pub verbose_logging: bool,
+    /// `require { ... }` in the provider: conditions every role of this provider must also
+    /// satisfy, evaluated before the role's own (Conjur's `enforced-claims`).
+    pub conditions: Vec<Condition>,
 }
 
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;

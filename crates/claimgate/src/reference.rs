@@ -116,11 +116,13 @@ struct Attempt<'a> {
     provider: &'a Provider,
     claims: &'a Map<String, Value>,
     steps: Vec<Step>,
+    /// The file of the condition being evaluated (the provider's or the role's).
+    file: crate::source::FileId,
 }
 
 fn try_role(set: &PolicySet, role: &Role, request: &Request<'_>) -> (Decision, RoleTrace) {
     let provider = &set.providers[role.provider];
-    let mut attempt = Attempt { role, provider, claims: request.claims, steps: Vec::new() };
+    let mut attempt = Attempt { role, provider, claims: request.claims, steps: Vec::new(), file: role.file };
     let decision = match attempt.run(request.now) {
         Ok(grant) => Decision::Allow(grant),
         Err(denial) => Decision::Deny(denial),
@@ -135,7 +137,12 @@ impl Attempt<'_> {
         self.time_claims(now)?;
         self.audience_form()?;
         self.audience()?;
-        for condition in &self.role.conditions {
+        // The provider's conditions (every role of the provider must satisfy them), then the
+        // role's own; a check is located in the file it is written in.
+        let provider_conditions = self.provider.conditions.iter().map(|c| (c, self.provider.file));
+        let role_conditions = self.role.conditions.iter().map(|c| (c, self.role.file));
+        for (condition, file) in provider_conditions.chain(role_conditions) {
+            self.file = file;
             let outcome = self.condition(condition, 0);
             if !outcome.passed() {
                 let check = self.check_of(condition);
@@ -338,7 +345,7 @@ impl Attempt<'_> {
         FailedCheck {
             text: condition_text(condition),
             path: condition_value(condition).map(path_text),
-            file: self.role.file,
+            file: self.file,
             span: condition.check_span(),
             message: condition.message.as_ref().map(|m| m.value.to_string()),
         }
