@@ -77,6 +77,8 @@ export interface Denial {
   role: string | null;
   condition: Check | null;
   actual: unknown;
+  /** What the token had at the failing check, in words (for a group: what went wrong with it). */
+  seen: string;
 }
 
 export interface Signature {

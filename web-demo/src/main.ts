@@ -378,7 +378,9 @@ function renderDenial(result: Evaluation): HTMLElement {
       : null,
     denial.actual !== null && denial.actual !== undefined
       ? h('p', {}, 'Value in the token: ', h('code', { 'data-testid': 'denial-actual' }, jsonText(denial.actual)))
-      : null,
+      : denial.seen
+        ? h('p', { 'data-testid': 'denial-seen' }, denial.seen.charAt(0).toUpperCase() + denial.seen.slice(1) + '.')
+        : null,
   );
 }
 

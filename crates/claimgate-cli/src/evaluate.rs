@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use claimgate::decision::{Decision, DenyCode, Evaluation, Outcome, short_json};
+use claimgate::decision::{Decision, Denial, DenyCode, Evaluation, FailedCheck, Outcome, Step, short_json};
 use claimgate::diagnostic::{self, RenderOptions};
 use claimgate::payload::Scratch;
 use claimgate::program::{KeysCode, Program};
@@ -248,7 +248,8 @@ pub(crate) fn eval(
             (program, Some(policy))
         }
     };
-    let options = Options::default().explain(explain);
+    // Always traced: a denial by an `any`/`all` group shows its branches even without --explain.
+    let options = Options::default().explain(true);
     let mut scratch = Scratch::default();
     let (evaluation, verified) = match input {
         Input::Claims(path) => {
@@ -381,9 +382,11 @@ fn print_evaluation(
                     diagnostic::render_denial(denial, sources, RenderOptions { color, ..RenderOptions::default() });
                 out_raw!("{}", crate::output::rendered(&rendered));
             } else if let Some(check) = denial.condition() {
-                let seen = denial.actual().map_or("no such claim".to_string(), short_json);
                 let at = location(program, None, check.file(), check.span());
-                out!("  failing check `{}` at {at}; the token has {}", text(check.text()), text(&seen));
+                out!("  failing check `{}` at {at}; {}", text(check.text()), text(&denial.seen()));
+            }
+            if !explain {
+                print_group_branches(evaluation, denial, program, sources);
             }
             if !explain && denial.role().is_none() {
                 out!("(--explain shows every role tried and every check)");
@@ -397,22 +400,45 @@ fn print_trace(evaluation: &Evaluation, program: &Program, sources: Option<&Sour
         let (role, steps, allowed) = (trace.role(), trace.steps(), trace.allowed());
         out!("{indent}role `{}`: {}", text(role), if allowed { "allows" } else { "denies" });
         for step in steps {
-            let mark = match step.outcome() {
-                Outcome::Pass => "✓",
-                Outcome::Fail => "✗",
-                Outcome::Missing => "✗ (missing)",
-                Outcome::TypeMismatch => "✗ (wrong type)",
-                _ => "✗",
-            };
-            let seen = match (step.seen(), step.check().path()) {
-                (Some(value), _) => format!("  — token has {}", short_json(value)),
-                (None, Some(_)) => "  — token has no such claim".to_string(),
-                (None, None) => String::new(),
-            };
-            let pad = "  ".repeat(step.depth());
-            let at = location(program, sources, step.check().file(), step.check().span());
-            out!("{indent}  {pad}{mark} {}{}  [{at}]", text(step.check().text()), text(&seen));
+            print_step(step, program, sources, indent, 0);
         }
+    }
+}
+
+/// One trace line: the outcome, the check, the value seen and where the check is; indented by
+/// its depth below `base`.
+fn print_step(step: &Step, program: &Program, sources: Option<&SourceMap>, indent: &str, base: usize) {
+    let mark = match step.outcome() {
+        Outcome::Pass => "✓",
+        Outcome::Fail => "✗",
+        Outcome::Missing => "✗ (missing)",
+        Outcome::TypeMismatch => "✗ (wrong type)",
+        _ => "✗",
+    };
+    let seen = match (step.seen(), step.check().path()) {
+        (Some(value), _) => format!("  — token has {}", short_json(value)),
+        (None, Some(_)) => "  — token has no such claim".to_string(),
+        (None, None) => String::new(),
+    };
+    let pad = "  ".repeat(step.depth().saturating_sub(base));
+    let at = location(program, sources, step.check().file(), step.check().span());
+    out!("{indent}  {pad}{mark} {}{}  [{at}]", text(step.check().text()), text(&seen));
+}
+
+/// For a denial by an `any`/`all` group, each of its branches with its outcome and the value
+/// seen (the lines of the trace under the group's own step).
+fn print_group_branches(evaluation: &Evaluation, denial: &Denial, program: &Program, sources: Option<&SourceMap>) {
+    let Some(check) = denial.condition().filter(|c| c.path().is_none()) else { return };
+    let Some(trace) = evaluation.trace().iter().find(|t| Some(t.role()) == denial.role()) else { return };
+    let steps = trace.steps();
+    let same_place = |c: &FailedCheck| {
+        c.file() == check.file() && c.span().start == check.span().start && c.span().end == check.span().end
+    };
+    let Some(at) = steps.iter().position(|s| same_place(s.check())) else { return };
+    let depth = steps[at].depth();
+    out!("  the group's branches:");
+    for step in steps[at + 1..].iter().take_while(|s| s.depth() > depth) {
+        print_step(step, program, sources, "  ", depth + 1);
     }
 }
 

@@ -219,3 +219,36 @@ fn compile_prints_the_disassembly() {
     assert!(stdout.contains("role okta-results-uploader (#0) at policies/okta.cg:"), "{stdout}");
     assert!(stdout.contains("test      c1 p6 contains.all s0"), "{stdout}");
 }
+
+#[test]
+fn eval_explains_a_failing_group_by_its_branches_not_as_a_missing_claim() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("group.cg");
+    std::fs::write(
+        &policy,
+        "provider p {\n  issuer = \"https://i.example.com\"\n  keys {\n    jwks_url = \"https://i.example.com/keys\"\n  }\n  required_time_claims = []\n}\n\nrole r {\n  provider = p\n  audience = any\n  require {\n    any {\n      claims.ref == \"main\"\n      claims.env == \"prod\"\n    }\n  }\n}\n",
+    )
+    .unwrap();
+    let run = |claims: &str| {
+        let output = claimgate()
+            .args(["eval", "--color", "never", "--role", "r", "--now", "0", "--claims", "-", "--policy"])
+            .arg(&policy)
+            .write_stdin(claims)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let stdout = run(r#"{"iss": "https://i.example.com", "ref": "dev", "env": "dev"}"#);
+    assert!(stdout.starts_with("deny (claim_mismatch)"), "{stdout}");
+    assert!(stdout.contains("no branch of the group holds"), "{stdout}");
+    assert!(!stdout.contains("no such claim"), "{stdout}");
+    assert!(stdout.contains(r#"✗ claims.ref == "main"  — token has "dev""#), "{stdout}");
+    assert!(stdout.contains(r#"✗ claims.env == "prod"  — token has "dev""#), "{stdout}");
+    // One branch's claim missing and the other failing: unknown, so `claim_missing`, inside
+    // the group as at the top level.
+    let stdout = run(r#"{"iss": "https://i.example.com", "ref": "dev"}"#);
+    assert!(stdout.starts_with("deny (claim_missing)"), "{stdout}");
+    assert!(stdout.contains("a claim this group needs is missing"), "{stdout}");
+    assert!(stdout.contains("✗ (missing) claims.env == \"prod\"  — token has no such claim"), "{stdout}");
+}

@@ -345,6 +345,7 @@ fn denial_json(denial: &Denial, sources: &SourceMap) -> Value {
         "role": denial.role(),
         "condition": denial.condition().map(|c| check_json(c, sources)),
         "actual": denial.actual(),
+        "seen": denial.seen(),
     })
 }
 

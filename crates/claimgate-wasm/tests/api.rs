@@ -322,3 +322,18 @@ fn a_condition_with_a_message_is_located_without_its_message() {
     let (from, to) = (condition["from"].as_u64().unwrap() as usize, condition["to"].as_u64().unwrap() as usize);
     assert_eq!(&source[from..to], r#"claims.ref == "main""#);
 }
+
+#[test]
+fn a_failing_group_says_what_went_wrong_with_it() {
+    let group = "any {\n      claims.ref == \"main\"\n      claims.ref glob \"release/*\"\n    }";
+    let source = TWO_PROVIDERS.replace(r#"claims.ref == "main""#, group);
+    let result = evaluate(&source, &claims("https://ci.example.com", "dev").to_string(), json!({}));
+    let denial = &result["denial"];
+    assert_eq!(denial["code"], "claim_mismatch", "{result}");
+    assert_eq!(denial["seen"], "no branch of the group holds");
+    assert_eq!(denial["actual"], Value::Null);
+    let steps = result["trace"][0]["steps"].as_array().unwrap();
+    let branches: Vec<&Value> = steps.iter().filter(|s| s["depth"] == 1).collect();
+    assert_eq!(branches.len(), 2, "{result}");
+    assert!(branches.iter().all(|s| s["outcome"] == "fail" && s["seen"] == "dev"), "{result}");
+}

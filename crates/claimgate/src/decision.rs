@@ -253,6 +253,25 @@ impl Denial {
     pub fn actual(&self) -> Option<&serde_json::Value> {
         self.actual.as_ref()
     }
+
+    /// What the token had at the failing check, in words: `the token has "dev"`, `the token
+    /// has no such claim`, or for an `any`/`all` group (which reads several claims) what went
+    /// wrong with it: never "no such claim" for a group whose claims are there. Empty when the
+    /// denial has no failing check.
+    pub fn seen(&self) -> String {
+        let Some(check) = &self.condition else { return String::new() };
+        match (&self.actual, &check.path) {
+            (Some(value), _) => format!("the token has {}", short_json(value)),
+            (None, Some(_)) => "the token has no such claim".to_string(),
+            (None, None) => match self.code {
+                DenyCode::ClaimMissing => "a claim this group needs is missing".to_string(),
+                DenyCode::ClaimTypeMismatch => "a claim this group reads has the wrong type".to_string(),
+                _ if check.text.starts_with("not ") => "the group holds, so `not` refuses it".to_string(),
+                _ if check.text.starts_with("any") => "no branch of the group holds".to_string(),
+                _ => "a branch of the group does not hold".to_string(),
+            },
+        }
+    }
 }
 
 impl FailedCheck {

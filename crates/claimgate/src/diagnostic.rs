@@ -256,10 +256,7 @@ pub fn render_denial(denial: &crate::decision::Denial, sources: &SourceMap, opti
         return format!("denied ({}): {}\n", denial.code.as_str(), denial.message);
     };
     let file = sources.get(check.file);
-    let seen = match &denial.actual {
-        Some(value) => format!("the token has {}", crate::decision::short_json(value)),
-        None => "the token has no such claim".to_string(),
-    };
+    let seen = denial.seen();
     let view = if drawable(file, check.span) {
         View {
             code: Some(denial.code.as_str()),
