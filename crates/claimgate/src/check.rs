@@ -974,7 +974,14 @@ impl<'l> Checker<'l> {
     // Tests
 
     fn test(&mut self, file: FileId, item: &TopItem, names: &Names<'_>) -> Option<Test> {
-        let fields = self.fields(file, &item.body, "test", &["role", "now", "claims"], &["expect"], false);
+        let fields = self.fields(
+            file,
+            &item.body,
+            "test",
+            &["role", "now", "claims", "header", "client_address"],
+            &["expect"],
+            false,
+        );
         let role = match fields.setting("role") {
             Some(s) => match s.value.terms.as_slice() {
                 [Term::Ident(word)] if word.name == "auto" => Some(RoleChoice::Auto),
@@ -1018,6 +1025,34 @@ impl<'l> Checker<'l> {
             }
         };
         let claims_json = claims.as_ref().and_then(|c| self.claims_json(file, c));
+        let header = match fields.setting("header") {
+            Some(s) => match self.string(file, &s.value) {
+                Some(text) => Some(self.test_header(file, &text)?),
+                None => return None,
+            },
+            None => None,
+        };
+        let client_address = match fields.setting("client_address") {
+            Some(s) => {
+                let text = self.string(file, &s.value)?;
+                match text.value.parse::<std::net::IpAddr>() {
+                    Ok(address) => Some(address),
+                    Err(_) => {
+                        self.report(
+                            Diagnostic::error(
+                                Code::InvalidTest,
+                                file,
+                                text.span,
+                                format!("`{}` is not an IP address", text.value),
+                            )
+                            .help("write one address, such as \"10.1.2.3\" or \"2001:db8::1\""),
+                        );
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
         let expect = match fields.block("expect") {
             Some(block) => self.expectation(file, block, names),
             None => {
@@ -1039,8 +1074,29 @@ impl<'l> Checker<'l> {
             now: now?,
             claims: claims?,
             claims_json: claims_json?,
+            header,
+            client_address,
             expect: expect?,
         })
+    }
+
+    /// A test's token header, read with the signature core's own rules (so `alg: none`, an
+    /// HMAC algorithm or a `crit` member are refused here as they are in a token).
+    fn test_header(&mut self, file: FileId, text: &Text) -> Option<claimgate_jose::Header> {
+        // The header is decoded as part of a token whose payload and signature are stand-ins:
+        // nothing is verified, only the header's rules apply.
+        let encoded = claimgate_jose::b64::encode(text.value.as_bytes());
+        let token = format!("{encoded}.e30.AA");
+        match claimgate_jose::decode_unverified(&token, &claimgate_jose::Limits::DEFAULT) {
+            Ok((header, _)) => Some(header),
+            Err(error) => {
+                self.report(
+                    Diagnostic::error(Code::InvalidTest, file, text.span, format!("the header is refused: {error}"))
+                        .help("a JSON object such as {\"alg\": \"RS256\", \"typ\": \"JWT\", \"kid\": \"k1\"}"),
+                );
+                None
+            }
+        }
     }
 
     fn time(&mut self, file: FileId, value: &Value) -> Option<i64> {

@@ -21,6 +21,9 @@ pub struct Request<'a> {
     pub claims: &'a serde_json::Map<String, serde_json::Value>,
     /// Seconds since the Unix epoch.
     pub now: i64,
+    /// The token's header, when it is known: its `alg` and `typ` are then checked against the
+    /// provider, as for a signed token (inline tests give one with `header = ...`).
+    pub header: Option<&'a claimgate_jose::Header>,
 }
 
 /// A decision and the trace of how it was reached.

@@ -240,6 +240,11 @@ pub struct Test {
     /// The claims as JSON text and its parsed form.
     pub claims: Text,
     pub claims_json: serde_json::Value,
+    /// `header = """{"alg": ...}"""`: the token's header, checked against the provider's
+    /// algorithms and `typ` as for a signed token.
+    pub header: Option<claimgate_jose::Header>,
+    /// `client_address = "10.1.2.3"`: the role's `bound_cidrs` are checked against it.
+    pub client_address: Option<std::net::IpAddr>,
     pub expect: Expectation,
 }
 

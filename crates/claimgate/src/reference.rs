@@ -118,11 +118,14 @@ struct Attempt<'a> {
     steps: Vec<Step>,
     /// The file of the condition being evaluated (the provider's or the role's).
     file: crate::source::FileId,
+    /// The token's header, when known: its `alg` and `typ` are checked against the provider.
+    header: Option<&'a claimgate_jose::Header>,
 }
 
 fn try_role(set: &PolicySet, role: &Role, request: &Request<'_>) -> (Decision, RoleTrace) {
     let provider = &set.providers[role.provider];
-    let mut attempt = Attempt { role, provider, claims: request.claims, steps: Vec::new(), file: role.file };
+    let mut attempt =
+        Attempt { role, provider, claims: request.claims, steps: Vec::new(), file: role.file, header: request.header };
     let decision = match attempt.run(request.now) {
         Ok(grant) => Decision::Allow(grant),
         Err(denial) => Decision::Deny(denial),
@@ -134,6 +137,7 @@ fn try_role(set: &PolicySet, role: &Role, request: &Request<'_>) -> (Decision, R
 impl Attempt<'_> {
     fn run(&mut self, now: i64) -> Result<Grant, Denial> {
         self.issuer()?;
+        self.header()?;
         self.time_claims(now)?;
         self.audience_form()?;
         self.audience()?;
@@ -200,6 +204,33 @@ impl Attempt<'_> {
         }
         let message = format!("the token's issuer is not accepted by role `{}`", self.role.name);
         Err(self.deny(DenyCode::IssuerMismatch, message, check, iss.cloned()))
+    }
+
+    /// The token's algorithm and `typ` against the provider's, when the header is known (no
+    /// trace step: the header is not a claim).
+    fn header(&self) -> Result<(), Denial> {
+        let Some(header) = self.header else { return Ok(()) };
+        let provider = self.provider;
+        let check =
+            |text: String| FailedCheck { text, path: None, file: provider.file, span: provider.span, message: None };
+        if !provider.algorithms.contains(header.alg) {
+            let text = format!("alg in the algorithms of provider `{}`", provider.name);
+            let message = format!("the token's algorithm {} is not allowed for its issuer", header.alg.name());
+            return Err(self.deny(
+                DenyCode::AlgorithmNotAllowed,
+                message,
+                check(text),
+                Some(Value::from(header.alg.name())),
+            ));
+        }
+        if let Some(expected) = provider.typ.as_deref()
+            && !header.typ.as_deref().is_some_and(|typ| claimgate_jose::typ_matches(typ, expected))
+        {
+            let message = format!("the token's `typ` header is not `{expected}`");
+            let actual = header.typ.clone().map(Value::from);
+            return Err(self.deny(DenyCode::TypMismatch, message, check(format!("typ == {expected:?}")), actual));
+        }
+        Ok(())
     }
 
     /// Reads a time claim: `Ok(None)` when absent, an error when present but not a number.

@@ -32,7 +32,15 @@ pub fn run_tests<'s>(set: &'s PolicySet, evaluate: impl Fn(&Request<'_>) -> Eval
                 RoleChoice::Auto => None,
                 RoleChoice::Named(index) => Some(set.roles[index].name.as_str()),
             };
-            let evaluation = evaluate(&Request { role, claims: &claims, now: test.now });
+            let mut evaluation =
+                evaluate(&Request { role, claims: &claims, now: test.now, header: test.header.as_ref() });
+            // A test that gives the client's address checks the role's `bound_cidrs`, as the
+            // engine does after the decision.
+            if let (Some(address), Decision::Allow(grant)) = (test.client_address, &evaluation.decision)
+                && let Err(denial) = grant.clone().for_address(Some(address))
+            {
+                evaluation.decision = Decision::Deny(*denial);
+            }
             let differences = differences(set, &test.expect, &evaluation.decision);
             TestResult { test, evaluation, differences }
         })

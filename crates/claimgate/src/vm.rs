@@ -146,7 +146,7 @@ impl Program {
     pub fn evaluate_request(&self, request: &Request<'_>, options: &Options) -> Evaluation {
         let payload = serde_json::to_vec(request.claims).unwrap_or_default();
         let mut scratch = Scratch::default();
-        self.evaluate(&payload, request.role, request.now, options, &mut scratch)
+        self.evaluate_with_header(&payload, request.header, request.role, request.now, options, &mut scratch)
     }
 }
 
