@@ -39,7 +39,8 @@ enum AlgName {
 
 impl AlgName {
     fn value(&self) -> serde_json::Value {
-        const KNOWN: [&str; 9] = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
+        const KNOWN: [&str; 10] =
+            ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "ES512"];
         serde_json::Value::String(match self {
             AlgName::Known(i) => KNOWN[*i as usize % KNOWN.len()].to_owned(),
             AlgName::None => "none".to_owned(),

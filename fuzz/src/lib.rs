@@ -18,6 +18,9 @@ use serde_json::json;
 /// The committed test keys of the signature core.
 pub const RSA_PKCS8: &[u8] = include_bytes!("../../crates/claimgate-jose/tests/keys/rsa2048.pk8");
 pub const P256_SPKI_PEM: &str = include_str!("../../crates/claimgate-jose/tests/keys/p256.spki.pem");
+/// A P-521 public key (ES512, verified by RustCrypto's p521): tokens the fuzzer names `ES512`
+/// with kid `p521` reach its length, range and verification checks.
+pub const P521_SPKI_PEM: &str = include_str!("../../crates/claimgate-jose/tests/keys/p521.spki.pem");
 
 /// The payload every fixture token carries.
 pub const PAYLOAD: &str = r#"{"iss":"https://issuer.example","sub":"repo:claimgate/claimgate:ref:refs/heads/main","aud":"claimgate","ref":"refs/heads/main","iat":1700000000,"exp":4000000000}"#;
@@ -57,19 +60,22 @@ fn signed(header: &str, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
 }
 
 /// The JWK Set of the fixture: two Ed25519 keys (one with kid `ed`, one without), the P-256
-/// test key (kid `p256`, bound to ES256) and the RSA test key (kid `rsa`).
+/// test key (kid `p256`, bound to ES256), the RSA test key (kid `rsa`) and a P-521 key (kid `p521`).
 pub fn jwks_json() -> String {
     let rsa = RsaKeyPair::from_pkcs8(RSA_PKCS8).expect("rsa test key");
     let rsa_public: ring::rsa::PublicKeyComponents<Vec<u8>> = rsa.public().into();
     // The P-256 test key's public point, from its SPKI (the last 65 bytes: 0x04 || x || y).
     let der = pem_body(P256_SPKI_PEM);
     let point = &der[der.len() - 65..];
+    let p521 = pem_body(P521_SPKI_PEM);
+    let p521 = &p521[p521.len() - 133..];
     json!({"keys": [
         {"kty": "OKP", "crv": "Ed25519", "kid": "ed", "x": b64::encode(ed25519(1).public_key().as_ref())},
         {"kty": "OKP", "crv": "Ed25519", "x": b64::encode(ed25519(2).public_key().as_ref())},
         {"kty": "EC", "crv": "P-256", "kid": "p256", "alg": "ES256", "use": "sig",
          "x": b64::encode(&point[1..33]), "y": b64::encode(&point[33..])},
         {"kty": "RSA", "kid": "rsa", "n": b64::encode(&rsa_public.n), "e": b64::encode(&rsa_public.e)},
+        {"kty": "EC", "crv": "P-521", "kid": "p521", "x": b64::encode(&p521[1..67]), "y": b64::encode(&p521[67..])},
     ]})
     .to_string()
 }
@@ -84,7 +90,7 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let keys = KeySet::from_jwks_json(jwks_json().as_bytes()).expect("fixture key set");
-        assert_eq!(keys.len(), 4, "every fixture key loads");
+        assert_eq!(keys.len(), 5, "every fixture key loads");
         let verifier = Verifier::new(keys.clone(), AlgorithmSet::ALL);
         let rsa = RsaKeyPair::from_pkcs8(RSA_PKCS8).expect("rsa test key");
         let rng = ring::rand::SystemRandom::new();

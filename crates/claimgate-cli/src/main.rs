@@ -47,6 +47,10 @@ pub(crate) enum Format {
 enum Command {
     /// Parse and check policy files; report every problem found.
     Check {
+        /// Fail (exit 1) on warnings too, for CI: W-codes flag conditions that are almost
+        /// certainly mistakes.
+        #[arg(long)]
+        deny_warnings: bool,
         /// Policy files or directories (searched for `*.cg` files). Defaults to the current directory.
         paths: Vec<PathBuf>,
     },
@@ -139,7 +143,7 @@ fn main() -> ExitCode {
     let output = Output { color, format: cli.format };
     let output_format = cli.format;
     let result = match cli.command {
-        Command::Check { paths } => check(&paths, &output),
+        Command::Check { paths, deny_warnings } => check(&paths, deny_warnings, &output),
         Command::Fmt { check, paths } => fmt(&paths, check, &output),
         Command::Test { paths } => evaluate::test(&paths, &output),
         Command::Eval { policies, role, claims, token, keys, now, explain } => {
@@ -210,16 +214,28 @@ pub(crate) fn load(paths: &[PathBuf]) -> Result<Policy, UsageError> {
     claimgate_engine::load_policy(paths, &claimgate_jose::KeyLimits::default()).map_err(UsageError)
 }
 
-fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
+fn check(paths: &[PathBuf], deny_warnings: bool, output: &Output) -> Result<ExitCode, UsageError> {
     let policy = load(paths)?;
     let diagnostics = policy.diagnostics();
     output.diagnostics(&diagnostics, policy.sources());
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
     let set = policy.set();
     if output.format == Format::Human {
-        if errors == 0 {
+        let found = match warnings {
+            0 => "no problems".to_string(),
+            1 => "1 warning".to_string(),
+            n => format!("{n} warnings"),
+        };
+        if errors == 0 && warnings > 0 && deny_warnings {
             eprintln!(
-                "checked {} file{}: {} provider{}, {} role{}, {} test{}, no problems",
+                "error: {found} (--deny-warnings) in {} file{}",
+                policy.sources().len(),
+                plural(policy.sources().len())
+            );
+        } else if errors == 0 {
+            eprintln!(
+                "checked {} file{}: {} provider{}, {} role{}, {} test{}, {found}",
                 policy.sources().len(),
                 plural(policy.sources().len()),
                 set.providers.len(),
@@ -238,7 +254,8 @@ fn check(paths: &[PathBuf], output: &Output) -> Result<ExitCode, UsageError> {
             );
         }
     }
-    Ok(if errors == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let failed = errors > 0 || (deny_warnings && warnings > 0);
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 pub(crate) fn plural(n: usize) -> &'static str {

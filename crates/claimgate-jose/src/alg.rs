@@ -12,6 +12,10 @@ use std::str::FromStr;
 use crate::error::snippet;
 
 /// An asymmetric JWS algorithm (RFC 7518 sec. 3, RFC 8037 for `EdDSA`).
+///
+/// The declaration order is [`Algorithm::ALL`]'s and fixes each algorithm's bit in
+/// [`AlgorithmSet::bits`], which compiled policy sets store: a new algorithm is appended (ES512
+/// comes after EdDSA), never inserted, so stored bits keep their meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Algorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
@@ -32,6 +36,9 @@ pub enum Algorithm {
     ES384,
     /// Ed25519 (the only `EdDSA` curve accepted).
     EdDSA,
+    /// ECDSA on P-521 with SHA-512, fixed-length r||s signatures (132 bytes). ring has no
+    /// P-521: RustCrypto's `p521` verifies it.
+    ES512,
 }
 
 /// The family of key an algorithm needs; a key only ever verifies for
@@ -41,12 +48,13 @@ pub(crate) enum Family {
     Rsa,
     P256,
     P384,
+    P521,
     Ed25519,
 }
 
 impl Algorithm {
     /// Every supported algorithm, in a stable order.
-    pub const ALL: [Algorithm; 9] = [
+    pub const ALL: [Algorithm; 10] = [
         Algorithm::RS256,
         Algorithm::RS384,
         Algorithm::RS512,
@@ -56,9 +64,10 @@ impl Algorithm {
         Algorithm::ES256,
         Algorithm::ES384,
         Algorithm::EdDSA,
+        Algorithm::ES512,
     ];
 
-    /// The registered JOSE name (`"RS256"`, ..., `"EdDSA"`).
+    /// The registered JOSE name (`"RS256"`, ..., `"EdDSA"`, `"ES512"`).
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::RS256 => "RS256",
@@ -70,6 +79,7 @@ impl Algorithm {
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
             Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES512 => "ES512",
         }
     }
 
@@ -83,6 +93,7 @@ impl Algorithm {
             | Algorithm::PS512 => Family::Rsa,
             Algorithm::ES256 => Family::P256,
             Algorithm::ES384 => Family::P384,
+            Algorithm::ES512 => Family::P521,
             Algorithm::EdDSA => Family::Ed25519,
         }
     }
@@ -94,6 +105,8 @@ impl Algorithm {
         match self {
             Algorithm::ES256 | Algorithm::EdDSA => Some(64),
             Algorithm::ES384 => Some(96),
+            // Two 66-byte big-endian integers: P-521's order needs 521 bits.
+            Algorithm::ES512 => Some(132),
             _ => None,
         }
     }
@@ -153,6 +166,7 @@ impl FromStr for Algorithm {
             "ES256" => Algorithm::ES256,
             "ES384" => Algorithm::ES384,
             "EdDSA" => Algorithm::EdDSA,
+            "ES512" => Algorithm::ES512,
             "HS256" => return Err(AlgorithmError::Symmetric("HS256")),
             "HS384" => return Err(AlgorithmError::Symmetric("HS384")),
             "HS512" => return Err(AlgorithmError::Symmetric("HS512")),
@@ -162,7 +176,7 @@ impl FromStr for Algorithm {
     }
 }
 
-/// A set of [`Algorithm`]s, as a bitset. The default holds all nine.
+/// A set of [`Algorithm`]s, as a bitset. The default holds all ten.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AlgorithmSet(u16);
 
@@ -281,7 +295,8 @@ mod tests {
     fn symmetric_and_unknown_are_distinct() {
         assert_eq!("HS256".parse::<Algorithm>(), Err(AlgorithmError::Symmetric("HS256")));
         assert!(matches!("rs256".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
-        assert!(matches!("ES512".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
+        assert!(matches!("es512".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
+        assert!(matches!("ES521".parse::<Algorithm>(), Err(AlgorithmError::Unknown(_))));
         let err = "\u{1b}]evil".parse::<Algorithm>().unwrap_err();
         assert_eq!(err.to_string(), "unknown algorithm \"\\u{1b}]evil\"");
     }
@@ -297,11 +312,36 @@ mod tests {
         assert_eq!(set.len(), 1);
         assert!(set.remove(Algorithm::ES256));
         assert!(set.is_empty());
-        assert_eq!(AlgorithmSet::default().len(), 9);
+        assert_eq!(AlgorithmSet::default().len(), 10);
         assert_eq!(AlgorithmSet::default().iter().collect::<Vec<_>>(), Algorithm::ALL.to_vec());
         assert_eq!(AlgorithmSet::from_bits(u16::MAX), AlgorithmSet::ALL);
         assert_eq!(AlgorithmSet::from_bits(1).iter().collect::<Vec<_>>(), [Algorithm::RS256]);
         let set: AlgorithmSet = [Algorithm::EdDSA, Algorithm::RS256].into_iter().collect();
         assert_eq!(set.to_string(), "RS256, EdDSA");
+    }
+
+    /// Compiled policy sets store `AlgorithmSet::bits`: the nine algorithms that existed before
+    /// ES512 keep their bits, and ES512 took the next free one.
+    #[test]
+    fn bits_are_stable() {
+        let bits: Vec<(Algorithm, u16)> = Algorithm::ALL.iter().map(|a| (*a, AlgorithmSet::from(*a).bits())).collect();
+        assert_eq!(
+            bits,
+            [
+                (Algorithm::RS256, 0x001),
+                (Algorithm::RS384, 0x002),
+                (Algorithm::RS512, 0x004),
+                (Algorithm::PS256, 0x008),
+                (Algorithm::PS384, 0x010),
+                (Algorithm::PS512, 0x020),
+                (Algorithm::ES256, 0x040),
+                (Algorithm::ES384, 0x080),
+                (Algorithm::EdDSA, 0x100),
+                (Algorithm::ES512, 0x200),
+            ]
+        );
+        assert_eq!(AlgorithmSet::ALL.bits(), 0x3ff);
+        assert_eq!(Algorithm::ES512.fixed_signature_len(), Some(132));
+        assert_eq!(Algorithm::ES512.to_string(), "ES512");
     }
 }

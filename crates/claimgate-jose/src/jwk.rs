@@ -182,6 +182,7 @@ fn load_jwk(index: usize, jwk: &Map<String, Value>) -> Result<Result<Key, Skippe
                 let family = match crv.as_str() {
                     "P-256" => Family::P256,
                     "P-384" => Family::P384,
+                    "P-521" => Family::P521,
                     other => {
                         return skip(format!("unsupported ec curve \"{}\"", snippet(other)));
                     }
@@ -254,6 +255,7 @@ mod tests {
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","alg":"ES256"}},
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","alg":"RSA-OAEP"}},
                 {{"kty":"EC","crv":"P-521","x":"AA","y":"AA"}},
+                {{"kty":"EC","crv":"secp256k1","x":"AA","y":"AA"}},
                 {{"kty":"RSA","n":"{RSA_N}=","e":"AQAB"}},
                 "junk",
                 {{"kty":"RSA","n":"{RSA_N}","e":"AQAB","kid":"good"}}
@@ -261,18 +263,19 @@ mod tests {
         );
         let set = KeySet::from_jwks_json(set.as_bytes()).unwrap();
         assert_eq!(set.len(), 1);
-        assert_eq!(set.iter().next().unwrap().index, 8);
+        assert_eq!(set.iter().next().unwrap().index, 9);
         let reasons: Vec<String> = set.skipped().iter().map(|s| s.to_string()).collect();
-        assert_eq!(reasons.len(), 8, "{reasons:#?}");
+        assert_eq!(reasons.len(), 9, "{reasons:#?}");
         assert!(reasons[0].contains("symmetric"));
         assert!(reasons[0].contains("kid \"hmac\""));
         assert!(reasons[1].contains("not a signature key"));
         assert!(reasons[2].contains("verify"));
         assert!(reasons[3].contains("does not fit"));
         assert!(reasons[4].contains("not supported"));
-        assert!(reasons[5].contains("P-521"));
-        assert!(reasons[6].contains("base64url"));
-        assert!(reasons[7].contains("not a json object"));
+        assert!(reasons[5].contains("ec coordinates for p-521 must be 66 bytes each"));
+        assert!(reasons[6].contains("unsupported ec curve \"secp256k1\""));
+        assert!(reasons[7].contains("base64url"));
+        assert!(reasons[8].contains("not a json object"));
     }
 
     #[test]

@@ -263,6 +263,19 @@ pub fn check_payload_json(payload: &[u8], limits: &Limits) -> Result<Map<String,
     json::parse_object(payload, limits.max_payload_depth).map_err(|e| JoseError::BadPayload(e.to_string()))
 }
 
+/// ECDSA and Ed25519 signatures have one legal length (64, 96 or 132 bytes of
+/// raw `r || s`, 64 for Ed25519). Refusing any other before a key is chosen
+/// (DER-encoded ECDSA, zero padding, truncation) keeps malleable encodings
+/// away from the crypto entirely.
+pub(crate) fn check_signature_len(alg: Algorithm, signature: &[u8]) -> Result<(), JoseError> {
+    match alg.fixed_signature_len() {
+        Some(expected) if signature.len() != expected => {
+            Err(JoseError::SignatureLength { alg: alg.name(), expected, actual: signature.len() })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Verifies compact JWS tokens against one provider's keys and algorithms.
 ///
 /// Build once per provider and share (`Send + Sync`); `verify` allocates only
@@ -330,15 +343,7 @@ impl Verifier {
             return Err(JoseError::AlgorithmNotAllowed(alg));
         }
         let signature = token.signature.as_slice();
-        // ECDSA and Ed25519 signatures have one legal length. Refusing any
-        // other here (DER-encoded ECDSA, zero padding, truncation) keeps
-        // malleable encodings away from the crypto entirely.
-        match alg.fixed_signature_len() {
-            Some(expected) if signature.len() != expected => {
-                return Err(JoseError::SignatureLength { alg: alg.name(), expected, actual: signature.len() });
-            }
-            _ => {}
-        }
+        check_signature_len(alg, signature)?;
 
         let key = match token.header.kid.as_deref() {
             Some(kid) if self.keys.keys.iter().any(|k| k.kid.as_deref() == Some(kid)) => {
@@ -428,7 +433,8 @@ mod tests {
         assert_eq!(d(r#"{"alg":"none"}"#).unwrap_err().code(), "alg_none");
         assert_eq!(d(r#"{"alg":"NoNe"}"#).unwrap_err().code(), "alg_none");
         assert_eq!(d(r#"{"alg":"HS256"}"#).unwrap_err().code(), "alg_symmetric");
-        assert_eq!(d(r#"{"alg":"ES512"}"#).unwrap_err().code(), "alg_unknown");
+        assert_eq!(d(r#"{"alg":"ES512"}"#).unwrap().alg, Algorithm::ES512);
+        assert_eq!(d(r#"{"alg":"ES521"}"#).unwrap_err().code(), "alg_unknown");
         assert_eq!(d(r#"{"typ":"JWT"}"#).unwrap_err().code(), "malformed");
         assert_eq!(d(r#"{"alg":1}"#).unwrap_err().code(), "malformed");
         assert_eq!(d(r#"{"alg":"ES256","kid":1}"#).unwrap_err().code(), "malformed");

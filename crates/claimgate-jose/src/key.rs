@@ -5,7 +5,8 @@
 //! token arrives: RSA moduli of 2048..=8192 bits with an odd exponent of at
 //! least 3 (and no ROCA fingerprint), EC points on their curve, Ed25519 keys
 //! that decode to a point of large order. The per-token path only hands the
-//! prepared bytes to ring.
+//! prepared bytes to ring, or, for ES512, the prepared key to RustCrypto's
+//! `p521` (ring has no P-521).
 
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
 
@@ -29,6 +30,8 @@ pub enum KeyKind {
     P256,
     /// An EC key on P-384; serves ES384.
     P384,
+    /// An EC key on P-521; serves ES512.
+    P521,
     /// An Ed25519 key; serves EdDSA.
     Ed25519,
 }
@@ -55,6 +58,8 @@ pub(crate) enum Material {
     P256(Vec<u8>),
     /// Uncompressed SEC1 point `04 || x || y`, validated.
     P384(Vec<u8>),
+    /// A P-521 point, validated, prepared for RustCrypto's verifier.
+    P521(P521Key),
     /// The 32-byte encoded point, validated.
     Ed25519(Vec<u8>),
 }
@@ -65,6 +70,7 @@ impl Material {
             Material::Rsa { .. } => Family::Rsa,
             Material::P256(_) => Family::P256,
             Material::P384(_) => Family::P384,
+            Material::P521(_) => Family::P521,
             Material::Ed25519(_) => Family::Ed25519,
         }
     }
@@ -74,6 +80,7 @@ impl Material {
             Material::Rsa { bits, .. } => KeyKind::Rsa { bits: *bits },
             Material::P256(_) => KeyKind::P256,
             Material::P384(_) => KeyKind::P384,
+            Material::P521(_) => KeyKind::P521,
             Material::Ed25519(_) => KeyKind::Ed25519,
         }
     }
@@ -83,6 +90,7 @@ impl Material {
             Material::Rsa { .. } => "an rsa key",
             Material::P256(_) => "an ec p-256 key",
             Material::P384(_) => "an ec p-384 key",
+            Material::P521(_) => "an ec p-521 key",
             Material::Ed25519(_) => "an ed25519 key",
         }
     }
@@ -137,6 +145,7 @@ impl Material {
         let curve = match family {
             Family::P256 => &curves::P256,
             Family::P384 => &curves::P384,
+            Family::P521 => &curves::P521,
             _ => return Err("not an ec curve".to_owned()),
         };
         if x.len() != curve.size || y.len() != curve.size {
@@ -151,15 +160,24 @@ impl Material {
         point.extend_from_slice(y);
         Ok(match family {
             Family::P256 => Material::P256(point),
-            _ => Material::P384(point),
+            Family::P384 => Material::P384(point),
+            // p521 validates the point again (coordinates below p, on the curve, not the
+            // identity); after the check above it cannot refuse, but if it ever did the key
+            // would be refused here, at load, not when a token arrives.
+            _ => Material::P521(P521Key(
+                p521::ecdsa::VerifyingKey::from_sec1_bytes(&point)
+                    .map_err(|_| format!("ec point is not on {}", curve.name))?,
+            )),
         })
     }
 
     /// Builds an EC key from an uncompressed SEC1 point (`04 || x || y`).
     pub(crate) fn ec_sec1(family: Family, point: &[u8]) -> Result<Material, String> {
         let size = match family {
-            Family::P256 => 32,
-            _ => 48,
+            Family::P256 => curves::P256.size,
+            Family::P384 => curves::P384.size,
+            Family::P521 => curves::P521.size,
+            _ => return Err("not an ec curve".to_owned()),
         };
         match point.split_first() {
             Some((4, xy)) if xy.len() == 2 * size => {
@@ -207,6 +225,16 @@ impl Material {
             (Material::P384(point), Algorithm::ES384) => {
                 UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_FIXED, point).verify(msg, sig).is_ok()
             }
+            // `Signature::from_slice` takes exactly 132 bytes (the verifier has already refused
+            // any other length) and refuses r or s outside [1, n-1]: zero, n and anything above
+            // never reach the arithmetic.
+            (Material::P521(key), Algorithm::ES512) => {
+                use p521::ecdsa::signature::Verifier as _;
+                match p521::ecdsa::Signature::from_slice(sig) {
+                    Ok(sig) => key.0.verify(msg, &sig).is_ok(),
+                    Err(_) => false,
+                }
+            }
             (Material::Ed25519(point), Algorithm::EdDSA) => {
                 UnparsedPublicKey::new(&signature::ED25519, point).verify(msg, sig).is_ok()
             }
@@ -220,6 +248,24 @@ impl Material {
             Material::Rsa { components, .. } => Some(components.n.len()),
             _ => None,
         }
+    }
+}
+
+/// A P-521 public key, parsed once at load into RustCrypto's verifying key (its affine point).
+#[derive(Clone)]
+pub(crate) struct P521Key(p521::ecdsa::VerifyingKey);
+
+impl P521Key {
+    /// The point as `04 || x || y` (133 bytes).
+    #[cfg(test)]
+    pub(crate) fn sec1_uncompressed(&self) -> Vec<u8> {
+        self.0.to_encoded_point(false).as_bytes().to_vec()
+    }
+}
+
+impl std::fmt::Debug for P521Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("P521Key").field(&self.0.to_encoded_point(false).as_bytes()).finish()
     }
 }
 
@@ -431,6 +477,18 @@ mod curves {
         b: &hex48("b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef"),
     };
 
+    // FIPS 186-4 D.1.2.5: p = 2^521 - 1, coordinates in 66 bytes (the top 7 bits always zero).
+    pub(super) static P521: Weierstrass = Weierstrass {
+        name: "p-521",
+        size: 66,
+        p: &hex66(
+            "01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+        ),
+        b: &hex66(
+            "0051953eb9618e1c9a1f929a21a0b68540eea2da725b99b315f3b8b489918ef109e156193951ec7e937b1652c0bd3bb1bf073573df883d2c34f1ef451fd46b503f00",
+        ),
+    };
+
     const fn hex_digit(c: u8) -> u8 {
         match c {
             b'0'..=b'9' => c - b'0',
@@ -457,6 +515,10 @@ mod curves {
 
     const fn hex48(s: &str) -> [u8; 48] {
         hex::<48>(s)
+    }
+
+    const fn hex66(s: &str) -> [u8; 66] {
+        hex::<66>(s)
     }
 
     /// Little-endian u64 limbs of a fixed width.
@@ -606,10 +668,10 @@ mod curves {
     }
 
     /// Whether (x, y) is a point of the curve: both coordinates reduced and
-    /// y^2 = x^3 - 3x + b (mod p). Both curves have cofactor 1, so every
+    /// y^2 = x^3 - 3x + b (mod p). The three curves have cofactor 1, so every
     /// such point generates the full prime-order group.
     pub(super) fn on_weierstrass_curve(c: &Weierstrass, x: &[u8], y: &[u8]) -> bool {
-        let limbs = c.size / 8;
+        let limbs = c.size.div_ceil(8);
         let p = from_be(c.p, limbs);
         let b = from_be(c.b, limbs);
         let x = from_be(x, limbs);
@@ -691,6 +753,22 @@ mod curves {
             );
             assert!(on_weierstrass_curve(&P384, &gx, &gy));
             assert!(!on_weierstrass_curve(&P384, &gy, &gx));
+            let gx = hex66(
+                "00c6858e06b70404e9cd9e3ecb662395b4429c648139053fb521f828af606b4d3dbaa14b5e77efe75928fe1dc127a2ffa8de3348b3c1856a429bf97e7e31c2e5bd66",
+            );
+            let gy = hex66(
+                "011839296a789a3bc0045c8a5fb42c7d1bd998f54449579b446817afbd17273e662c97ee72995ef42640c550b9013fad0761353c7086a272c24088be94769fd16650",
+            );
+            assert!(on_weierstrass_curve(&P521, &gx, &gy));
+            assert!(!on_weierstrass_curve(&P521, &gy, &gx));
+            let mut bad = gy;
+            bad[65] ^= 1;
+            assert!(!on_weierstrass_curve(&P521, &gx, &bad));
+            // x = p is out of range, and so is anything with bits above 2^521.
+            assert!(!on_weierstrass_curve(&P521, P521.p, &gy));
+            let mut high = gx;
+            high[0] |= 0x02;
+            assert!(!on_weierstrass_curve(&P521, &high, &gy));
         }
 
         #[test]

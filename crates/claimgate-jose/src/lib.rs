@@ -1,4 +1,5 @@
-//! A strict, small JOSE signature core for claimgate, on [`ring`].
+//! A strict, small JOSE signature core for claimgate, on [`ring`] (and, for
+//! ES512 alone, RustCrypto's [`p521`]).
 //!
 //! It verifies compact JWS tokens (the form every workload JWT takes) against
 //! keys configured by the operator, and returns the verified header and the
@@ -43,7 +44,8 @@
 //!   so a PEM key verifies real GitLab or Kubernetes tokens; a key under
 //!   another kid never is.
 //! * **Keys are bound to algorithms.** A key verifies only algorithms of its
-//!   own type and curve; a JWK that names an `alg` verifies exactly that one;
+//!   own type and curve (a P-256, P-384 or P-521 key ES256, ES384 or ES512
+//!   respectively); a JWK that names an `alg` verifies exactly that one;
 //!   `use` other than `sig` or `key_ops` without `verify` keep a key out of
 //!   the set; an RSA key under the RSASSA-PSS OID verifies PS256/384/512 only.
 //!   A token's `alg` must also be in the provider's [`AlgorithmSet`].
@@ -54,11 +56,22 @@
 //!   key's secret `k`) is refused outright. Keys that cannot be
 //!   used are skipped and reported ([`KeySet::skipped`]) instead of failing
 //!   the whole set, unless nothing usable remains.
-//! * **Fixed-size signatures are fixed.** ES256/ES384/EdDSA signatures must be
-//!   exactly 64/96/64 bytes (raw `r || s`); DER or padded encodings are
-//!   refused before ring runs. ring itself rejects `r` or `s` equal to zero
-//!   or not below the group order (the "psychic signatures" bug,
-//!   CVE-2022-21449, cannot occur); tests pin this.
+//! * **Fixed-size signatures are fixed.** ES256/ES384/ES512/EdDSA signatures
+//!   must be exactly 64/96/132/64 bytes (raw `r || s`; for ES512 two 66-byte
+//!   integers); DER or padded encodings are refused before any key is chosen
+//!   or any cryptography runs. ring, and p521 for ES512, reject `r` or `s`
+//!   equal to zero or not below the group order (the "psychic signatures"
+//!   bug, CVE-2022-21449, cannot occur); tests pin this, including, for
+//!   ES512, `s + n`, which fits in 66 bytes and would verify if it were
+//!   reduced instead of refused.
+//! * **ES512 is the one algorithm not on ring.** ring has no P-521, and Vault
+//!   and other verifiers accept ES512 by default, so RustCrypto's `p521`
+//!   (pure Rust, so the crate still builds for WebAssembly; only its `ecdsa`
+//!   feature) verifies ES512, and nothing else. Everything around it is this
+//!   crate's, as for the other curves: the 132-byte rule, key binding, and
+//!   load-time validation of P-521 keys (66-byte coordinates below p, on the
+//!   curve by our own check and again by p521's), after which the key is
+//!   kept parsed. Wycheproof's P-521 vectors run against it.
 //! * **Critical extensions are refused.** Any `crit` (we understand none) and
 //!   `b64: false` are refused, as RFC 7515/7797 require of a recipient that
 //!   does not implement them.
@@ -79,8 +92,8 @@
 //!
 //! # What is deliberately not here
 //!
-//! HMAC, `none`, ES512/P-521, JWE, JSON serialisation, detached or unencoded
-//! payloads, certificate-chain validation (a PEM certificate is only a key
+//! HMAC, `none`, ES256K and other curves, JWE, JSON serialisation, detached
+//! or unencoded payloads, certificate-chain validation (a PEM certificate is only a key
 //! container), fetching keys, and claims validation (`exp`, `aud`, ...).
 
 #![forbid(unsafe_code)]
@@ -94,6 +107,8 @@ pub mod jwk;
 mod jws;
 mod key;
 mod pem;
+#[cfg(test)]
+mod wycheproof_p521;
 
 pub use alg::{Algorithm, AlgorithmError, AlgorithmSet};
 pub use error::{JoseError, KeyError, SNIPPET_MAX_CHARS, SkippedKey, snippet, snippet_bytes};

@@ -241,7 +241,7 @@ fn spki(der: &[u8]) -> Result<(Material, bool), String> {
             let family = match curve {
                 OID_P256 => Family::P256,
                 OID_P384 => Family::P384,
-                OID_P521 => return Err("unsupported ec curve p-521".to_owned()),
+                OID_P521 => Family::P521,
                 _ => return Err("unsupported ec curve".to_owned()),
             };
             Material::ec_sec1(family, key).map(|m| (m, false))

@@ -142,9 +142,10 @@ fn kid_with_path_traversal_or_sql_is_only_a_map_lookup() {
     assert!(!msg.contains('\u{1b}'));
 }
 
-/// P-256 and P-384 group orders, big-endian.
+/// P-256, P-384 and P-521 group orders, big-endian, as wide as a signature's r and s.
 const N_P256: &str = "ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
 const N_P384: &str = "ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973";
+const N_P521: &str = "01fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409";
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
@@ -153,7 +154,7 @@ fn hex(s: &str) -> Vec<u8> {
 #[test]
 fn ecdsa_psychic_signatures_cve_2022_21449() {
     let v = verifier_all();
-    for (alg, n) in [(Algorithm::ES256, N_P256), (Algorithm::ES384, N_P384)] {
+    for (alg, n) in [(Algorithm::ES256, N_P256), (Algorithm::ES384, N_P384), (Algorithm::ES512, N_P521)] {
         let s = signer(alg);
         let size = n.len() / 2;
         let n = hex(n);
@@ -184,6 +185,96 @@ fn ecdsa_psychic_signatures_cve_2022_21449() {
     }
 }
 
+/// Big-endian a + b (or a - b) over equal widths; the result keeps the width (the tests keep
+/// it from overflowing or going below zero).
+fn add_be(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len()];
+    let mut carry = 0u16;
+    for i in (0..a.len()).rev() {
+        let t = u16::from(a[i]) + u16::from(b[i]) + carry;
+        out[i] = t as u8;
+        carry = t >> 8;
+    }
+    assert_eq!(carry, 0, "overflow");
+    out
+}
+
+fn sub_be(a: &[u8], b: &[u8]) -> Vec<u8> {
+    let mut out = vec![0u8; a.len()];
+    let mut borrow = 0i16;
+    for i in (0..a.len()).rev() {
+        let d = i16::from(a[i]) - i16::from(b[i]) - borrow;
+        borrow = i16::from(d < 0);
+        out[i] = (d + 256 * borrow) as u8;
+    }
+    assert_eq!(borrow, 0, "underflow");
+    out
+}
+
+/// ES512's r and s are 66 bytes, but the order n is 521 bits: there is room for 2^528 - 1, so
+/// r + n and s + n always fit in a well-formed 132-byte signature. An implementation that
+/// reduced s mod n instead of refusing it would accept (r, s + n) for every genuine (r, s);
+/// the range check (r and s in [1, n-1], in p521's `Signature::from_slice`) refuses it. The
+/// equivalent in-range signature (r, n - s) verifies (ECDSA is malleable, as for the other
+/// curves), which proves that the refusals below are the range check and not the arithmetic.
+#[test]
+fn es512_r_and_s_must_lie_in_one_to_n_minus_one() {
+    let v = verifier_all();
+    let s = signer(Algorithm::ES512);
+    let n = hex(N_P521);
+    let input = format!("{}.{}", b64j(&json!({ "alg": "ES512", "kid": "p521" })), b64::encode(br#"{"sub":"a"}"#));
+    let genuine = s.sign(input.as_bytes());
+    assert_eq!(genuine.len(), 132);
+    let (r, sv) = genuine.split_at(66);
+    let token = |r: &[u8], sv: &[u8]| format!("{input}.{}", b64::encode(&[r, sv].concat()));
+    assert_eq!(code(&v, &token(r, sv)), "ok");
+    assert_eq!(code(&v, &token(r, &sub_be(&n, sv))), "ok", "(r, n - s) is the same signature");
+
+    let zero = [0u8; 66];
+    let mut one = [0u8; 66];
+    one[65] = 1;
+    let n_minus_1 = sub_be(&n, &one);
+    let all_ones = [0xffu8; 66];
+    let mut top_bit = [0u8; 66];
+    top_bit[0] = 0x80;
+    let cases: [(&str, Vec<u8>, Vec<u8>); 13] = [
+        ("r = 0", zero.to_vec(), sv.to_vec()),
+        ("s = 0", r.to_vec(), zero.to_vec()),
+        ("r = s = 0", zero.to_vec(), zero.to_vec()),
+        ("r = n", n.clone(), sv.to_vec()),
+        ("s = n", r.to_vec(), n.clone()),
+        ("r = s = n", n.clone(), n.clone()),
+        ("r + n", add_be(r, &n), sv.to_vec()),
+        ("s + n", r.to_vec(), add_be(sv, &n)),
+        ("n - s + n", r.to_vec(), add_be(&sub_be(&n, sv), &n)),
+        ("r = 2^528 - 1", all_ones.to_vec(), sv.to_vec()),
+        ("s = 2^527", r.to_vec(), top_bit.to_vec()),
+        ("r = n - 1", n_minus_1.clone(), sv.to_vec()),
+        ("s = n - 1", r.to_vec(), n_minus_1.clone()),
+    ];
+    for (name, r, sv) in cases {
+        assert_eq!((r.len(), sv.len()), (66, 66), "{name}");
+        assert_eq!(code(&v, &token(&r, &sv)), "bad_signature", "{name}");
+    }
+    // The range check itself, on the crate that runs it: zero and n and above are refused,
+    // n - 1 is not.
+    let parses = |r: &[u8], sv: &[u8]| p521::ecdsa::Signature::from_slice(&[r, sv].concat()).is_ok();
+    assert!(parses(r, sv));
+    assert!(parses(&n_minus_1, &n_minus_1));
+    assert!(parses(&one, &one));
+    for (r, sv) in [
+        (&zero[..], sv),
+        (r, &zero[..]),
+        (&n[..], sv),
+        (r, &n[..]),
+        (&add_be(r, &n)[..], sv),
+        (r, &add_be(sv, &n)[..]),
+        (&all_ones[..], sv),
+    ] {
+        assert!(!parses(r, sv));
+    }
+}
+
 /// DER-encodes a raw r||s signature the way many libraries emit ECDSA.
 fn der_signature(raw: &[u8]) -> Vec<u8> {
     fn int(bytes: &[u8]) -> Vec<u8> {
@@ -210,7 +301,7 @@ fn der_signature(raw: &[u8]) -> Vec<u8> {
 #[test]
 fn der_encoded_es256_signature_is_refused_before_ring() {
     let v = verifier_all();
-    for alg in [Algorithm::ES256, Algorithm::ES384] {
+    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::ES512] {
         let s = signer(alg);
         let header = json!({ "alg": alg.name() });
         let input = format!("{}.{}", b64j(&header), b64::encode(b"{}"));
@@ -228,6 +319,27 @@ fn der_encoded_es256_signature_is_refused_before_ring() {
     raw.push(0);
     let padded = format!("{input}.{}", b64::encode(&raw));
     assert!(matches!(v.verify(padded.as_bytes()), Err(JoseError::SignatureLength { expected: 64, actual: 65, .. })));
+    // ES512: 132 bytes exactly. One byte more or less (a zero byte added, a leading zero
+    // dropped) is refused before any key is chosen, with the length in the error.
+    let good = signer(Algorithm::ES512).token(Some("p521"), b"{}");
+    assert_eq!(code(&v, &good), "ok");
+    let (input, sig) = good.rsplit_once('.').unwrap();
+    let raw = b64::decode(sig.as_bytes()).unwrap();
+    for (bytes, actual) in
+        [([&raw[..], &[0]].concat(), 133), ([&[0u8][..], &raw].concat(), 133), (raw[1..].to_vec(), 131)]
+    {
+        let token = format!("{input}.{}", b64::encode(&bytes));
+        let err = v.verify(token.as_bytes()).unwrap_err();
+        assert_eq!(err, JoseError::SignatureLength { alg: "ES512", expected: 132, actual });
+        assert_eq!(err.to_string(), format!("signature for ES512 must be 132 bytes, got {actual}"));
+        assert_eq!(err.code(), "bad_signature");
+    }
+    // A 64- or 96-byte signature under an ES512 header (an ES256/ES384 signature relabelled).
+    for alg in [Algorithm::ES256, Algorithm::ES384] {
+        let sig = signer(alg).sign(input.as_bytes());
+        let token = format!("{input}.{}", b64::encode(&sig));
+        assert!(matches!(v.verify(token.as_bytes()), Err(JoseError::SignatureLength { expected: 132, .. })), "{alg}");
+    }
 }
 
 #[test]
@@ -405,6 +517,112 @@ fn token_alg_must_fit_the_key_type() {
     let err = v.verify(token.as_bytes()).unwrap_err();
     assert_eq!(err.code(), "key_unusable");
     assert_eq!(err.to_string(), "key unusable: the key is an rsa key and cannot verify ES256");
+}
+
+/// Each curve is bound to its own algorithm: a P-521 key verifies ES512 only, and an ES256 or
+/// ES384 key never verifies ES512, whichever way the token names (or does not name) the key.
+#[test]
+fn ec_curves_are_bound_to_their_algorithms() {
+    let v = verifier_all();
+    for (alg, kid, other_kid, describe) in [
+        (Algorithm::ES512, "p521", "p256", "an ec p-256 key"),
+        (Algorithm::ES512, "p521", "p384", "an ec p-384 key"),
+        (Algorithm::ES256, "p256", "p521", "an ec p-521 key"),
+        (Algorithm::ES384, "p384", "p521", "an ec p-521 key"),
+        (Algorithm::ES512, "p521", "rsa", "an rsa key"),
+        (Algorithm::ES512, "p521", "ed25519", "an ed25519 key"),
+    ] {
+        let s = signer(alg);
+        assert_eq!(v.verify(s.token(Some(kid), b"{}").as_bytes()).unwrap().key.kid.as_deref(), Some(kid));
+        let err = v.verify(s.token(Some(other_kid), b"{}").as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "key_unusable", "{alg} under {other_kid}");
+        assert_eq!(err.to_string(), format!("key unusable: the key is {describe} and cannot verify {alg}"));
+    }
+    // Without a kid, only the P-521 key is a candidate for ES512.
+    assert_eq!(
+        v.verify(signer(Algorithm::ES512).token(None, b"{}").as_bytes()).unwrap().key.kid.as_deref(),
+        Some("p521")
+    );
+
+    // A set holding only P-256 and P-384 keys has nothing for ES512, and a P-521-only set
+    // nothing for ES256/ES384, even with kid-less keys (candidates for any kid).
+    let ec = json!({ "keys": [signer(Algorithm::ES256).public_jwk(None), signer(Algorithm::ES384).public_jwk(None)] });
+    let ec = Verifier::new(KeySet::from_jwks_json(ec.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    for kid in [None, Some("x")] {
+        assert_eq!(code(&ec, &signer(Algorithm::ES512).token(kid, b"{}")), "no_matching_key");
+    }
+    let p521 = json!({ "keys": [signer(Algorithm::ES512).public_jwk(None)] });
+    let p521 = Verifier::new(KeySet::from_jwks_json(p521.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    assert_eq!(code(&p521, &signer(Algorithm::ES512).token(Some("x"), b"{}")), "ok");
+    for alg in [Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA, Algorithm::RS256] {
+        assert_eq!(code(&p521, &signer(alg).token(None, b"{}")), "no_matching_key", "{alg}");
+    }
+}
+
+/// A JWK's `alg` binds the key: a P-521 JWK that names ES512 verifies it; one that names another
+/// algorithm (or the unregistered "ES521" of RFC 7520's draft keys) is skipped with the reason,
+/// and a P-256 or P-384 JWK that names ES512 is skipped too.
+#[test]
+fn a_jwk_naming_another_algorithm_is_skipped() {
+    let p521 = signer(Algorithm::ES512);
+    let mut bound = p521.public_jwk(Some("p521"));
+    bound["alg"] = json!("ES512");
+    let v = Verifier::new(KeySet::from_jwk_json(bound.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    assert_eq!(code(&v, &p521.token(Some("p521"), b"{}")), "ok");
+
+    let mut keys = Vec::new();
+    let mut expected = Vec::new();
+    for (alg, name, reason) in [
+        (Algorithm::ES512, "ES256", "key algorithm ES256 does not fit an ec p-521 key"),
+        (Algorithm::ES512, "ES384", "key algorithm ES384 does not fit an ec p-521 key"),
+        (Algorithm::ES512, "RS512", "key algorithm RS512 does not fit an ec p-521 key"),
+        (Algorithm::ES512, "ES521", "key algorithm \"ES521\" is not supported"),
+        (Algorithm::ES512, "HS512", "key algorithm \"HS512\" is not supported"),
+        (Algorithm::ES256, "ES512", "key algorithm ES512 does not fit an ec p-256 key"),
+        (Algorithm::ES384, "ES512", "key algorithm ES512 does not fit an ec p-384 key"),
+    ] {
+        let kid = format!("{}-{name}", kid_for(alg));
+        let mut jwk = signer(alg).public_jwk(Some(&kid));
+        jwk["alg"] = json!(name);
+        keys.push(jwk);
+        expected.push(format!("key {} (kid \"{kid}\"): {reason}", expected.len()));
+    }
+    keys.push(bound);
+    let set = KeySet::from_jwks_json(json!({ "keys": keys }).to_string().as_bytes()).unwrap();
+    let skipped: Vec<String> = set.skipped().iter().map(ToString::to_string).collect();
+    assert_eq!(skipped, expected);
+    assert_eq!(set.len(), 1);
+    let v = Verifier::new(set, AlgorithmSet::ALL);
+    // A token naming a skipped key is told why; the bound key verifies its own tokens.
+    let err = v.verify(p521.token(Some("p521-ES256"), b"{}").as_bytes()).unwrap_err();
+    assert_eq!(err.code(), "key_unusable");
+    assert!(err.to_string().contains("does not fit an ec p-521 key"), "{err}");
+    assert_eq!(code(&v, &p521.token(Some("p521"), b"{}")), "ok");
+}
+
+/// ES512 is one algorithm of the set like the others: allowed by default, refused when a
+/// provider's set leaves it out (before any key is looked at), and `none`/HS512 stay refused
+/// as attacks rather than unknown names.
+#[test]
+fn es512_follows_the_provider_algorithm_set() {
+    let keys = verifier_all().keys().clone();
+    assert!(AlgorithmSet::default().contains(Algorithm::ES512));
+    let token = signer(Algorithm::ES512).token(Some("p521"), b"{}");
+    assert_eq!(code(&Verifier::new(keys.clone(), AlgorithmSet::default()), &token), "ok");
+    let mut without = AlgorithmSet::ALL;
+    without.remove(Algorithm::ES512);
+    let v = Verifier::new(keys.clone(), without);
+    let err = v.verify(token.as_bytes()).unwrap_err();
+    assert_eq!(err, JoseError::AlgorithmNotAllowed(Algorithm::ES512));
+    assert_eq!(err.to_string(), "algorithm ES512 is not allowed for this provider");
+    assert_eq!(err.code(), "algorithm_not_allowed");
+    let only: AlgorithmSet = [Algorithm::ES512].into_iter().collect();
+    assert_eq!(code(&Verifier::new(keys, only), &token), "ok");
+    for (alg, expected) in [("HS512", "alg_symmetric"), ("none", "alg_none"), ("es512", "alg_unknown")] {
+        let header = json!({ "alg": alg, "kid": "p521" }).to_string();
+        let forged = signer(Algorithm::ES512).token_with_header(&header, b"{}");
+        assert_eq!(code(&verifier_all(), &forged), expected, "{alg}");
+    }
 }
 
 #[test]

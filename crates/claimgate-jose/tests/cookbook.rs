@@ -1,16 +1,19 @@
 //! RFC 7520 (JOSE cookbook) sec. 3 keys and sec. 4 signatures, and the
 //! RFC 8037 Ed25519 example, from ietf-jose/cookbook.
 //!
-//! * 4.1 RS256, 4.2 PS384 and the Ed25519 example verify in compact form.
-//! * 4.3 ES512 is out of scope (P-521): its key is skipped, the token refused.
+//! * 4.1 RS256, 4.2 PS384, 4.3 ES512 (P-521) and the Ed25519 example verify in
+//!   compact form.
 //! * 4.4 and 4.5 are HMAC: refused as symmetric.
 //! * 4.6 and 4.7 exist only as JSON serialisations: refused as unsupported.
-//! * 4.8 (multiple signatures) is JSON-only; where a signature has a
+//! * 4.8 (multiple signatures) is JSON-only, and its key set gives an RSA and
+//!   a P-521 key the same kid, which a key set refuses as ambiguous; with each
+//!   key loaded alone, where a signature has a
 //!   protected header, a compact form can be rebuilt and is verified (RS256)
-//!   or refused (HS256); the ES512 one has no protected header at all.
+//!   or refused (HS256); the ES512 one has no protected header at all (its
+//!   `alg` is in an unprotected header), so it has no compact form.
 //! * Every JSON and flattened JSON output is refused as unsupported.
 
-use claimgate_jose::{AlgorithmSet, KeyError, KeySet, Verifier};
+use claimgate_jose::{AlgorithmSet, KeyError, KeyKind, KeySet, Verifier};
 use serde_json::Value;
 
 const JWS_FILES: [(&str, &str); 9] = [
@@ -64,14 +67,11 @@ fn rfc7520_section4_and_rfc8037() {
         if let Some(compact) = doc["output"]["compact"].as_str() {
             let result = verifier.verify(compact.as_bytes());
             match name {
-                "4_1" | "4_2" | "ed25519" => {
+                "4_1" | "4_2" | "4_3" | "ed25519" => {
                     let v = result.unwrap_or_else(|e| panic!("{name}: {e:?}"));
                     assert_eq!(v.payload, payload, "{name}");
+                    assert_eq!(v.header.alg.name(), doc["input"]["alg"].as_str().unwrap(), "{name}");
                     verified.push(name);
-                }
-                "4_3" => {
-                    assert_eq!(result.unwrap_err().code(), "alg_unknown", "{name}");
-                    refused.push(name);
                 }
                 "4_4" | "4_5" => {
                     assert_eq!(result.unwrap_err().code(), "alg_symmetric", "{name}");
@@ -88,6 +88,16 @@ fn rfc7520_section4_and_rfc8037() {
             }
         }
         if name == "4_8" {
+            // The example's set gives its RSA and its P-521 key one kid (RFC 7517 4.5 allows
+            // that for keys of different types). A set whose usable keys share a kid is refused
+            // as ambiguous, so each key is loaded on its own: the P-521 key loads, the RSA key
+            // verifies the RS256 signature.
+            let set = serde_json::json!({ "keys": keys.iter().map(public_jwk).collect::<Vec<_>>() });
+            let err = KeySet::from_jwks_json(set.to_string().as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "duplicate_kid", "{err}");
+            let p521 = verifier_for(&keys[1..2]).unwrap();
+            assert_eq!(p521.keys().iter().map(|k| k.kind).collect::<Vec<_>>(), [KeyKind::P521]);
+            let verifier = verifier_for(&keys[..1]).unwrap();
             let json = &doc["output"]["json"];
             let payload_b64 = json["payload"].as_str().unwrap();
             let mut outcomes = Vec::new();
@@ -109,8 +119,8 @@ fn rfc7520_section4_and_rfc8037() {
             assert_eq!(outcomes, ["verified", "no protected header", "alg_symmetric"]);
         }
     }
-    assert_eq!(verified, ["4_1", "4_2", "ed25519"]);
-    assert_eq!(refused, ["4_3", "4_4", "4_5"]);
+    assert_eq!(verified, ["4_1", "4_2", "4_3", "ed25519"]);
+    assert_eq!(refused, ["4_4", "4_5"]);
     // 4_1..4_7 have json and json_flat, 4_8 only json, ed25519 both.
     assert_eq!(json_refused, 7 * 2 + 1 + 2);
 }
@@ -118,9 +128,11 @@ fn rfc7520_section4_and_rfc8037() {
 #[test]
 fn rfc7520_section3_keys() {
     let load = |text: &str| KeySet::from_jwk_json(text.as_bytes());
-    // 3.1: a P-521 public key, out of scope: skipped with a reason.
-    let err = load(include_str!("vectors/jose-cookbook/jwk/3_1.ec_public_key.json")).unwrap_err();
-    assert!(err.to_string().contains("P-521"), "{err}");
+    // 3.1: a P-521 public key: loads, bound to no algorithm (it names none), so ES512.
+    let set = load(include_str!("vectors/jose-cookbook/jwk/3_1.ec_public_key.json")).unwrap();
+    let info = set.iter().next().unwrap();
+    assert_eq!((set.len(), info.kind, info.alg), (1, KeyKind::P521, None));
+    assert_eq!(info.kid, Some("bilbo.baggins@hobbiton.example"));
     // 3.2 and 3.4: private keys are never loaded into a verifier.
     for text in [
         include_str!("vectors/jose-cookbook/jwk/3_2.ec_private_key.json"),

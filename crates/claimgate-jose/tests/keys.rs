@@ -19,6 +19,7 @@ const P256_CERT: &str = include_str!("keys/p256.cert.pem");
 const P256_PKCS8: &[u8] = include_bytes!("keys/p256.pk8");
 const P384_SPKI: &str = include_str!("keys/p384.spki.pem");
 const P521_SPKI: &str = include_str!("keys/p521.spki.pem");
+const P521_CERT: &str = include_str!("keys/p521.cert.pem");
 const ED25519_SPKI: &str = include_str!("keys/ed25519.spki.pem");
 
 #[test]
@@ -50,6 +51,64 @@ fn ec_certificate_verifies_es256() {
     }
 }
 
+/// The P-521 test key (tests/keys/p521.pk8) as SPKI and as a self-signed certificate: both load
+/// as P-521 keys and verify ES512 tokens signed with it, and nothing else.
+#[test]
+fn p521_pem_forms_verify_es512_only() {
+    let key = common::p521_signing_key(common::P521_PKCS8);
+    let input = format!("{}.{}", b64::encode(br#"{"alg":"ES512"}"#), b64::encode(b"{}"));
+    let sig: p521::ecdsa::Signature = p521::ecdsa::signature::Signer::sign(&key, input.as_bytes());
+    let token = format!("{input}.{}", b64::encode(&sig.to_bytes()));
+    for pem in [P521_CERT, P521_SPKI] {
+        let keys = KeySet::from_pem(pem).unwrap();
+        assert_eq!(keys.iter().map(|k| k.kind).collect::<Vec<_>>(), [KeyKind::P521]);
+        let v = Verifier::new(keys, AlgorithmSet::ALL);
+        let verified = v.verify(token.as_bytes()).unwrap();
+        assert_eq!((verified.header.alg, verified.key.index, verified.key.kid), (Algorithm::ES512, 0, None));
+        // A kid is a hint: a kid-less PEM key is still the candidate.
+        let with_kid = signer(Algorithm::ES512).token(Some("k"), b"{}");
+        assert_eq!(v.verify(with_kid.as_bytes()).unwrap().key.index, 0);
+        for alg in Algorithm::ALL.into_iter().filter(|a| *a != Algorithm::ES512) {
+            let err = v.verify(signer(alg).token(None, b"{}").as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "no_matching_key", "{alg}");
+        }
+    }
+    // The same key as a JWK: coordinates of exactly 66 bytes.
+    let jwk = signer(Algorithm::ES512).public_jwk(None);
+    assert_eq!(b64::decode(jwk["x"].as_str().unwrap().as_bytes()).unwrap().len(), 66);
+    assert_eq!(b64::decode(jwk["y"].as_str().unwrap().as_bytes()).unwrap().len(), 66);
+    let v = Verifier::new(KeySet::from_jwk_json(jwk.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL);
+    v.verify(token.as_bytes()).unwrap();
+}
+
+/// SPKI under the secp521r1 OID with a point that is not on the curve, or compressed, or of the
+/// wrong size: skipped with the reason, like the other curves.
+#[test]
+fn p521_spki_point_is_validated() {
+    let body: String = P521_SPKI.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64_std_decode(&body);
+    // SEQUENCE { SEQUENCE { ecPublicKey, secp521r1 }, BIT STRING { 00 04 x y } }: 25 bytes of
+    // header, then the 133-byte point.
+    assert_eq!(der.len(), 25 + 133);
+    assert_eq!(&der[14..21], &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23]);
+    assert_eq!(der[25], 4);
+    let pem = |der: &[u8]| format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", base64_std(der));
+    let mut off_curve = der.clone();
+    off_curve[157] ^= 1;
+    let err = KeySet::from_pem(&pem(&off_curve)).unwrap_err();
+    assert_eq!(err.to_string(), "no usable key: key 0: ec point is not on p-521");
+    let mut compressed = der.clone();
+    compressed[25] = 2;
+    let err = KeySet::from_pem(&pem(&compressed)).unwrap_err();
+    assert_eq!(err.to_string(), "no usable key: key 0: compressed ec points are not supported");
+    // The P-521 point under the P-384 OID: the wrong size for that curve.
+    let p384_oid = [0x2b, 0x81, 0x04, 0x00, 0x22];
+    let mut relabelled = der.clone();
+    relabelled[16..21].copy_from_slice(&p384_oid);
+    let err = KeySet::from_pem(&pem(&relabelled)).unwrap_err();
+    assert_eq!(err.to_string(), "no usable key: key 0: ec point is not an uncompressed point of the right size");
+}
+
 #[test]
 fn several_pem_blocks_with_skips() {
     let text = format!(
@@ -60,16 +119,18 @@ fn several_pem_blocks_with_skips() {
     let kinds: Vec<(usize, KeyKind)> = keys.iter().map(|k| (k.index, k.kind)).collect();
     assert_eq!(
         kinds,
-        [(0, KeyKind::Rsa { bits: 2048 }), (2, KeyKind::P384), (3, KeyKind::Ed25519), (6, KeyKind::P256)]
+        [
+            (0, KeyKind::Rsa { bits: 2048 }),
+            (1, KeyKind::P521),
+            (2, KeyKind::P384),
+            (3, KeyKind::Ed25519),
+            (6, KeyKind::P256)
+        ]
     );
     let skipped: Vec<String> = keys.skipped().iter().map(ToString::to_string).collect();
     assert_eq!(
         skipped,
-        [
-            "key 1: unsupported ec curve p-521",
-            "key 4: rsa modulus is 1024 bits, at least 2048 are required",
-            "key 5: unsupported pem block \"X509 CRL\"",
-        ]
+        ["key 4: rsa modulus is 1024 bits, at least 2048 are required", "key 5: unsupported pem block \"X509 CRL\"",]
     );
 }
 
@@ -140,6 +201,13 @@ fn p384_oracle(x: &[u8], y: &[u8]) -> bool {
     p384::PublicKey::from_sec1_bytes(&point).is_ok()
 }
 
+/// RustCrypto's p521 also verifies ES512 here, but our own curve-equation check runs first at
+/// load; this compares that check (the big-integer code shared with P-256/P-384) with p521's.
+fn p521_oracle(x: &[u8], y: &[u8]) -> bool {
+    let point = [&[4u8][..], x, y].concat();
+    p521::PublicKey::from_sec1_bytes(&point).is_ok()
+}
+
 fn ed25519_loads(x: &[u8]) -> bool {
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": b64::encode(x)});
     KeySet::from_jwk_json(jwk.to_string().as_bytes()).is_ok()
@@ -169,15 +237,59 @@ fn split_point(point: &[u8]) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn generated_points_load() {
-    for alg in [Algorithm::ES256, Algorithm::ES384] {
+    let curves = [(Algorithm::ES256, "P-256"), (Algorithm::ES384, "P-384"), (Algorithm::ES512, "P-521")];
+    for (alg, crv) in curves {
         let (x, y) = split_point(&signer(alg).public_bytes());
-        let crv = if alg == Algorithm::ES256 { "P-256" } else { "P-384" };
         assert!(ec_jwk_loads(crv, &x, &y));
         // The wrong curve name: coordinates have the wrong size.
-        let other = if crv == "P-256" { "P-384" } else { "P-256" };
-        assert!(!ec_jwk_loads(other, &x, &y));
+        for (_, other) in curves.iter().filter(|(_, c)| *c != crv) {
+            assert!(!ec_jwk_loads(other, &x, &y), "{crv} point as {other}");
+        }
     }
     assert!(ed25519_loads(&signer(Algorithm::EdDSA).public_bytes()));
+}
+
+/// P-521 JWK coordinates are exactly 66 bytes (RFC 7518 6.2.1.2: the full field size, leading
+/// zeros kept) and must be below p = 2^521 - 1 and on the curve; the reason is reported.
+#[test]
+fn p521_jwk_coordinates_are_strict() {
+    let (x, y) = split_point(&signer(Algorithm::ES512).public_bytes());
+    assert_eq!((x.len(), y.len()), (66, 66));
+    let reason = |x: &[u8], y: &[u8]| {
+        let jwk = json!({"kty": "EC", "crv": "P-521", "kid": "k", "x": b64::encode(x), "y": b64::encode(y)});
+        match KeySet::from_jwk_json(jwk.to_string().as_bytes()) {
+            Ok(_) => "loaded".to_owned(),
+            Err(KeyError::NoUsableKeys(skipped)) => skipped[0].reason.clone(),
+            Err(other) => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(reason(&x, &y), "loaded");
+    let size = "ec coordinates for p-521 must be 66 bytes each";
+    // A leading zero byte dropped or added (the top 7 bits of a coordinate are always zero).
+    assert_eq!(reason(&x[1..], &y), size);
+    assert_eq!(reason(&x, &y[1..]), size);
+    assert_eq!(reason(&[&[0u8][..], &x].concat(), &y), size);
+    assert_eq!(reason(&[], &[]), size);
+    let off = "ec point is not on p-521";
+    let mut bad = y.clone();
+    bad[65] ^= 1;
+    assert_eq!(reason(&x, &bad), off);
+    assert_eq!(reason(&y, &x), off);
+    // x = p (congruent to 0), and a coordinate with bits above 2^521.
+    let mut p = vec![0xffu8; 66];
+    p[0] = 0x01;
+    assert_eq!(reason(&p, &y), off);
+    let mut high = x.clone();
+    high[0] |= 0x80;
+    assert_eq!(reason(&high, &y), off);
+    // (x, p - y) is the negated point: on the curve.
+    assert_eq!(reason(&x, &sub_be(&p, &y)), "loaded");
+    // The identity has no affine encoding; (0, 0) is not on the curve.
+    assert_eq!(reason(&[0; 66], &[0; 66]), off);
+    // Public key material only: a P-521 JWK with "d" fails the whole load.
+    let mut private = signer(Algorithm::ES512).public_jwk(None);
+    private["d"] = json!(b64::encode(&[1u8; 66]));
+    assert_eq!(KeySet::from_jwk_json(private.to_string().as_bytes()).unwrap_err(), KeyError::PrivateKey { index: 0 });
 }
 
 /// An invalid point is an error at load time, and ring agrees it is useless:
@@ -217,6 +329,29 @@ proptest! {
             target[(bit % 256) / 8] ^= 1 << (bit % 8);
         }
         prop_assert_eq!(ec_jwk_loads("P-256", &x, &y), p256_oracle(&x, &y));
+    }
+
+    /// Mutations of a valid P-521 point and random coordinates (with the top 7 bits cleared
+    /// half of the time, so that values below p are common): our verdict matches p521's.
+    #[test]
+    fn p521_validation_matches_oracle(bit in 0usize..1056, negate in any::<bool>(), raw in any::<bool>(), clear_top in any::<bool>(), junk in proptest::collection::vec(any::<u8>(), 132)) {
+        let (mut x, mut y) = split_point(&signer(Algorithm::ES512).public_bytes());
+        if raw {
+            x = junk[..66].to_vec();
+            y = junk[66..].to_vec();
+            if clear_top {
+                x[0] &= 1;
+                y[0] &= 1;
+            }
+        } else if negate {
+            let mut p = vec![0xffu8; 66];
+            p[0] = 0x01;
+            y = sub_be(&p, &y);
+        } else {
+            let target = if bit < 528 { &mut x } else { &mut y };
+            target[(bit % 528) / 8] ^= 1 << (bit % 8);
+        }
+        prop_assert_eq!(ec_jwk_loads("P-521", &x, &y), p521_oracle(&x, &y));
     }
 
     #[test]
@@ -261,15 +396,15 @@ proptest! {
 
     /// Truncations and bit flips of real DER never panic.
     #[test]
-    fn mutated_der_never_panics(cut in 0usize..1200, bit in 0usize..9600, which in 0usize..4) {
-        let pem = [RSA_SPKI, RSA_CERT, P256_CERT, ED25519_SPKI][which];
+    fn mutated_der_never_panics(cut in 0usize..1200, bit in 0usize..9600, which in 0usize..6) {
+        let pem = [RSA_SPKI, RSA_CERT, P256_CERT, ED25519_SPKI, P521_CERT, P521_SPKI][which];
         let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let mut der = base64_std_decode(&body);
         if bit / 8 < der.len() {
             der[bit / 8] ^= 1 << (bit % 8);
         }
         der.truncate(cut.min(der.len()));
-        let label = if which == 1 || which == 2 { "CERTIFICATE" } else { "PUBLIC KEY" };
+        let label = if matches!(which, 1 | 2 | 4) { "CERTIFICATE" } else { "PUBLIC KEY" };
         let text = format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", base64_std(&der));
         let _ = KeySet::from_pem(&text);
     }

@@ -121,7 +121,7 @@ fn verified_output_reports_header_and_key() {
     let ed = signer(Algorithm::EdDSA);
     let set = json!({ "keys": [
         {"kty": "oct"},
-        {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA", "kid": "old"},
+        {"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA", "kid": "old"},
         ed.public_jwk(Some("ed-1")),
     ]});
     let keys = KeySet::from_jwks_json(set.to_string().as_bytes()).unwrap();

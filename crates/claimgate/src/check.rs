@@ -96,6 +96,7 @@ pub fn check(files: &mut [Parsed], limits: &CheckLimits) -> Checked {
     let set = checker.policy_set(files);
     let mut diagnostics = checker.diagnostics;
     diagnostics.extend(contains_on_strings(&set));
+    diagnostics.extend(contradictions_and_open_roles(&set));
     diagnostics.sort_by_key(|d| (d.file, d.span.start));
     Checked { set, diagnostics }
 }
@@ -544,12 +545,13 @@ impl<'l> Checker<'l> {
                         AlgorithmError::Unknown(_) => format!("unknown algorithm `{name}`"),
                         other => other.to_string(),
                     };
+                    let supported: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
                     let help = match error {
-                        AlgorithmError::None => "unsigned tokens can be forged by anyone; remove it",
+                        AlgorithmError::None => "unsigned tokens can be forged by anyone; remove it".to_string(),
                         AlgorithmError::Symmetric(_) => {
-                            "an HMAC secret shared with the issuer lets anyone who holds it mint tokens; claimgate verifies with public keys only"
+                            "an HMAC secret shared with the issuer lets anyone who holds it mint tokens; claimgate verifies with public keys only".to_string()
                         }
-                        _ => "supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA",
+                        _ => format!("supported: {}", supported.join(", ")),
                     };
                     self.report(
                         Diagnostic::error(Code::RefusedAlgorithm, file, span, message).label("refused").help(help),
@@ -715,6 +717,8 @@ impl<'l> Checker<'l> {
     }
 
     fn comparison(&mut self, file: FileId, comparison: &Comparison) {
+        self.registered_claim_type(file, comparison);
+        self.domain_like_path(file, &comparison.path);
         // OAuth access tokens carry `scope` as one space-separated string (RFC 8693 4.2, RFC 9068
         // 2.2.3). (`scp` is a string from Entra ID but a list from Okta, so it is not flagged.)
         let is_scope = matches!(comparison.path.segments.as_slice(), [Segment::Key(k)] if k == "scope");
@@ -1776,6 +1780,178 @@ pub fn compile_regex(pattern: &str, size_limit: usize) -> Result<ClaimRegex, Str
         Some(limit) => format!("compiles to more than {limit} bytes"),
         None => e.to_string(),
     })
+}
+
+/// The top-level domains after which a dotted path most likely meant a quoted domain name
+/// (`claims.kubernetes.io.namespace` for `claims."kubernetes.io".namespace`).
+const DOMAIN_SUFFIXES: [&str; 14] =
+    ["io", "com", "org", "net", "dev", "cloud", "ai", "app", "co", "gov", "edu", "eu", "de", "uk"];
+
+impl Checker<'_> {
+    /// W0102: a registered claim (RFC 7519 4.1) whose type the operator can never fit.
+    fn registered_claim_type(&mut self, file: FileId, comparison: &Comparison) {
+        let [Segment::Key(name)] = comparison.path.segments.as_slice() else { return };
+        let op = &comparison.op;
+        let string_op = matches!(op, Op::Glob(_) | Op::Matches(_) | Op::Eq(Scalar::Str(_)) | Op::Ne(Scalar::Str(_)))
+            || comparison.words
+            || matches!(op, Op::In(list) if list.items.iter().all(|i| matches!(i, Scalar::Str(_))) && !list.items.is_empty());
+        let numeric_op = matches!(
+            op,
+            Op::Lt(_) | Op::Le(_) | Op::Gt(_) | Op::Ge(_) | Op::Eq(Scalar::Number(_)) | Op::Ne(Scalar::Number(_))
+        );
+        let (problem, help) = match name.as_str() {
+            "exp" | "nbf" | "iat" if string_op || op.is_contains() => (
+                format!("`claims.{name}` is a number of seconds (NumericDate); this condition never holds on it"),
+                "compare it as a number (`claims.iat >= 1700000000`), or let the provider's time checks judge it"
+                    .to_string(),
+            ),
+            "iss" | "sub" | "jti" if numeric_op || op.is_contains() => (
+                format!("`claims.{name}` is a string; this condition never holds on it"),
+                format!("compare it as a string: `claims.{name} == \"...\"`, `glob`, `matches` or `in [...]`"),
+            ),
+            "aud" if string_op && !comparison.words => (
+                "`aud` may be a list of audiences; this condition never holds on a list".to_string(),
+                "bind audiences with the role's `audience` setting, or write `claims.aud contains \"...\"`".to_string(),
+            ),
+            _ => return,
+        };
+        let path = crate::fmt::path_text(&comparison.path);
+        self.report(
+            Diagnostic::warning(Code::NeverHolds, file, comparison.span, problem)
+                .label(format!("`{path}` never fits this"))
+                .help(help),
+        );
+    }
+
+    /// W0105: `claims.kubernetes.io.namespace`, which reads `kubernetes` → `io` → `namespace`,
+    /// most likely meant the claim named `kubernetes.io`.
+    fn domain_like_path(&mut self, file: FileId, path: &ClaimPath) {
+        let keys: Vec<&str> = path
+            .segments
+            .iter()
+            .map_while(|s| match s {
+                Segment::Key(k) => Some(k.as_str()),
+                Segment::Index(_) => None,
+            })
+            .collect();
+        let Some(at) = keys.iter().skip(1).position(|k| DOMAIN_SUFFIXES.contains(k)).map(|i| i + 1) else { return };
+        let mut segments = vec![Segment::Key(keys[..=at].join(".").into())];
+        segments.extend(path.segments[at + 1..].iter().cloned());
+        let suggestion = crate::fmt::path_text(&ClaimPath { segments, span: path.span });
+        self.report(
+            Diagnostic::warning(
+                Code::DomainLikePath,
+                file,
+                path.span,
+                format!(
+                    "`{}` reads the claims `{}` one inside another",
+                    crate::fmt::path_text(path),
+                    keys[..=at].join("` → `")
+                ),
+            )
+            .label("looks like a domain name")
+            .help(format!("a claim named with dots must be quoted: did you mean `{suggestion}`?")),
+        );
+    }
+}
+
+/// W0103 (conditions that contradict each other where all must hold) and W0104 (a role that
+/// accepts every token of its provider), over the checked set.
+fn contradictions_and_open_roles(set: &PolicySet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for provider in &set.providers {
+        contradictions(&provider.conditions, provider.file, &mut out);
+    }
+    for role in &set.roles {
+        contradictions(&role.conditions, role.file, &mut out);
+        let provider_conditions = set.providers.get(role.provider).is_some_and(|p| !p.conditions.is_empty());
+        if matches!(role.audience, Audience::Any(_)) && role.conditions.is_empty() && !provider_conditions {
+            out.push(
+                Diagnostic::warning(
+                    Code::AcceptsEverything,
+                    role.file,
+                    role.span,
+                    format!(
+                        "role `{}` accepts every token of its provider: `audience = any` and no condition",
+                        role.name
+                    ),
+                )
+                .label("any audience, no `require`")
+                .help("bind the audience (`audience = \"...\"`) or add conditions that say which workloads may log in"),
+            );
+        }
+    }
+    out
+}
+
+/// Conditions of one conjunction (a `require` list or an `all` group), recursively.
+fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnostic>) {
+    let mut equals: Vec<(&ClaimPath, &Scalar, Span)> = Vec::new();
+    let mut presence: Vec<(&ClaimPath, bool, Span)> = Vec::new();
+    for condition in conditions {
+        match &condition.kind {
+            ConditionKind::Compare(comparison) if !comparison.words => match &comparison.op {
+                Op::Eq(value) => {
+                    let other = equals.iter().find(|(p, v, _)| **p == comparison.path && !same_scalar(v, value));
+                    if let Some((_, first, first_span)) = other {
+                        out.push(contradiction(
+                            file,
+                            comparison,
+                            *first_span,
+                            &format!(
+                                "`{}` cannot equal both {} and {}",
+                                crate::fmt::path_text(&comparison.path),
+                                scalar_text(first),
+                                scalar_text(value)
+                            ),
+                        ));
+                    }
+                    equals.push((&comparison.path, value, comparison.span));
+                }
+                Op::Exists | Op::Absent => {
+                    let exists = matches!(comparison.op, Op::Exists);
+                    if let Some((_, _, first_span)) =
+                        presence.iter().find(|(p, e, _)| **p == comparison.path && *e != exists)
+                    {
+                        out.push(contradiction(
+                            file,
+                            comparison,
+                            *first_span,
+                            &format!("`{}` cannot both exist and be absent", crate::fmt::path_text(&comparison.path)),
+                        ));
+                    }
+                    presence.push((&comparison.path, exists, comparison.span));
+                }
+                _ => {}
+            },
+            ConditionKind::Group(group) if group.kind == GroupKind::All => contradictions(&group.conditions, file, out),
+            _ => {}
+        }
+    }
+}
+
+fn contradiction(file: FileId, comparison: &Comparison, first: Span, message: &str) -> Diagnostic {
+    Diagnostic::warning(Code::Contradiction, file, comparison.span, message.to_string())
+        .label("contradicts an earlier condition")
+        .help("all of these must hold, so the role can never allow; did you mean `any { ... }` or `in [...]`?")
+        .related(file, first, "the earlier condition")
+}
+
+fn same_scalar(a: &Scalar, b: &Scalar) -> bool {
+    match (a, b) {
+        (Scalar::Str(a), Scalar::Str(b)) => a.value == b.value,
+        (Scalar::Bool(a), Scalar::Bool(b)) => a.value == b.value,
+        (Scalar::Number(a), Scalar::Number(b)) => a.value == b.value,
+        _ => false,
+    }
+}
+
+fn scalar_text(s: &Scalar) -> String {
+    match s {
+        Scalar::Str(s) => format!("{:?}", s.value.as_str()),
+        Scalar::Bool(b) => b.value.to_string(),
+        Scalar::Number(n) => n.text.to_string(),
+    }
 }
 
 /// Parses `10.0.0.0/8` (or a single address) and returns it normalised; refuses host bits set

@@ -62,11 +62,21 @@ pub enum Code {
     InvalidTest,
     /// Warning: `contains` on a claim that tokens carry as a space-separated string.
     StringAsList,
+    /// Warning: a condition that can never hold for a registered claim's type (`claims.exp glob`,
+    /// `claims.iss contains`), or `claims.aud ==` where `aud` may be a list.
+    NeverHolds,
+    /// Warning: conditions that contradict each other where all must hold (`== "a"` and
+    /// `== "b"` on one claim, `exists` and `absent`).
+    Contradiction,
+    /// Warning: `audience = any` and no condition at all: every token of the provider logs in.
+    AcceptsEverything,
+    /// Warning: an unquoted dotted path that looks like a domain (`claims.kubernetes.io.x`).
+    DomainLikePath,
 }
 
 impl Code {
     /// Every code, in the order of the documentation's table.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 26] = [
         Code::Syntax,
         Code::LimitExceeded,
         Code::DuplicateName,
@@ -89,6 +99,10 @@ impl Code {
         Code::InvalidCidr,
         Code::InvalidTest,
         Code::StringAsList,
+        Code::NeverHolds,
+        Code::Contradiction,
+        Code::AcceptsEverything,
+        Code::DomainLikePath,
     ];
 
     /// The code as printed, e.g. `E0203`.
@@ -116,6 +130,10 @@ impl Code {
             Code::InvalidCidr => "E0404",
             Code::InvalidTest => "E0501",
             Code::StringAsList => "W0101",
+            Code::NeverHolds => "W0102",
+            Code::Contradiction => "W0103",
+            Code::AcceptsEverything => "W0104",
+            Code::DomainLikePath => "W0105",
         }
     }
 }

@@ -63,7 +63,7 @@ pub struct Provider {
 }
 
 pub const DEFAULT_CLOCK_SKEW: u64 = 60;
-pub const DEFAULT_ALGORITHMS: [Algorithm; 9] = Algorithm::ALL;
+pub const DEFAULT_ALGORITHMS: [Algorithm; Algorithm::ALL.len()] = Algorithm::ALL;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TimeClaims {

@@ -2,8 +2,10 @@
 //! matching public JWKs.
 //!
 //! The RSA key is a fixture (generated once with openssl, committed under
-//! tests/keys/) because RSA key generation is slow and ring cannot do it; EC
-//! and Ed25519 keys are generated per test process with ring.
+//! tests/keys/) because RSA key generation is slow and ring cannot do it; so is
+//! the P-521 key, signed with RustCrypto's p521 (ring has no P-521), whose
+//! certificate and SPKI are fixtures too. P-256, P-384 and Ed25519 keys are
+//! generated per test process with ring.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -15,11 +17,13 @@ use serde_json::{Value, json};
 
 pub const RSA_PKCS8: &[u8] = include_bytes!("../keys/rsa2048.pk8");
 pub const RSA_PKCS1_DER: &[u8] = include_bytes!("../keys/rsa2048.pkcs1.der");
+pub const P521_PKCS8: &[u8] = include_bytes!("../keys/p521.pk8");
 
 pub enum Pair {
     Rsa(RsaKeyPair),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
+    P521(p521::ecdsa::SigningKey),
 }
 
 /// A private key able to sign for one algorithm, with its PKCS#8 bytes.
@@ -58,8 +62,21 @@ fn make(alg: Algorithm) -> Signer {
             let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
             (Pair::Ed(pair), pkcs8.as_ref().to_vec())
         }
+        Algorithm::ES512 => (Pair::P521(p521_signing_key(P521_PKCS8)), P521_PKCS8.to_vec()),
     };
     Signer { alg, pair, pkcs8 }
+}
+
+/// A P-521 signing key from PKCS#8 DER.
+pub fn p521_signing_key(pkcs8: &[u8]) -> p521::ecdsa::SigningKey {
+    use p521::pkcs8::DecodePrivateKey as _;
+    let secret = p521::SecretKey::from_pkcs8_der(pkcs8).unwrap();
+    p521::ecdsa::SigningKey::from_bytes(&secret.to_bytes()).unwrap()
+}
+
+/// The uncompressed SEC1 point (`04 || x || y`, 133 bytes) of a P-521 key.
+pub fn p521_point(key: &p521::ecdsa::SigningKey) -> Vec<u8> {
+    p521::ecdsa::VerifyingKey::from(key).to_encoded_point(false).as_bytes().to_vec()
 }
 
 /// One signer per algorithm, created once per test process.
@@ -88,6 +105,11 @@ impl Signer {
             }
             Pair::Ec(pair) => pair.sign(rng(), msg).unwrap().as_ref().to_vec(),
             Pair::Ed(pair) => pair.sign(msg).as_ref().to_vec(),
+            Pair::P521(key) => {
+                use p521::ecdsa::signature::Signer as _;
+                let sig: p521::ecdsa::Signature = key.sign(msg);
+                sig.to_bytes().to_vec()
+            }
         }
     }
 
@@ -113,6 +135,7 @@ impl Signer {
             Pair::Rsa(pair) => pair.public().as_ref().to_vec(),
             Pair::Ec(pair) => pair.public_key().as_ref().to_vec(),
             Pair::Ed(pair) => pair.public_key().as_ref().to_vec(),
+            Pair::P521(key) => p521_point(key),
         }
     }
 
@@ -133,10 +156,14 @@ impl Signer {
                 let (n, e) = self.rsa_components().unwrap();
                 json!({"kty": "RSA", "n": b64::encode(&n), "e": b64::encode(&e)})
             }
-            Pair::Ec(pair) => {
-                let point = pair.public_key().as_ref();
+            Pair::Ec(_) | Pair::P521(_) => {
+                let point = self.public_bytes();
                 let size = (point.len() - 1) / 2;
-                let crv = if size == 32 { "P-256" } else { "P-384" };
+                let crv = match size {
+                    32 => "P-256",
+                    48 => "P-384",
+                    _ => "P-521",
+                };
                 json!({
                     "kty": "EC",
                     "crv": crv,
@@ -165,6 +192,7 @@ pub fn verifier_all() -> Verifier {
         signer(Algorithm::ES256).public_jwk(Some("p256")),
         signer(Algorithm::ES384).public_jwk(Some("p384")),
         signer(Algorithm::EdDSA).public_jwk(Some("ed25519")),
+        signer(Algorithm::ES512).public_jwk(Some("p521")),
     ];
     let set = json!({ "keys": keys });
     Verifier::new(KeySet::from_jwks_json(set.to_string().as_bytes()).unwrap(), AlgorithmSet::ALL)
@@ -176,6 +204,7 @@ pub fn kid_for(alg: Algorithm) -> &'static str {
         Algorithm::ES256 => "p256",
         Algorithm::ES384 => "p384",
         Algorithm::EdDSA => "ed25519",
+        Algorithm::ES512 => "p521",
         _ => "rsa",
     }
 }
