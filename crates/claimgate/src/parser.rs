@@ -467,12 +467,34 @@ fn syntax_error(file: FileId, text: &str, offset: usize, error: &pest::error::Er
             .help("a `\"` string ends on the line it starts; use `\"\"\"` for text over several lines");
     }
     let mut diagnostic = Diagnostic::error(Code::Syntax, file, Span::new(position, end), message);
+    if let Some(help) = likely_mistake(text, position) {
+        diagnostic = diagnostic.help(help);
+    }
     if position >= text.len()
         && let Some(open) = unclosed_brace(text)
     {
         diagnostic = diagnostic.related(file, Span::new(open, open + 1), "this block is not closed");
     }
     diagnostic
+}
+
+/// Help for the syntax errors people make most often in conditions.
+fn likely_mistake(text: &str, position: usize) -> Option<&'static str> {
+    let rest = text.get(position..)?;
+    let before = text.get(..position)?.trim_end();
+    let word_before = before.rsplit(|c: char| c.is_whitespace() || c == '{').next().unwrap_or("");
+    if rest.starts_with("claim.") {
+        return Some("claim paths start with `claims.` (plural): did you mean `claims.`?");
+    }
+    if rest.starts_with("not ") || rest.starts_with("not\t") {
+        if word_before == "not" {
+            return Some("`not not` would mean the condition itself: write the condition without `not`");
+        }
+        return Some(
+            "`not` goes before a whole condition: write `not claims.x in [...]` (or `not claims.x glob \"...\"`)",
+        );
+    }
+    None
 }
 
 /// The opening quote of a `"` string that is still open at `position` on its line, if any.
