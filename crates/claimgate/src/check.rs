@@ -1888,6 +1888,8 @@ fn contradictions_and_open_roles(set: &PolicySet) -> Vec<Diagnostic> {
 fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnostic>) {
     let mut equals: Vec<(&ClaimPath, &Scalar, Span)> = Vec::new();
     let mut presence: Vec<(&ClaimPath, bool, Span)> = Vec::new();
+    // Bounds on one claim: (path, literal, strict, is lower bound, span).
+    let mut bounds: Vec<(&ClaimPath, &NumLit, bool, bool, Span)> = Vec::new();
     for condition in conditions {
         match &condition.kind {
             ConditionKind::Compare(comparison) if !comparison.words => match &comparison.op {
@@ -1907,6 +1909,35 @@ fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnost
                         ));
                     }
                     equals.push((&comparison.path, value, comparison.span));
+                }
+                Op::Lt(n) | Op::Le(n) | Op::Gt(n) | Op::Ge(n) => {
+                    let lower = matches!(comparison.op, Op::Gt(_) | Op::Ge(_));
+                    let strict = matches!(comparison.op, Op::Gt(_) | Op::Lt(_));
+                    let number = |n: &NumLit| crate::number::Number::from_literal(&n.value, &n.text);
+                    let empty = bounds.iter().find(|(p, other, other_strict, other_lower, _)| {
+                        if **p != comparison.path || *other_lower == lower {
+                            return false;
+                        }
+                        let (low, low_strict, high, high_strict) =
+                            if lower { (n, strict, *other, *other_strict) } else { (*other, *other_strict, n, strict) };
+                        match crate::number::compare(number(low).as_ref(), number(high).as_ref()) {
+                            std::cmp::Ordering::Greater => true,
+                            std::cmp::Ordering::Equal => low_strict || high_strict,
+                            std::cmp::Ordering::Less => false,
+                        }
+                    });
+                    if let Some((_, _, _, _, first_span)) = empty {
+                        out.push(contradiction(
+                            file,
+                            comparison,
+                            *first_span,
+                            &format!(
+                                "no number satisfies both bounds on `{}`",
+                                crate::fmt::path_text(&comparison.path)
+                            ),
+                        ));
+                    }
+                    bounds.push((&comparison.path, n, strict, lower, comparison.span));
                 }
                 Op::Exists | Op::Absent => {
                     let exists = matches!(comparison.op, Op::Exists);
