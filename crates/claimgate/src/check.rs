@@ -1956,7 +1956,58 @@ fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnost
                 _ => {}
             },
             ConditionKind::Group(group) if group.kind == GroupKind::All => contradictions(&group.conditions, file, out),
+            ConditionKind::Group(group) => {
+                tautology(group, condition.span, file, out);
+                for inner in &group.conditions {
+                    if let ConditionKind::Group(g) = &inner.kind
+                        && g.kind == GroupKind::All
+                    {
+                        contradictions(&g.conditions, file, out);
+                    }
+                }
+            }
             _ => {}
+        }
+    }
+}
+
+/// W0106: an `any` group with a comparison and its opposite on one claim always holds. (With a
+/// claim of the wrong type `== "a"` and `!= "a"` are both unknown, so only `exists`/`absent`
+/// make it hold for every token; the pair `==`/`!=` is flagged too, as it holds for every
+/// token that has the claim as a string.)
+fn tautology(group: &Group, span: Span, file: FileId, out: &mut Vec<Diagnostic>) {
+    let comparisons: Vec<&Comparison> = group
+        .conditions
+        .iter()
+        .filter_map(|c| match &c.kind {
+            ConditionKind::Compare(comparison) if !comparison.words => Some(comparison),
+            _ => None,
+        })
+        .collect();
+    for (i, a) in comparisons.iter().enumerate() {
+        for b in &comparisons[i + 1..] {
+            if a.path != b.path {
+                continue;
+            }
+            let path = crate::fmt::path_text(&a.path);
+            let message = match (&a.op, &b.op) {
+                (Op::Exists, Op::Absent) | (Op::Absent, Op::Exists) => {
+                    Some(format!("this `any` always holds: it tests `{path}` and its opposite"))
+                }
+                (Op::Eq(x), Op::Ne(y)) | (Op::Ne(x), Op::Eq(y)) if same_scalar(x, y) => Some(format!(
+                    "this `any` holds for every token that has `{path}` (of the literal's type): it tests it and its opposite"
+                )),
+                _ => None,
+            };
+            if let Some(message) = message {
+                out.push(
+                    Diagnostic::warning(Code::Tautology, file, span, message)
+                        .label("always holds")
+                        .help("one of the two branches always passes, so the group says nothing; remove it or fix the branch")
+                        .related(file, b.span, "the opposite of an earlier branch"),
+                );
+                return;
+            }
         }
     }
 }

@@ -72,11 +72,13 @@ pub enum Code {
     AcceptsEverything,
     /// Warning: an unquoted dotted path that looks like a domain (`claims.kubernetes.io.x`).
     DomainLikePath,
+    /// Warning: an `any` group that always holds (`exists` or `absent`; `== "a"` or `!= "a"`).
+    Tautology,
 }
 
 impl Code {
     /// Every code, in the order of the documentation's table.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::Syntax,
         Code::LimitExceeded,
         Code::DuplicateName,
@@ -103,6 +105,7 @@ impl Code {
         Code::Contradiction,
         Code::AcceptsEverything,
         Code::DomainLikePath,
+        Code::Tautology,
     ];
 
     /// The code as printed, e.g. `E0203`.
@@ -134,6 +137,7 @@ impl Code {
             Code::Contradiction => "W0103",
             Code::AcceptsEverything => "W0104",
             Code::DomainLikePath => "W0105",
+            Code::Tautology => "W0106",
         }
     }
 }
