@@ -211,26 +211,20 @@ impl Attempt<'_> {
     fn header(&self) -> Result<(), Denial> {
         let Some(header) = self.header else { return Ok(()) };
         let provider = self.provider;
-        let check =
-            |text: String| FailedCheck { text, path: None, file: provider.file, span: provider.span, message: None };
-        if !provider.algorithms.contains(header.alg) {
-            let text = format!("alg in the algorithms of provider `{}`", provider.name);
-            let message = format!("the token's algorithm {} is not allowed for its issuer", header.alg.name());
-            return Err(self.deny(
-                DenyCode::AlgorithmNotAllowed,
-                message,
-                check(text),
-                Some(Value::from(header.alg.name())),
-            ));
+        let refusal = crate::vm::header_refusal(&provider.name, provider.algorithms, provider.typ.as_deref(), header);
+        match refusal {
+            None => Ok(()),
+            Some(refusal) => {
+                let check = FailedCheck {
+                    text: refusal.text,
+                    path: None,
+                    file: provider.file,
+                    span: provider.span,
+                    message: None,
+                };
+                Err(self.deny(refusal.code, refusal.message, check, refusal.actual))
+            }
         }
-        if let Some(expected) = provider.typ.as_deref()
-            && !header.typ.as_deref().is_some_and(|typ| claimgate_jose::typ_matches(typ, expected))
-        {
-            let message = format!("the token's `typ` header is not `{expected}`");
-            let actual = header.typ.clone().map(Value::from);
-            return Err(self.deny(DenyCode::TypMismatch, message, check(format!("typ == {expected:?}")), actual));
-        }
-        Ok(())
     }
 
     /// Reads a time claim: `Ok(None)` when absent, an error when present but not a number.

@@ -362,23 +362,11 @@ impl<'a> Run<'a> {
         }
         // The token's algorithm and type, when there is a token.
         if let Some(header) = self.header {
-            if !claimgate_jose::AlgorithmSet::from_bits(provider.algorithms).contains(header.alg) {
-                let text = format!("alg in the algorithms of provider `{}`", program.string(provider.name));
-                let check = self.failed_check(provider.loc, text, None, None);
-                let message = format!("the token's algorithm {} is not allowed for its issuer", header.alg.name());
-                return Err(self.deny(
-                    DenyCode::AlgorithmNotAllowed,
-                    message,
-                    check,
-                    Some(Value::from(header.alg.name())),
-                ));
-            }
-            if let Some(expected) = provider.typ.map(|t| program.string(t))
-                && !header.typ.as_deref().is_some_and(|typ| claimgate_jose::typ_matches(typ, expected))
-            {
-                let check = self.failed_check(provider.loc, format!("typ == {expected:?}"), None, None);
-                let message = format!("the token's `typ` header is not `{expected}`");
-                return Err(self.deny(DenyCode::TypMismatch, message, check, header.typ.clone().map(Value::from)));
+            let algorithms = claimgate_jose::AlgorithmSet::from_bits(provider.algorithms);
+            let typ = provider.typ.map(|t| program.string(t));
+            if let Some(refusal) = header_refusal(program.string(provider.name), algorithms, typ, header) {
+                let check = self.failed_check(provider.loc, refusal.text, None, None);
+                return Err(self.deny(refusal.code, refusal.message, check, refusal.actual));
             }
         }
         // The time claims.
@@ -1013,6 +1001,45 @@ impl CmpOp {
             CmpOp::Exists | CmpOp::Absent | CmpOp::Is(_) => "any value",
         }
     }
+}
+
+/// Why a provider refuses a token's header: its `alg` is not one of the provider's algorithms,
+/// or its `typ` is not the provider's.
+pub(crate) struct HeaderRefusal {
+    pub(crate) code: DenyCode,
+    /// The failing check's text.
+    pub(crate) text: String,
+    pub(crate) message: String,
+    /// The header's value.
+    pub(crate) actual: Option<Value>,
+}
+
+/// The provider's verdict on a token's header, worded once for the VM and the reference
+/// interpreter: `None` when its `alg` and `typ` are accepted.
+pub(crate) fn header_refusal(
+    provider: &str,
+    algorithms: claimgate_jose::AlgorithmSet,
+    typ: Option<&str>,
+    header: &claimgate_jose::Header,
+) -> Option<HeaderRefusal> {
+    if !algorithms.contains(header.alg) {
+        return Some(HeaderRefusal {
+            code: DenyCode::AlgorithmNotAllowed,
+            text: format!("alg in the algorithms of provider `{provider}`"),
+            message: format!("the token's algorithm {} is not allowed for its issuer", header.alg.name()),
+            actual: Some(Value::from(header.alg.name())),
+        });
+    }
+    let expected = typ?;
+    if header.typ.as_deref().is_some_and(|typ| claimgate_jose::typ_matches(typ, expected)) {
+        return None;
+    }
+    Some(HeaderRefusal {
+        code: DenyCode::TypMismatch,
+        text: format!("typ == {expected:?}"),
+        message: format!("the token's `typ` header is not `{expected}`"),
+        actual: header.typ.clone().map(Value::from),
+    })
 }
 
 /// Keys of the providers whose keys are not written inside the policy (`jwks_file`, `jwks_url`,
