@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[macro_use]
 mod output;
 mod evaluate;
+mod serve;
 mod token;
 
 use claimgate::diagnostic::{self, RenderOptions};
@@ -114,6 +115,21 @@ enum Command {
         /// The compact token, or `-` (or nothing) to read it from standard input.
         token: Option<String>,
     },
+    /// Run the authenticator server: Conjur, Vault and Strongbox login endpoints deciding with
+    /// the policies, issuing short-lived tokens. SIGHUP (or a change in DIR) reloads the
+    /// policies; SIGTERM drains requests in flight and stops.
+    Serve {
+        /// The policy folder.
+        #[arg(long, value_name = "DIR")]
+        policies: PathBuf,
+        /// The server's settings (TOML); see docs/serve.md. Without it, the defaults: loopback
+        /// on port 8200, data in ./claimgate-data.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Listen here instead of the configured address.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Format policy files in the canonical layout.
     Fmt {
         /// Report files that are not formatted instead of rewriting them (exit 1 if any).
@@ -160,6 +176,7 @@ fn main() -> ExitCode {
         Command::Compile { paths, output: out, disasm } => evaluate::compile(&paths, out.as_deref(), disasm, &output),
         Command::Decode { token } => token::decode(token.as_deref()),
         Command::Verify { keys, alg, token } => token::verify(&keys, &alg, token.as_deref(), output.format),
+        Command::Serve { policies, config, listen } => serve::serve(policies, config.as_deref(), listen),
     };
     match result {
         Ok(code) => code,

@@ -462,6 +462,7 @@ impl Shared {
 pub struct AuthRequest<'a> {
     token: &'a str,
     role: Option<&'a str>,
+    provider: Option<&'a str>,
     client_address: Option<IpAddr>,
     now: Option<i64>,
 }
@@ -473,9 +474,18 @@ impl<'a> AuthRequest<'a> {
         AuthRequest {
             token: token.trim_matches(|c: char| c.is_ascii_whitespace()),
             role: None,
+            provider: None,
             client_address: None,
             now: None,
         }
+    }
+
+    /// Accept only tokens whose issuer selects this provider (a login endpoint bound to one
+    /// provider, such as a Conjur service id or a Vault mount): a token of any other provider
+    /// is refused with `issuer_mismatch`, even when its own provider would allow it.
+    pub fn provider(mut self, provider: &'a str) -> Self {
+        self.provider = Some(provider);
+        self
     }
 
     /// Log in as this role (otherwise the first role of the token's provider that allows).
@@ -647,6 +657,18 @@ impl Decided {
     /// The decision, with the role's `bound_cidrs` checked against the client's address.
     fn of(decision: Decision, request: &AuthRequest<'_>, provider: Option<String>, kid: Option<String>) -> Decided {
         let outcome = match decision {
+            // Provider-level denials (malformed, unknown issuer) stand: they say more.
+            Decision::Deny(denial) if denial.code().is_provider_level() && provider.is_none() => Err(Box::new(denial)),
+            _ if request.provider.is_some() && request.provider != provider.as_deref() => {
+                Err(Box::new(claimgate::decision::Denial::simple(
+                    DenyCode::IssuerMismatch,
+                    format!(
+                        "the token's issuer selects {}, but this login accepts only provider `{}`",
+                        provider.as_deref().map_or("no provider".to_string(), |p| format!("provider `{p}`")),
+                        request.provider.unwrap_or_default()
+                    ),
+                )))
+            }
             Decision::Allow(grant) => grant.for_address(request.client_address),
             Decision::Deny(denial) => Err(Box::new(denial)),
         };

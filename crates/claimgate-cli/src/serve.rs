@@ -1,0 +1,34 @@
+//! `claimgate serve`: the authenticator server (crates/claimgate-server) on a multi-thread
+//! runtime, logging to standard error.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use claimgate_server::{Config, Server};
+
+use crate::UsageError;
+
+pub(crate) fn serve(
+    policies: PathBuf,
+    config: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<ExitCode, UsageError> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLAIMGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    let mut config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::defaults(),
+    };
+    if let Some(listen) = listen {
+        config = config.with_listen(listen)?;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let server = Server::start(policies, config).await?;
+        server.run_until_signal().await?;
+        Ok::<_, UsageError>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,115 @@
+//! The audit log: one JSON line per decision, never a token, escaped for terminals.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Where audit lines go.
+pub(crate) struct AuditLog {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuditLog")
+    }
+}
+
+/// One decision.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Entry<'a> {
+    pub endpoint: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<&'a str>,
+    /// `allow`, a denial code, or what else ended the request (`bad_request`,
+    /// `rate_limited`, `store_unavailable`, `invalid_token`).
+    pub code: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The first 16 hex digits of the SHA-256 of the presented token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+    /// The issued token's accessor (Vault and Strongbox logins, token endpoints).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accessor: Option<&'a str>,
+}
+
+/// JSON text with the characters that reorder or hide what a terminal shows escaped (serde_json
+/// already escapes control characters).
+pub(crate) fn escape_bidi(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{2028}' | '\u{2029}')
+        {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl AuditLog {
+    pub(crate) fn new(out: Box<dyn Write + Send>) -> AuditLog {
+        AuditLog { out: Mutex::new(out) }
+    }
+
+    /// Writes one line. A failed write is logged and counted, never a refused request: the
+    /// decision already happened.
+    pub(crate) fn record(&self, entry: &Entry<'_>) {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            time: String,
+            #[serde(flatten)]
+            entry: &'a Entry<'a>,
+        }
+        let line = Line { time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(), entry };
+        let mut text = escape_bidi(&serde_json::to_string(&line).unwrap_or_default());
+        text.push('\n');
+        let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            metrics::counter!("claimgate_audit_write_errors_total").increment(1);
+            tracing::error!(%error, "cannot write the audit log");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attacker_text_cannot_forge_lines_or_reorder_a_terminal() {
+        let buffer = std::sync::Arc::new(Mutex::new(Vec::new()));
+        struct Shared(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().write(b)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = AuditLog::new(Box::new(Shared(buffer.clone())));
+        log.record(&Entry {
+            endpoint: "conjur",
+            identity: Some("host/a\n{\"code\":\"allow\"}\u{202e}x"),
+            code: "claim_mismatch",
+            ..Entry::default()
+        });
+        let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(
+            text.contains(r#""identity":"host/a\n{\"code\":\"allow\"}\u202ex","code":"claim_mismatch"}"#),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,431 @@
+//! The server's settings: a TOML file, every field optional, every value checked at start.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `claimgate serve` is configured with.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where to listen (`127.0.0.1:8200` by default).
+    pub listen: SocketAddr,
+    /// Serve HTTPS with this certificate chain and key (PEM files).
+    pub tls: Option<Tls>,
+    /// Allow plain HTTP on an address other than loopback (behind a TLS-terminating proxy).
+    pub allow_plain_http: bool,
+    /// The `iss` of the tokens this server signs, and the base of its discovery document.
+    /// Defaults to `https://` (or `http://` without TLS) and the listen address.
+    pub issuer: String,
+    /// Where the embedded store and the audit log live.
+    pub data_dir: PathBuf,
+    /// A shared store (`postgres://...`) instead of the embedded one, for several nodes.
+    pub store_url: Option<String>,
+    /// Conjur accounts (and Strongbox tenants) that logins may name.
+    pub accounts: Vec<String>,
+    /// Vault mount path → the provider it serves. Empty: each provider at its own name.
+    pub mounts: BTreeMap<String, String>,
+    /// Vault's system-wide token lifetimes: the TTL of a token whose role sets none, and the
+    /// ceiling of every token.
+    pub default_lease_ttl: Duration,
+    /// See `default_lease_ttl`.
+    pub max_lease_ttl: Duration,
+    /// How long one signing key signs before the next takes over.
+    pub signing_key_rotation: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (addresses or CIDR blocks).
+    pub trusted_proxies: Vec<String>,
+    /// Request bounds and the failed-login limit.
+    pub limits: Limits,
+    /// Where the audit log goes: a file path, or `-` for standard output.
+    pub audit_log: PathBuf,
+    /// The issuer was not configured: it follows the listen address.
+    issuer_from_listen: bool,
+}
+
+/// The certificate chain and private key of the HTTPS listener.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Tls {
+    /// PEM file: the server certificate first, then its intermediates.
+    pub certificate: PathBuf,
+    /// PEM file: the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Bounds on requests.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Largest request body (64 KiB by default: a JWT is a few KiB).
+    pub max_body_bytes: usize,
+    /// Largest request head: request line and headers (16 KiB by default).
+    pub max_header_bytes: usize,
+    /// Time to receive the request head.
+    pub header_timeout: Duration,
+    /// Time to receive the body and answer.
+    pub request_timeout: Duration,
+    /// Failed logins allowed per client address per minute before it gets 429.
+    pub failed_logins_per_minute: u32,
+    /// Concurrent connections.
+    pub max_connections: usize,
+    /// How long SIGTERM waits for requests in flight.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            failed_logins_per_minute: 60,
+            max_connections: 4096,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown or mistyped field.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field, as written in the file.
+        field: &'static str,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    listen: Option<String>,
+    tls: Option<Tls>,
+    allow_plain_http: Option<bool>,
+    issuer: Option<String>,
+    data_dir: Option<PathBuf>,
+    store: Option<String>,
+    accounts: Option<Vec<String>>,
+    audit_log: Option<PathBuf>,
+    trusted_proxies: Option<Vec<String>>,
+    signing_key_rotation: Option<String>,
+    vault: Option<VaultFile>,
+    limits: Option<LimitsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VaultFile {
+    mounts: Option<BTreeMap<String, String>>,
+    default_lease_ttl: Option<String>,
+    max_lease_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsFile {
+    max_body_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    header_timeout: Option<String>,
+    request_timeout: Option<String>,
+    failed_logins_per_minute: Option<u32>,
+    max_connections: Option<usize>,
+    shutdown_grace: Option<String>,
+}
+
+fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some(text) => humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
+            field,
+            message: format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"1h\""),
+        }),
+    }
+}
+
+impl Config {
+    /// The settings of a server with no configuration file.
+    pub fn defaults() -> Config {
+        Config::from_toml("", Path::new("<defaults>")).unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
+
+    /// Reads and checks a configuration file. Relative paths in it are relative to its folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// Checks a configuration given as TOML text; `path` names it in errors and anchors its
+    /// relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: File =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax { path: path.into(), message: e.to_string() })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let relative = |p: PathBuf| if p.is_absolute() || p.as_os_str() == "-" { p } else { base.join(p) };
+        let listen_text = file.listen.as_deref().unwrap_or("127.0.0.1:8200");
+        let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            field: "listen",
+            message: format!("`{listen_text}` is not an address and port; write e.g. \"127.0.0.1:8200\""),
+        })?;
+        let tls = file.tls.map(|t| Tls { certificate: relative(t.certificate), key: relative(t.key) });
+        let allow_plain_http = file.allow_plain_http.unwrap_or(false);
+        check_plain_http(listen, tls.is_some(), allow_plain_http)?;
+        let issuer_from_listen = file.issuer.is_none();
+        let issuer = file.issuer.unwrap_or_else(|| default_issuer(listen, tls.is_some()));
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
+            return Err(ConfigError::Invalid {
+                field: "issuer",
+                message: format!("`{issuer}` must be an http(s) URL without a trailing slash"),
+            });
+        }
+        let data_dir = relative(file.data_dir.unwrap_or_else(|| PathBuf::from("claimgate-data")));
+        if let Some(url) = &file.store
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "store",
+                message: "only PostgreSQL is supported as a shared store (`postgres://user@host/db`); \
+                          leave `store` out for the embedded one"
+                    .into(),
+            });
+        }
+        let accounts = file.accounts.unwrap_or_default();
+        for account in &accounts {
+            if !valid_name(account) {
+                return Err(ConfigError::Invalid {
+                    field: "accounts",
+                    message: format!(
+                        "`{}` is not an account name (letters, digits, `-`, `_`, `.`)",
+                        account.escape_debug()
+                    ),
+                });
+            }
+        }
+        let vault = file.vault.unwrap_or_default();
+        let mounts = vault.mounts.unwrap_or_default();
+        for mount in mounts.keys() {
+            if !mount.split('/').all(valid_name) || mount == "token" {
+                return Err(ConfigError::Invalid {
+                    field: "vault.mounts",
+                    message: format!(
+                        "`{}` is not a mount path (names separated by `/`; `token` is taken)",
+                        mount.escape_debug()
+                    ),
+                });
+            }
+        }
+        let default_lease_ttl =
+            duration("vault.default_lease_ttl", vault.default_lease_ttl.as_deref(), Duration::from_secs(768 * 3600))?;
+        let max_lease_ttl =
+            duration("vault.max_lease_ttl", vault.max_lease_ttl.as_deref(), Duration::from_secs(768 * 3600))?;
+        if default_lease_ttl.is_zero() || default_lease_ttl > max_lease_ttl {
+            return Err(ConfigError::Invalid {
+                field: "vault.default_lease_ttl",
+                message: "must be more than zero and at most vault.max_lease_ttl".into(),
+            });
+        }
+        let signing_key_rotation =
+            duration("signing_key_rotation", file.signing_key_rotation.as_deref(), Duration::from_secs(30 * 86400))?;
+        if signing_key_rotation < Duration::from_secs(3600) {
+            return Err(ConfigError::Invalid {
+                field: "signing_key_rotation",
+                message: "must be at least one hour (a key is announced before it signs)".into(),
+            });
+        }
+        let trusted_proxies = file.trusted_proxies.unwrap_or_default();
+        for proxy in &trusted_proxies {
+            if !valid_cidr(proxy) {
+                return Err(ConfigError::Invalid {
+                    field: "trusted_proxies",
+                    message: format!("`{}` is not an address or CIDR block", proxy.escape_debug()),
+                });
+            }
+        }
+        let l = file.limits.unwrap_or_default();
+        let d = Limits::default();
+        let limits = Limits {
+            max_body_bytes: l.max_body_bytes.unwrap_or(d.max_body_bytes),
+            max_header_bytes: l.max_header_bytes.unwrap_or(d.max_header_bytes),
+            header_timeout: duration("limits.header_timeout", l.header_timeout.as_deref(), d.header_timeout)?,
+            request_timeout: duration("limits.request_timeout", l.request_timeout.as_deref(), d.request_timeout)?,
+            failed_logins_per_minute: l.failed_logins_per_minute.unwrap_or(d.failed_logins_per_minute),
+            max_connections: l.max_connections.unwrap_or(d.max_connections),
+            shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), d.shutdown_grace)?,
+        };
+        if limits.max_header_bytes < 8192 {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_header_bytes",
+                message: "must be at least 8192".into(),
+            });
+        }
+        if limits.max_body_bytes < 1024 || limits.failed_logins_per_minute == 0 || limits.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                field: "limits",
+                message:
+                    "max_body_bytes must be at least 1024; failed_logins_per_minute and max_connections at least 1"
+                        .into(),
+            });
+        }
+        let audit_log = relative(file.audit_log.unwrap_or_else(|| data_dir.join("audit.log")));
+        Ok(Config {
+            listen,
+            tls,
+            allow_plain_http,
+            issuer,
+            data_dir,
+            store_url: file.store,
+            accounts,
+            mounts,
+            default_lease_ttl,
+            max_lease_ttl,
+            signing_key_rotation,
+            trusted_proxies,
+            limits,
+            audit_log,
+            issuer_from_listen,
+        })
+    }
+
+    /// The same settings listening on `listen` (the command line's `--listen`), checked again.
+    pub fn with_listen(mut self, listen: SocketAddr) -> Result<Config, ConfigError> {
+        check_plain_http(listen, self.tls.is_some(), self.allow_plain_http)?;
+        self.listen = listen;
+        if self.issuer_from_listen {
+            self.issuer = default_issuer(listen, self.tls.is_some());
+        }
+        Ok(self)
+    }
+
+    /// The issuer when the listener is bound to `bound` (it differs from `listen` for port 0).
+    pub(crate) fn issuer_at(&self, bound: SocketAddr) -> String {
+        if self.issuer_from_listen { default_issuer(bound, self.tls.is_some()) } else { self.issuer.clone() }
+    }
+
+    /// Whether `address` is a configured trusted proxy.
+    pub(crate) fn is_trusted_proxy(&self, address: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|cidr| claimgate::decision::cidr_contains(cidr, address))
+    }
+}
+
+fn default_issuer(listen: SocketAddr, tls: bool) -> String {
+    format!("{}://{listen}", if tls { "https" } else { "http" })
+}
+
+fn check_plain_http(listen: SocketAddr, tls: bool, allowed: bool) -> Result<(), ConfigError> {
+    if tls || listen.ip().is_loopback() || allowed {
+        return Ok(());
+    }
+    Err(ConfigError::Invalid {
+        field: "listen",
+        message: format!(
+            "plain HTTP on {listen} would carry tokens in clear; configure [tls], listen on loopback, \
+             or set allow_plain_http = true behind a TLS-terminating proxy"
+        ),
+    })
+}
+
+/// A name as Conjur accounts and Vault mount segments are written.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn valid_cidr(text: &str) -> bool {
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let Ok(address) = address.parse::<IpAddr>() else { return false };
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    prefix.is_none_or(|p| p.parse::<u8>().is_ok_and(|p| p <= max) && !p.starts_with('+'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        Config::from_toml(text, Path::new("/etc/claimgate/serve.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_with_vaults_lifetimes() {
+        let config = Config::defaults();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8200");
+        assert_eq!(config.issuer, "http://127.0.0.1:8200");
+        assert_eq!(config.max_lease_ttl, Duration::from_secs(768 * 3600));
+    }
+
+    #[test]
+    fn plain_http_off_loopback_is_refused_unless_allowed() {
+        assert_eq!(
+            error("listen = \"0.0.0.0:8200\""),
+            "listen: plain HTTP on 0.0.0.0:8200 would carry tokens in clear; configure [tls], listen on loopback, \
+             or set allow_plain_http = true behind a TLS-terminating proxy"
+        );
+        assert!(Config::from_toml("listen = \"0.0.0.0:8200\"\nallow_plain_http = true", Path::new("x")).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_located() {
+        assert!(error("lisen = \"x\"").contains("unknown field `lisen`"), "{}", error("lisen = \"x\""));
+        assert!(error("lisen = \"x\"").starts_with("/etc/claimgate/serve.toml: TOML parse error at line 1, column 1"));
+        assert_eq!(
+            error("[vault]\ndefault_lease_ttl = \"soon\""),
+            "vault.default_lease_ttl: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"15m\" or \"1h\""
+        );
+        assert_eq!(
+            error("trusted_proxies = [\"10.0.0.0/33\"]"),
+            "trusted_proxies: `10.0.0.0/33` is not an address or CIDR block"
+        );
+        assert_eq!(
+            error("store = \"redis://x\""),
+            "store: only PostgreSQL is supported as a shared store (`postgres://user@host/db`); leave `store` out for the embedded one"
+        );
+        assert!(error("[vault.mounts]\ntoken = \"x\"").starts_with("vault.mounts: `token` is not a mount path"));
+    }
+
+    #[test]
+    fn relative_paths_are_anchored_at_the_file() {
+        let config = Config::from_toml(
+            "data_dir = \"data\"\n[tls]\ncertificate = \"c.pem\"\nkey = \"/k.pem\"",
+            Path::new("/etc/claimgate/serve.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, Path::new("/etc/claimgate/data"));
+        assert_eq!(config.audit_log, Path::new("/etc/claimgate/data/audit.log"));
+        let tls = config.tls.unwrap();
+        assert_eq!(
+            (tls.certificate.as_path(), tls.key.as_path()),
+            (Path::new("/etc/claimgate/c.pem"), Path::new("/k.pem"))
+        );
+        assert_eq!(config.issuer, "https://127.0.0.1:8200");
+    }
+}

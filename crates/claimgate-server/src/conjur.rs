@@ -1,0 +1,183 @@
+//! Conjur's authn-jwt endpoint, as Conjur's documentation writes the requests
+//! (docs/design/serve-protocols.md, section 1).
+//!
+//! `POST /authn-jwt/{service-id}/{account}[/{host-id}]/authenticate`, body
+//! `jwt=<token>` form-encoded. The service id names a provider, the account must be configured,
+//! a host id in the URL must equal the identity the role maps. 200 returns a flattened JWS
+//! signed by the server's own key; 400 a malformed request; 401 any refused login, with no body
+//! (nothing about why leaks to the client; the audit log has it); 503 when the provider's keys
+//! or the server's signing key are not available.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use crate::State;
+use crate::login::{self, Attempt, Refusal};
+
+/// Conjur's default access token lifetime (8 minutes).
+const DEFAULT_TTL: i64 = 480;
+
+fn status(code: StatusCode) -> Response {
+    code.into_response()
+}
+
+/// Whether the client asked for the base64 answer: `Accept-Encoding` split on `,`, one item
+/// equal to `base64` ignoring case and surrounding space (exactly Conjur's test).
+fn wants_base64(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| item.trim().eq_ignore_ascii_case("base64"))
+}
+
+/// The `jwt` field of a form body. `Err` (400) when it is missing, empty, or given twice.
+fn jwt_field(body: &[u8]) -> Result<String, ()> {
+    let mut jwt = None;
+    for (name, value) in form_urlencoded::parse(body) {
+        if name == "jwt" {
+            if jwt.is_some() {
+                return Err(());
+            }
+            jwt = Some(value.trim().to_string());
+        }
+    }
+    jwt.filter(|j| !j.is_empty()).ok_or(())
+}
+
+/// Three base64url parts (Conjur checks this before anything else reads the token).
+fn looks_like_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=')))
+}
+
+/// A host id as it may appear in an identity and a log: printable, no control characters.
+fn valid_host_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 512 && !id.chars().any(|c| c.is_control())
+}
+
+pub(crate) async fn authenticate(
+    state: Arc<State>,
+    service_id: &str,
+    account: &str,
+    host_id: Option<&str>,
+    client: IpAddr,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let known_provider = state.engine.with_program(|p| p.provider_index(service_id).is_some());
+    let endpoint = "conjur_authenticate";
+    let attempt = |token| Attempt { endpoint, token, provider: Some(service_id), role: None, client };
+    // As in Conjur: the account and the authenticator are checked before the body is read.
+    if !state.config.accounts.iter().any(|a| a == account) || !known_provider {
+        login::audit_other(&state, &attempt(""), "unknown_account_or_service");
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    if host_id.is_some_and(|id| !valid_host_id(id)) {
+        login::audit_other(&state, &attempt(""), "bad_request");
+        return status(StatusCode::BAD_REQUEST);
+    }
+    let Ok(jwt) = jwt_field(&body) else {
+        login::audit_other(&state, &attempt(""), "bad_request");
+        return status(StatusCode::BAD_REQUEST);
+    };
+    let attempt = attempt(&jwt);
+    if !looks_like_jwt(&jwt) {
+        login::audit_other(&state, &attempt, "token_malformed");
+        state.failed_logins.failed(client);
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    let grant = match login::decide(&state, &attempt).await {
+        Ok(grant) => grant,
+        Err(Refusal::RateLimited) => return status(StatusCode::TOO_MANY_REQUESTS),
+        Err(refusal) if refusal.unavailable() => return status(StatusCode::SERVICE_UNAVAILABLE),
+        Err(_) => return status(StatusCode::UNAUTHORIZED),
+    };
+    if let Some(id) = host_id
+        && grant.identity() != id
+    {
+        state.failed_logins.failed(client);
+        login::audit_other(&state, &attempt, "identity_mismatch");
+        tracing::info!(target: "claimgate::decision", provider = service_id, role = grant.role(), identity = ?grant.identity(), host_id = ?id, "the host id in the URL is not the identity the role maps");
+        return status(StatusCode::UNAUTHORIZED);
+    }
+    let now = crate::unix_now();
+    let ttl = grant
+        .token()
+        .ttl
+        .map_or(DEFAULT_TTL, |t| t.min(i64::MAX as u64) as i64)
+        .clamp(1, crate::signing::MAX_SIGNED_TTL);
+    let payload = serde_json::json!({
+        "iat": now,
+        "sub": grant.identity(),
+        "exp": now + ttl,
+        "iss": state.issuer(),
+    });
+    let Some([protected, payload, signature]) = state.keyring.sign(payload.to_string().as_bytes(), now) else {
+        login::audit_other(&state, &attempt, "signing_key_unavailable");
+        return status(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    login::audit_allowed(&state, &attempt, &grant, service_id, None);
+    let token = serde_json::json!({ "protected": protected, "payload": payload, "signature": signature }).to_string();
+    let mut response = if wants_base64(headers) {
+        let mut r = base64::engine::general_purpose::STANDARD.encode(token).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("base64"));
+        r
+    } else {
+        let mut r = token.into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_is_detected_as_conjur_does() {
+        let h = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, v.parse().unwrap());
+            h
+        };
+        assert!(wants_base64(&h("base64")));
+        assert!(wants_base64(&h("gzip      ,  bASe64 ,defalte,br")));
+        assert!(!wants_base64(&h("base64;q=0")));
+        assert!(!wants_base64(&h("gzip")));
+        assert!(!wants_base64(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_form_needs_exactly_one_nonempty_jwt() {
+        assert_eq!(jwt_field(b"jwt=a.b.c"), Ok("a.b.c".into()));
+        assert_eq!(jwt_field(b"jwt=a.b%2Ec&other=1"), Ok("a.b.c".into()));
+        assert_eq!(jwt_field(b"jwt=%20a.b.c%0A"), Ok("a.b.c".into()));
+        assert_eq!(jwt_field(b"jwt="), Err(()));
+        assert_eq!(jwt_field(b"token=a.b.c"), Err(()));
+        assert_eq!(jwt_field(b"jwt=a.b.c&jwt=d.e.f"), Err(()));
+        assert!(looks_like_jwt("eyJ.eyJ.sig_-="));
+        assert!(!looks_like_jwt("a.b"));
+        assert!(!looks_like_jwt("a..c"));
+        assert!(!looks_like_jwt("a.b.c+"));
+    }
+
+    #[test]
+    fn host_ids_with_control_characters_are_refused() {
+        assert!(valid_host_id("host/jwt-apps/myapp"));
+        assert!(!valid_host_id("host/x\r\nSet-Cookie: a=b"));
+        assert!(!valid_host_id(""));
+    }
+}

@@ -1,0 +1,230 @@
+//! Minting tokens: random values, accessors, Vault's policy and lifetime rules.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::{SecureRandom, SystemRandom};
+
+use claimgate_engine::{TokenSettings, TokenType};
+
+/// 256 random bits, base64url, behind a prefix that says what the token is (secret scanners
+/// key on `hvs.`).
+pub(crate) fn token_value(prefix: &str) -> Option<String> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new().fill(&mut bytes).ok()?;
+    Some(format!("{prefix}{}", B64.encode(bytes)))
+}
+
+/// SHA-256 of a token's value: the store's key for it.
+pub(crate) fn token_hash(value: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(digest.as_ref());
+    hash
+}
+
+/// The first 16 hex digits of a token's SHA-256, to correlate log lines without the token.
+pub(crate) fn short_hash(value: &str) -> String {
+    token_hash(value)[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `n` random characters from `[0-9A-Za-z]` (Vault's accessors are 24 of them).
+pub(crate) fn base62(n: usize) -> Option<String> {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let rng = SystemRandom::new();
+    let mut out = String::with_capacity(n);
+    let mut buffer = [0u8; 64];
+    while out.len() < n {
+        rng.fill(&mut buffer).ok()?;
+        // 248 = 4 * 62: rejecting the bytes above keeps every character equally likely.
+        for b in buffer.iter().filter(|b| **b < 248) {
+            if out.len() < n {
+                out.push(ALPHABET[(*b % 62) as usize] as char);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A random request id in UUID form.
+pub(crate) fn request_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = SystemRandom::new().fill(&mut b);
+    let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+}
+
+/// Vault's `SanitizePolicies`: trimmed, lower case, no empty names, `default` added unless the
+/// role refuses it, sorted, no duplicates. `Err` names a `root` policy, which a login may never
+/// grant.
+pub(crate) fn sanitize_policies(policies: &[String], no_default: bool) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = policies.iter().map(|p| p.trim().to_lowercase()).filter(|p| !p.is_empty()).collect();
+    if out.iter().any(|p| p == "root") {
+        return Err("auth methods cannot create root tokens".into());
+    }
+    if !no_default {
+        out.push("default".into());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Token lifetimes of a Vault login, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Lifetime {
+    pub ttl: i64,
+    /// The renewal ceiling after creation (0 for periodic tokens: only `explicit_max_ttl`).
+    pub max_ttl: i64,
+    pub explicit_max_ttl: i64,
+    pub period: i64,
+}
+
+/// The system-wide lifetimes (Vault's mount tuning).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MountTtl {
+    pub default: i64,
+    pub max: i64,
+}
+
+fn positive(value: Option<u64>) -> i64 {
+    value.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX))
+}
+
+/// Vault's `CalculateTTL` at login (increment 0): the role's `ttl` or the mount default, under
+/// `max_ttl`, `explicit_max_ttl` and the mount ceiling; a periodic token lives one `period`,
+/// under `explicit_max_ttl` only. `Err` when the result is not positive.
+pub(crate) fn login_lifetime(settings: &TokenSettings, mount: MountTtl) -> Result<Lifetime, String> {
+    let explicit = positive(settings.explicit_max_ttl);
+    let period = positive(settings.period);
+    let lifetime = if period > 0 {
+        let ttl = if explicit > 0 { period.min(explicit) } else { period };
+        Lifetime { ttl, max_ttl: 0, explicit_max_ttl: explicit, period }
+    } else {
+        let mut max = mount.max;
+        for limit in [positive(settings.max_ttl), explicit] {
+            if limit > 0 {
+                max = max.min(limit);
+            }
+        }
+        let ttl = match positive(settings.ttl) {
+            0 => mount.default,
+            ttl => ttl,
+        };
+        Lifetime { ttl: ttl.min(max), max_ttl: max, explicit_max_ttl: explicit, period: 0 }
+    };
+    if lifetime.ttl <= 0 {
+        return Err("refusing to create a token with a zero TTL".into());
+    }
+    Ok(lifetime)
+}
+
+/// A renewal at `now` of a token created at `created`: the new TTL counted from now and
+/// whether it was capped (Vault adds a warning), or why it cannot be renewed. `settings` are
+/// the role's current settings (Vault's JWT plugin reads the role again at each renewal);
+/// `explicit_max_ttl` stays the one the token was created with.
+pub(crate) fn renewal_ttl(
+    settings: &TokenSettings,
+    mount: MountTtl,
+    explicit_max_ttl: i64,
+    created: i64,
+    now: i64,
+    increment: i64,
+) -> Result<(i64, bool), String> {
+    let period = positive(settings.period);
+    let (wanted, ceiling) = if period > 0 {
+        (period, (explicit_max_ttl > 0).then(|| created + explicit_max_ttl))
+    } else {
+        let mut max = mount.max;
+        for limit in [positive(settings.max_ttl), explicit_max_ttl] {
+            if limit > 0 {
+                max = max.min(limit);
+            }
+        }
+        let wanted = if increment > 0 {
+            increment
+        } else {
+            match positive(settings.ttl) {
+                0 => mount.default,
+                ttl => ttl,
+            }
+        };
+        (wanted, Some(created.saturating_add(max)))
+    };
+    match ceiling {
+        Some(ceiling) if now.saturating_add(wanted) > ceiling => {
+            let ttl = ceiling - now;
+            if ttl <= 0 { Err("past the max TTL, cannot renew".into()) } else { Ok((ttl, true)) }
+        }
+        _ => Ok((wanted, false)),
+    }
+}
+
+/// Whether a role's token type makes batch tokens (Vault's `default` is `default-service`).
+pub(crate) fn is_batch(settings: &TokenSettings) -> bool {
+    settings.token_type == TokenType::Batch
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNT: MountTtl = MountTtl { default: 768 * 3600, max: 768 * 3600 };
+
+    fn settings(ttl: Option<u64>, max: Option<u64>, explicit: Option<u64>, period: Option<u64>) -> TokenSettings {
+        TokenSettings { ttl, max_ttl: max, explicit_max_ttl: explicit, period, ..TokenSettings::default() }
+    }
+
+    #[test]
+    fn policies_are_sanitised_as_vault_does() {
+        let p = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            sanitize_policies(&p(&[" Reader", "ci", "", "reader"]), false).unwrap(),
+            p(&["ci", "default", "reader"])
+        );
+        assert_eq!(sanitize_policies(&p(&["ci"]), true).unwrap(), p(&["ci"]));
+        assert_eq!(sanitize_policies(&p(&["ROOT "]), false).unwrap_err(), "auth methods cannot create root tokens");
+    }
+
+    #[test]
+    fn login_lifetimes_follow_vaults_calculate_ttl() {
+        let l = |s| login_lifetime(&s, MOUNT).unwrap();
+        assert_eq!(l(settings(None, None, None, None)).ttl, 768 * 3600);
+        assert_eq!(
+            l(settings(Some(900), Some(600), None, None)),
+            Lifetime { ttl: 600, max_ttl: 600, explicit_max_ttl: 0, period: 0 }
+        );
+        assert_eq!(l(settings(Some(900), Some(3600), Some(300), None)).ttl, 300);
+        assert_eq!(
+            l(settings(Some(900), Some(60), None, Some(3600))),
+            Lifetime { ttl: 3600, max_ttl: 0, explicit_max_ttl: 0, period: 3600 }
+        );
+        assert_eq!(l(settings(None, None, Some(100), Some(3600))).ttl, 100);
+        let small = MountTtl { default: 60, max: 120 };
+        assert_eq!(login_lifetime(&settings(Some(900), None, None, None), small).unwrap().ttl, 120);
+    }
+
+    #[test]
+    fn renewals_count_from_now_and_stop_at_the_ceiling() {
+        let s = settings(Some(600), Some(3600), None, None);
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 0), Ok((600, false)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 120), Ok((120, false)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4100, 0), Ok((500, true)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4600, 0), Err("past the max TTL, cannot renew".into()));
+        assert_eq!(renewal_ttl(&s, MOUNT, 1000, 1000, 1900, 0), Ok((100, true)));
+        // Periodic: the increment is ignored, the period comes back, only explicit_max_ttl caps.
+        let p = settings(None, Some(60), None, Some(300));
+        assert_eq!(renewal_ttl(&p, MOUNT, 0, 0, 1_000_000, 9999), Ok((300, false)));
+        assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 200, 0), Ok((200, true)));
+    }
+
+    #[test]
+    fn random_values_have_their_shape() {
+        let t = token_value("hvs.").unwrap();
+        assert!(t.starts_with("hvs.") && t.len() == 4 + 43, "{t}");
+        assert_ne!(t, token_value("hvs.").unwrap());
+        let a = base62(24).unwrap();
+        assert!(a.len() == 24 && a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_eq!(short_hash("x").len(), 16);
+        assert_eq!(request_id().len(), 36);
+    }
+}

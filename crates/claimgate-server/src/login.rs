@@ -1,0 +1,118 @@
+//! What every login endpoint does: place the client, refuse a client over its failed-login
+//! quota, decide with the engine, count and audit the outcome.
+
+use std::net::IpAddr;
+
+use claimgate_engine::{AuthError, AuthRequest, ErrorKind, Grant};
+
+use crate::State;
+use crate::audit::Entry;
+use crate::issue::short_hash;
+
+/// One login attempt, as an endpoint read it.
+pub(crate) struct Attempt<'a> {
+    pub endpoint: &'static str,
+    pub token: &'a str,
+    pub provider: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub client: IpAddr,
+}
+
+/// Why a login did not produce a grant.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// The client failed too many logins lately.
+    RateLimited,
+    /// The engine refused the token.
+    Denied(AuthError),
+}
+
+impl Refusal {
+    /// Whether the token's provider has no usable keys (HTTP 503, not a refusal of the token).
+    pub(crate) fn unavailable(&self) -> bool {
+        matches!(self, Refusal::Denied(e) if e.kind() == ErrorKind::KeysUnavailable)
+    }
+}
+
+/// The `kid` a token names, bounded and escaped, for the audit log.
+fn kid_of(token: &str) -> Option<String> {
+    let parsed = claimgate_jose::UnverifiedToken::parse(token.as_bytes(), &claimgate_jose::Limits::default()).ok()?;
+    parsed.header().kid.as_deref().map(claimgate_jose::snippet)
+}
+
+/// Decides a login. The audit line is written here for refusals; an allowed login is audited
+/// by the endpoint once its token is issued (`audit_allowed`), since issuing can still fail.
+pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant, Refusal> {
+    if state.failed_logins.blocked(attempt.client).is_some() {
+        audit_refused(state, attempt, "rate_limited", None);
+        return Err(Refusal::RateLimited);
+    }
+    let mut request = AuthRequest::new(attempt.token).client_address(attempt.client);
+    if let Some(provider) = attempt.provider {
+        request = request.provider(provider);
+    }
+    if let Some(role) = attempt.role {
+        request = request.role(role);
+    }
+    match state.engine.authenticate(request).await {
+        Ok(grant) => Ok(grant),
+        Err(error) => {
+            // Keys that cannot be fetched are not the client's failure.
+            if error.kind() != ErrorKind::KeysUnavailable {
+                state.failed_logins.failed(attempt.client);
+            }
+            audit_refused(state, attempt, error.code().as_str(), error.provider().or(attempt.provider));
+            Err(Refusal::Denied(error))
+        }
+    }
+}
+
+fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Option<&str>) {
+    state.audit.record(&Entry {
+        endpoint: attempt.endpoint,
+        provider,
+        role: attempt.role,
+        code,
+        client_address: Some(attempt.client),
+        kid: kid_of(attempt.token),
+        token_sha256: Some(short_hash(attempt.token)),
+        ..Entry::default()
+    });
+}
+
+/// Audits a login that ended otherwise than by a decision: a malformed request, or a store
+/// that failed after the policy allowed.
+pub(crate) fn audit_other(state: &State, attempt: &Attempt<'_>, code: &str) {
+    audit_refused(state, attempt, code, attempt.provider);
+}
+
+/// Audits an allowed login whose token was issued.
+pub(crate) fn audit_allowed(
+    state: &State,
+    attempt: &Attempt<'_>,
+    grant: &Grant,
+    provider: &str,
+    accessor: Option<&str>,
+) {
+    state.audit.record(&Entry {
+        endpoint: attempt.endpoint,
+        provider: Some(provider),
+        role: Some(grant.role()),
+        identity: Some(grant.identity()),
+        code: "allow",
+        client_address: Some(attempt.client),
+        kid: kid_of(attempt.token),
+        token_sha256: Some(short_hash(attempt.token)),
+        accessor,
+    });
+}
+
+/// The current token settings of `role` of `provider` (renewals read them again, as Vault's
+/// JWT plugin does). `None` when the role is gone or now belongs to another provider.
+pub(crate) fn role_settings(state: &State, provider: &str, role: &str) -> Option<claimgate_engine::TokenSettings> {
+    state.engine.with_program(|program| {
+        let code = &program.roles[program.role_index(role)? as usize];
+        let owner = program.providers.get(code.provider as usize)?;
+        (program.string(owner.name) == provider).then(|| code.grant.token.clone())
+    })
+}

@@ -1,0 +1,181 @@
+//! The routes: each protocol's endpoints, the verification documents, and the operator's
+//! `/healthz`, `/readyz` and `/metrics`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Extension, Path, State as Shared};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::json;
+
+use crate::State;
+use crate::client::{Peer, client_address};
+
+type AppState = Arc<State>;
+
+pub(crate) fn router(state: AppState) -> Router {
+    let limits = state.config.limits.clone();
+    Router::new()
+        .route("/authn-jwt/{service}/{account}/authenticate", post(conjur))
+        .route("/authn-jwt/{service}/{account}/{host}/authenticate", post(conjur_host))
+        .route("/v1/auth/{*path}", any(vault))
+        .route("/v1/jwt-login", post(strongbox))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .with_state(state)
+}
+
+/// The client's address, or the 400 for a request a trusted proxy sent with an unreadable
+/// `X-Forwarded-For`.
+fn client(state: &State, peer: Option<Extension<Peer>>, headers: &HeaderMap) -> Result<IpAddr, Response> {
+    // Without a peer (the router used without the listener, as in-process tests do) the
+    // client is unknown: it is placed at the unspecified address, which no bound_cidrs holds.
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(Peer(p))| p.ip());
+    client_address(&state.config, peer, headers).map_err(|()| StatusCode::BAD_REQUEST.into_response())
+}
+
+async fn conjur(
+    Shared(state): Shared<AppState>,
+    peer: Option<Extension<Peer>>,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(Path((service, account))) = path else { return StatusCode::BAD_REQUEST.into_response() };
+    let client = match client(&state, peer, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    crate::conjur::authenticate(state, &service, &account, None, client, &headers, body).await
+}
+
+async fn conjur_host(
+    Shared(state): Shared<AppState>,
+    peer: Option<Extension<Peer>>,
+    path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(Path((service, account, host))) = path else { return StatusCode::BAD_REQUEST.into_response() };
+    let client = match client(&state, peer, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    crate::conjur::authenticate(state, &service, &account, Some(&host), client, &headers, body).await
+}
+
+async fn vault(
+    Shared(state): Shared<AppState>,
+    peer: Option<Extension<Peer>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match client(&state, peer, &headers) {
+        Ok(c) => c,
+        Err(_) => return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read"),
+    };
+    // The raw path: mounts are matched as written (Vault does not decode `%2F` in them).
+    let path = uri.path().strip_prefix("/v1/auth/").unwrap_or_default().to_string();
+    crate::vault::route(state, method, &path, client, &headers, body).await
+}
+
+async fn strongbox(
+    Shared(state): Shared<AppState>,
+    peer: Option<Extension<Peer>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client = match client(&state, peer, &headers) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    crate::strongbox::login(state, client, &body).await
+}
+
+fn json_reply(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+async fn jwks(Shared(state): Shared<AppState>) -> Response {
+    // Short caching: a verifier sees a new key within a minute of its announcement, long before
+    // it signs.
+    json_reply(StatusCode::OK, &state.keyring.jwks(crate::unix_now()), "public, max-age=60")
+}
+
+async fn discovery(Shared(state): Shared<AppState>) -> Response {
+    let issuer = state.issuer();
+    let body = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "id_token_signing_alg_values_supported": ["EdDSA"],
+        "subject_types_supported": ["public"],
+        "response_types_supported": ["id_token"],
+        "claims_supported": ["iss", "sub", "iat", "exp"],
+    });
+    json_reply(StatusCode::OK, &body, "public, max-age=300")
+}
+
+async fn healthz() -> Response {
+    json_reply(StatusCode::OK, &json!({ "status": "ok" }), "no-store")
+}
+
+/// Ready when the policies are loaded, every provider has keys (fresh, or stale within
+/// `cache_max_age`), the store answers, and a signing key signs now.
+async fn readyz(Shared(state): Shared<AppState>) -> Response {
+    let providers: Vec<_> = state
+        .engine
+        .readiness()
+        .into_iter()
+        .map(|(name, status)| {
+            let detail = match &status {
+                claimgate_engine::KeyStatus::Unavailable { error } => Some(error.clone()),
+                _ => None,
+            };
+            json!({ "provider": name, "ready": status.has_keys(), "error": detail })
+        })
+        .collect();
+    let keys_ready = providers.iter().all(|p| p["ready"] == true);
+    let store = state.store.ping().await;
+    if let Err(e) = &store {
+        state.store_failed(e);
+    }
+    let signing = state.keyring.ready(crate::unix_now());
+    let reload_error = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    let ready = keys_ready && store.is_ok() && signing;
+    let body = json!({
+        "ready": ready,
+        "policies": { "loaded": true, "reload_error": reload_error },
+        "providers": providers,
+        "store": { "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string()) },
+        "signing_key": { "ready": signing },
+    });
+    json_reply(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, &body, "no-store")
+}
+
+async fn metrics(Shared(state): Shared<AppState>) -> Response {
+    let text = state.prometheus.as_ref().map(|h| h.render()).unwrap_or_default();
+    let mut response = text.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+async fn not_found() -> Response {
+    json_reply(StatusCode::NOT_FOUND, &json!({ "errors": ["not found"] }), "no-store")
+}

@@ -1,0 +1,87 @@
+//! Policy reloads: on SIGHUP and on a change in the policy folder. A set with errors is
+//! refused, logged and shown in `/readyz`; the current set keeps serving.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::State;
+
+pub(crate) async fn reload(state: &State) -> Result<(), String> {
+    let result = state.engine.reload().await.map_err(|e| e.to_string());
+    let mut last = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match &result {
+        Ok(()) => {
+            tracing::info!("policies reloaded");
+            *last = None;
+        }
+        Err(error) => {
+            tracing::error!(%error, "the policies did not reload; the previous set keeps serving");
+            *last = Some(error.clone());
+        }
+    }
+    metrics::counter!("claimgate_policy_reloads_total", "result" => if result.is_ok() { "ok" } else { "error" })
+        .increment(1);
+    result
+}
+
+/// Reloads on every SIGHUP, for as long as it runs.
+pub(crate) async fn on_sighup(state: &State) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; reload by changing the policy folder");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            let _ = reload(state).await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = state;
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub(crate) async fn terminate() {
+    #[cfg(unix)]
+    {
+        if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Reloads when a file in the policy folder changes: events are gathered for half a second so
+/// that an editor's or `git checkout`'s burst of writes makes one reload.
+pub(crate) async fn watch(state: &State, folder: &Path) {
+    use notify::{RecursiveMode, Watcher};
+    let (events, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = events.send(());
+        }
+    });
+    let mut watcher = match watcher {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the policy folder; reload with SIGHUP");
+            return;
+        }
+    };
+    if let Err(error) = watcher.watch(folder, RecursiveMode::Recursive) {
+        tracing::warn!(%error, folder = %folder.display(), "cannot watch the policy folder; reload with SIGHUP");
+        return;
+    }
+    while changes.recv().await.is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        while changes.try_recv().is_ok() {}
+        let _ = reload(state).await;
+    }
+}

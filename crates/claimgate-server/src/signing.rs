@@ -1,0 +1,131 @@
+//! The server's own signing keys: Ed25519 (ring), kept in the store, rotated with overlap.
+//!
+//! A key is announced in the JWKS before it signs (so that verifiers that cached the JWKS
+//! find it, and so that every node has read it from the store), signs for
+//! `signing_key_rotation`, then stays in the JWKS until every token it signed has expired.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+
+use crate::store::{SigningKeyRecord, Store, StoreError};
+
+/// The longest life of a token this server signs (Conjur's own ceiling, 5 hours).
+pub(crate) const MAX_SIGNED_TTL: i64 = 5 * 3600;
+/// How long a key is in the JWKS before it signs.
+pub(crate) const PREPUBLISH: i64 = 3600;
+
+struct Key {
+    record: SigningKeyRecord,
+    pair: Ed25519KeyPair,
+}
+
+/// The keys read from the store, newest activation last.
+#[derive(Default)]
+pub(crate) struct Keyring {
+    keys: std::sync::RwLock<Arc<Vec<Key>>>,
+    creating: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring")
+    }
+}
+
+/// RFC 7638 thumbprint of an Ed25519 public key.
+fn thumbprint(public: &[u8]) -> String {
+    let canonical = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#, B64.encode(public));
+    B64.encode(ring::digest::digest(&ring::digest::SHA256, canonical.as_bytes()))
+}
+
+fn new_key(activates: i64, rotation: i64) -> Result<SigningKeyRecord, StoreError> {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+        .map_err(|_| StoreError("the system random generator failed".into()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| StoreError("a new key does not parse".into()))?;
+    let retires = activates + rotation;
+    Ok(SigningKeyRecord {
+        kid: thumbprint(pair.public_key().as_ref()),
+        pkcs8: pkcs8.as_ref().to_vec(),
+        activates,
+        retires,
+        published_until: retires + MAX_SIGNED_TTL,
+    })
+}
+
+impl Keyring {
+    fn snapshot(&self) -> Arc<Vec<Key>> {
+        self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Reads the keys from the store, and creates the next key when none will sign an hour
+    /// from now (or none signs now).
+    pub(crate) async fn refresh(&self, store: &dyn Store, now: i64, rotation: i64) -> Result<(), StoreError> {
+        let _one = self.creating.lock().await;
+        let mut records = store.signing_keys(now).await?;
+        let signs_at = |records: &[SigningKeyRecord], t: i64| records.iter().any(|k| k.activates <= t && t < k.retires);
+        if !signs_at(&records, now) {
+            let key = new_key(now, rotation)?;
+            store.insert_signing_key(&key).await?;
+            records.push(key);
+        }
+        if !signs_at(&records, now + PREPUBLISH) {
+            let last_retires = records.iter().map(|k| k.retires).max().unwrap_or(now);
+            let key = new_key(last_retires.max(now), rotation)?;
+            store.insert_signing_key(&key).await?;
+            records.push(key);
+        }
+        let mut keys = Vec::with_capacity(records.len());
+        for record in records {
+            match Ed25519KeyPair::from_pkcs8_maybe_unchecked(&record.pkcs8) {
+                Ok(pair) => keys.push(Key { record, pair }),
+                Err(_) => {
+                    tracing::error!(kid = %record.kid, "a signing key in the store does not parse; it is left out")
+                }
+            }
+        }
+        keys.sort_by(|a, b| (a.record.activates, &a.record.kid).cmp(&(b.record.activates, &b.record.kid)));
+        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keys);
+        Ok(())
+    }
+
+    /// The published keys as a JWK Set.
+    pub(crate) fn jwks(&self, now: i64) -> serde_json::Value {
+        let keys: Vec<_> = self
+            .snapshot()
+            .iter()
+            .filter(|k| k.record.published_until > now)
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": B64.encode(k.pair.public_key().as_ref()),
+                    "kid": k.record.kid,
+                    "alg": "EdDSA",
+                    "use": "sig",
+                })
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
+    }
+
+    /// Signs `payload` (JSON) as a JWS with the key that signs at `now`: the protected header,
+    /// payload and signature, base64url without padding. `None` when no key signs now (the
+    /// store has not been read yet).
+    pub(crate) fn sign(&self, payload: &[u8], now: i64) -> Option<[String; 3]> {
+        let keys = self.snapshot();
+        let key = keys.iter().rev().find(|k| k.record.activates <= now && now < k.record.retires)?;
+        let header = B64.encode(format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, key.record.kid));
+        let payload = B64.encode(payload);
+        let signature = key.pair.sign(format!("{header}.{payload}").as_bytes());
+        Some([header, payload, B64.encode(signature.as_ref())])
+    }
+
+    /// Whether a key signs at `now`.
+    pub(crate) fn ready(&self, now: i64) -> bool {
+        self.snapshot().iter().any(|k| k.record.activates <= now && now < k.record.retires)
+    }
+}

@@ -1,0 +1,170 @@
+//! The shared store: PostgreSQL, for several server nodes on one database.
+//!
+//! A use is one `UPDATE ... RETURNING` on the token's row: PostgreSQL locks the row for the
+//! statement, so concurrent uses from any number of nodes consume the count exactly once each.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+
+use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
+
+/// A pool of connections to one PostgreSQL database. Connections that break are replaced on
+/// the next use, so the store recovers by itself when the database comes back.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresStore")
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database`) and creates the
+    /// tables if they are missing. Connections are not encrypted: keep the database on the
+    /// same host or a private network, or terminate TLS in front of it.
+    pub async fn connect(url: &str) -> Result<PostgresStore, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(|e| StoreError(format!("store URL: {e}")))?;
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(StoreError::of)?;
+        let store = PostgresStore { pool };
+        // Nodes starting together would race on CREATE TABLE IF NOT EXISTS (it is not atomic in
+        // PostgreSQL's catalogue): one transaction-scoped advisory lock serialises them.
+        let schema = format!("BEGIN; SELECT pg_advisory_xact_lock(7411057066); {}; COMMIT;", SCHEMA.join("; "));
+        store.client().await?.batch_execute(&schema).await.map_err(StoreError::of)?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(StoreError::of)
+    }
+}
+
+fn hash_of(bytes: &[u8]) -> Result<[u8; 32], StoreError> {
+    bytes.try_into().map_err(|_| StoreError("a token hash in the store is not 32 bytes".into()))
+}
+
+#[async_trait::async_trait]
+impl Store for PostgresStore {
+    async fn insert_token(&self, r: &TokenRecord) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO tokens (hash, body, expire_time, num_uses, uses_left) VALUES ($1, $2, $3, $4, $5)",
+                &[&&r.hash[..], &r.body(), &r.expire_time, &r.num_uses, &r.uses_left],
+            )
+            .await
+            .map(drop)
+            .map_err(StoreError::of)
+    }
+
+    async fn get_token(&self, hash: &[u8; 32], now: i64) -> Result<Option<TokenRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT hash, body, expire_time, uses_left, last_renewal FROM tokens
+                 WHERE hash = $1 AND NOT revoked AND expire_time > $2 AND (num_uses = 0 OR uses_left > 0)",
+                &[&&hash[..], &now],
+            )
+            .await
+            .map_err(StoreError::of)?;
+        row.map(|row| TokenRecord::from_parts(hash_of(row.get(0))?, row.get(1), row.get(2), row.get(3), row.get(4)))
+            .transpose()
+    }
+
+    async fn use_token(&self, hash: &[u8; 32], now: i64) -> Result<Option<TokenRecord>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "UPDATE tokens SET uses_left = CASE WHEN num_uses > 0 THEN uses_left - 1 ELSE uses_left END
+                 WHERE hash = $1 AND NOT revoked AND expire_time > $2 AND (num_uses = 0 OR uses_left > 0)
+                 RETURNING hash, body, expire_time, uses_left, last_renewal",
+                &[&&hash[..], &now],
+            )
+            .await
+            .map_err(StoreError::of)?;
+        row.map(|row| TokenRecord::from_parts(hash_of(row.get(0))?, row.get(1), row.get(2), row.get(3), row.get(4)))
+            .transpose()
+    }
+
+    async fn renew_token(&self, hash: &[u8; 32], expire_time: i64, now: i64) -> Result<bool, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tokens SET expire_time = $1, last_renewal = $2 WHERE hash = $3 AND NOT revoked AND expire_time > $2",
+                &[&expire_time, &now, &&hash[..]],
+            )
+            .await
+            .map(|n| n == 1)
+            .map_err(StoreError::of)
+    }
+
+    async fn revoke_token(&self, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tokens SET revoked = TRUE WHERE hash = $1 AND NOT revoked AND expire_time > $2",
+                &[&&hash[..], &now],
+            )
+            .await
+            .map(|n| n == 1)
+            .map_err(StoreError::of)
+    }
+
+    async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
+        self.client()
+            .await?
+            .execute("DELETE FROM tokens WHERE expire_time < $1", &[&before])
+            .await
+            .map_err(StoreError::of)
+    }
+
+    async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT kid, pkcs8, activates, retires, published_until FROM signing_keys
+                 WHERE published_until > $1 ORDER BY activates",
+                &[&now],
+            )
+            .await
+            .map_err(StoreError::of)?;
+        Ok(rows
+            .iter()
+            .map(|row| SigningKeyRecord {
+                kid: row.get(0),
+                pkcs8: row.get(1),
+                activates: row.get(2),
+                retires: row.get(3),
+                published_until: row.get(4),
+            })
+            .collect())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until) VALUES ($1, $2, $3, $4, $5)",
+                &[&key.kid, &key.pkcs8, &key.activates, &key.retires, &key.published_until],
+            )
+            .await
+            .map(drop)
+            .map_err(StoreError::of)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await.map(drop).map_err(StoreError::of)
+    }
+}

@@ -1,0 +1,105 @@
+//! The Strongbox-style login: `POST /v1/jwt-login` with the provider (Strongbox's "jwt entry"),
+//! the role and the token, answering Strongbox's token fields (docs/design/serve-protocols.md,
+//! section 4). Errors are `{"error": <code>, "message": <text>}`: 400 for a malformed request,
+//! 401 for any refused login, 429 for a client over its failed-login quota, 503 when the
+//! provider's keys or the store are unavailable.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::State;
+use crate::login::{self, Attempt, Refusal};
+use crate::store::TokenKind;
+use crate::vault::{Issue, issue_token};
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    reply(status, json!({ "error": code, "message": message }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    #[serde(default)]
+    tenant: Option<String>,
+    provider: String,
+    role: String,
+    jwt: String,
+}
+
+fn time(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_micros(t).to_string()
+}
+
+pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Response {
+    let endpoint = "strongbox_login";
+    let parsed: LoginBody = match serde_json::from_slice(body) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            login::audit_other(
+                &state,
+                &Attempt { endpoint, token: "", provider: None, role: None, client },
+                "bad_request",
+            );
+            return error(StatusCode::BAD_REQUEST, "bad_request", &format!("the body is not a login request: {e}"));
+        }
+    };
+    let attempt =
+        Attempt { endpoint, token: &parsed.jwt, provider: Some(&parsed.provider), role: Some(&parsed.role), client };
+    let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.accounts.contains(t));
+    let provider_known = state.engine.with_program(|p| p.provider_index(&parsed.provider).is_some());
+    if !tenant_known || !provider_known || parsed.jwt.is_empty() {
+        login::audit_other(&state, &attempt, "bad_request");
+        return error(StatusCode::BAD_REQUEST, "bad_request", "unknown tenant or provider, or no token");
+    }
+    let grant = match login::decide(&state, &attempt).await {
+        Ok(grant) => grant,
+        Err(Refusal::RateLimited) => {
+            return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
+        }
+        Err(refusal) if refusal.unavailable() => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keys_unavailable",
+                "the token's issuer cannot be verified right now",
+            );
+        }
+        Err(Refusal::Denied(e)) => return error(StatusCode::UNAUTHORIZED, e.code().as_str(), e.message()),
+    };
+    match issue_token(&state, &grant, "strongbox", &parsed.provider, TokenKind::Strongbox).await {
+        Ok((token, record)) => {
+            login::audit_allowed(&state, &attempt, &grant, &parsed.provider, Some(&record.accessor));
+            reply(
+                StatusCode::OK,
+                json!({
+                    "token": token,
+                    "expires-in": record.creation_ttl,
+                    "expires": time(record.expire_time),
+                    "accessor": record.accessor,
+                    "creation-time": time(record.creation_time),
+                    "renewal-time": time(record.creation_time),
+                }),
+            )
+        }
+        Err(Issue::Invalid(message)) => {
+            login::audit_other(&state, &attempt, "bad_request");
+            error(StatusCode::BAD_REQUEST, "bad_request", &message)
+        }
+        Err(Issue::Store) => {
+            login::audit_other(&state, &attempt, "store_unavailable");
+            error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the token store is unavailable; try again")
+        }
+    }
+}

@@ -1,0 +1,496 @@
+//! Vault's JWT login and the token endpoints a client uses afterwards, as `hvac` and the
+//! `vault` CLI speak them (docs/design/serve-protocols.md, sections 2 and 3).
+//!
+//! Answers are `application/json` exactly (hvac reads `errors` only then) with
+//! `Cache-Control: no-store`. A refused login is 400 (Vault's JWT plugin answers so), a login
+//! from outside `bound_cidrs` 403, and a token that is unknown, revoked, expired or used up is
+//! 403 `permission denied` on the token endpoints (never 401: hvac treats 401 as an error even
+//! in `is_authenticated`).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use claimgate_engine::{DenyCode, Grant};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::State;
+use crate::issue::{self, Lifetime};
+use crate::login::{self, Attempt, Refusal};
+use crate::store::{TokenKind, TokenRecord};
+
+fn reply(status: StatusCode, body: &Value) -> Response {
+    let mut text = serde_json::to_vec(body).unwrap_or_default();
+    text.push(b'\n');
+    let mut response = (status, text).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
+    reply(status, &json!({ "errors": [message] }))
+}
+
+fn permission_denied() -> Response {
+    error(StatusCode::FORBIDDEN, "permission denied")
+}
+
+fn unavailable() -> Response {
+    error(StatusCode::SERVICE_UNAVAILABLE, "the token store is unavailable; try again")
+}
+
+/// Vault's response envelope around `auth` or `data`.
+fn envelope(auth: Value, data: Value, warnings: &[String], mount_type: &str) -> Value {
+    json!({
+        "request_id": issue::request_id(),
+        "lease_id": "",
+        "renewable": false,
+        "lease_duration": 0,
+        "data": data,
+        "wrap_info": null,
+        "warnings": if warnings.is_empty() { Value::Null } else { json!(warnings) },
+        "auth": auth,
+        "mount_type": mount_type,
+    })
+}
+
+fn metadata(record: &TokenRecord) -> Value {
+    Value::Object(record.metadata.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
+}
+
+fn auth_object(record: &TokenRecord, token: &str, ttl: i64) -> Value {
+    json!({
+        "client_token": token,
+        "accessor": record.accessor,
+        "policies": record.policies,
+        "token_policies": record.policies,
+        "metadata": metadata(record),
+        "lease_duration": ttl,
+        "renewable": record.kind != TokenKind::Batch,
+        "entity_id": "",
+        "token_type": if record.kind == TokenKind::Batch { "batch" } else { "service" },
+        "orphan": true,
+        "mfa_requirement": null,
+        "num_uses": record.num_uses,
+    })
+}
+
+/// Everything under `/v1/auth/`: logins on the configured mounts and the token endpoints.
+pub(crate) async fn route(
+    state: Arc<State>,
+    method: Method,
+    path: &str,
+    client: IpAddr,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let post = method == Method::POST || method == Method::PUT;
+    match path {
+        "token/lookup-self" if post || method == Method::GET => with_token(&state, client, headers, Op::Lookup).await,
+        "token/renew-self" if post => with_token(&state, client, headers, Op::Renew(body)).await,
+        "token/revoke-self" if post => with_token(&state, client, headers, Op::Revoke).await,
+        "token/lookup-self" | "token/renew-self" | "token/revoke-self" => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
+        }
+        _ => match path.strip_suffix("/login").and_then(|mount| provider_of_mount(&state, mount)) {
+            Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
+            Some(_) => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"),
+            None => error(StatusCode::NOT_FOUND, "no handler for this route: route entry not found"),
+        },
+    }
+}
+
+/// The provider a mount serves: the configured mapping, or, without one, each provider at its
+/// own name.
+fn provider_of_mount(state: &State, mount: &str) -> Option<(String, String)> {
+    if state.config.mounts.is_empty() {
+        let known = state.engine.with_program(|p| p.provider_index(mount).is_some());
+        known.then(|| (mount.to_string(), mount.to_string()))
+    } else {
+        state.config.mounts.get(mount).map(|provider| (mount.to_string(), provider.clone()))
+    }
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    jwt: Option<String>,
+}
+
+async fn login(state: &State, mount: &str, provider: &str, client: IpAddr, body: &[u8]) -> Response {
+    let parsed: LoginBody = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let attempt = Attempt { endpoint: "vault_login", token: "", provider: Some(provider), role: None, client };
+            login::audit_other(state, &attempt, "bad_request");
+            return error(StatusCode::BAD_REQUEST, &format!("failed to parse JSON input: {e}"));
+        }
+    };
+    // `null` and "" both mean absent, as in Vault (hvac sends `"role": null`).
+    let role = parsed.role.filter(|r| !r.is_empty());
+    let jwt = parsed.jwt.unwrap_or_default();
+    let attempt =
+        Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role: role.as_deref(), client };
+    if jwt.is_empty() {
+        login::audit_other(state, &attempt, "bad_request");
+        return error(StatusCode::BAD_REQUEST, "missing token");
+    }
+    let grant = match login::decide(state, &attempt).await {
+        Ok(grant) => grant,
+        Err(Refusal::RateLimited) => {
+            return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+        }
+        Err(refusal) if refusal.unavailable() => {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "the token's issuer cannot be verified right now");
+        }
+        Err(Refusal::Denied(e)) => {
+            let status = match e.code() {
+                DenyCode::AddressNotAllowed => return permission_denied(),
+                DenyCode::UnknownRole => {
+                    let name = role.as_deref().unwrap_or_default();
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("role {:?} could not be found", claimgate_jose::snippet(name)),
+                    );
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            return error(status, &format!("error validating token: {} ({})", e.message(), e.code()));
+        }
+    };
+    match issue_token(state, &grant, mount, provider, TokenKind::Service).await {
+        Ok((token, record)) => {
+            login::audit_allowed(state, &attempt, &grant, provider, Some(&record.accessor));
+            reply(StatusCode::OK, &envelope(auth_object(&record, &token, record.creation_ttl), Value::Null, &[], "jwt"))
+        }
+        Err(Issue::Invalid(message)) => {
+            login::audit_other(state, &attempt, "bad_request");
+            error(StatusCode::BAD_REQUEST, &message)
+        }
+        Err(Issue::Store) => {
+            login::audit_other(state, &attempt, "store_unavailable");
+            unavailable()
+        }
+    }
+}
+
+pub(crate) enum Issue {
+    /// The role's settings cannot make a token (a `root` policy, a zero TTL).
+    Invalid(String),
+    /// The store did not keep the token; nothing was issued.
+    Store,
+}
+
+/// Makes and stores the token of an allowed login. `kind` is `Service` for Vault (a role with
+/// `token_type = "batch"` makes a batch token) or `Strongbox`. The token exists for clients
+/// only once the store has it.
+pub(crate) async fn issue_token(
+    state: &State,
+    grant: &Grant,
+    mount: &str,
+    provider: &str,
+    kind: TokenKind,
+) -> Result<(String, TokenRecord), Issue> {
+    let settings = grant.token();
+    let policies = issue::sanitize_policies(grant.policies(), settings.no_default_policy).map_err(Issue::Invalid)?;
+    let Lifetime { ttl, max_ttl, explicit_max_ttl, period } =
+        issue::login_lifetime(settings, state.mount_ttl()).map_err(Issue::Invalid)?;
+    let kind = if kind == TokenKind::Service && issue::is_batch(settings) { TokenKind::Batch } else { kind };
+    let prefix = match kind {
+        TokenKind::Service => "hvs.",
+        TokenKind::Batch => "hvb.",
+        _ => "sbt.",
+    };
+    let (Some(token), Some(accessor)) = (issue::token_value(prefix), issue::base62(24)) else {
+        return Err(Issue::Invalid("internal error".into()));
+    };
+    let mut metadata: Vec<(String, String)> = grant.metadata().to_vec();
+    metadata.retain(|(k, _)| k != "role");
+    metadata.push(("role".into(), grant.role().to_string()));
+    let now = crate::unix_now();
+    let record = TokenRecord {
+        hash: issue::token_hash(&token),
+        accessor: if kind == TokenKind::Batch { String::new() } else { accessor },
+        kind,
+        provider: provider.to_string(),
+        role: grant.role().to_string(),
+        identity: grant.identity().to_string(),
+        policies,
+        metadata,
+        path: format!("auth/{mount}/login"),
+        display_name: format!("{}-{}", mount.replace('/', "-"), grant.identity()),
+        creation_time: now,
+        creation_ttl: ttl,
+        expire_time: now.saturating_add(ttl),
+        explicit_max_ttl,
+        max_ttl,
+        period,
+        // Vault refuses use counts on batch tokens; the language refuses the combination too.
+        num_uses: if kind == TokenKind::Batch { 0 } else { settings.num_uses.min(i64::MAX as u64) as i64 },
+        uses_left: settings.num_uses.min(i64::MAX as u64) as i64,
+        bound_cidrs: settings.bound_cidrs.iter().map(|c| c.to_string()).collect(),
+        last_renewal: None,
+    };
+    if let Err(e) = state.store.insert_token(&record).await {
+        state.store_failed(&e);
+        return Err(Issue::Store);
+    }
+    Ok((token, record))
+}
+
+enum Op {
+    Lookup,
+    Renew(Bytes),
+    Revoke,
+}
+
+/// The client's token: `X-Vault-Token`, else `Authorization: Bearer`.
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get("x-vault-token") {
+        return value.to_str().ok().filter(|v| !v.is_empty());
+    }
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+fn audit_token(
+    state: &State,
+    endpoint: &'static str,
+    client: IpAddr,
+    token: &str,
+    record: Option<&TokenRecord>,
+    code: &str,
+) {
+    state.audit.record(&crate::audit::Entry {
+        endpoint,
+        provider: record.map(|r| r.provider.as_str()),
+        role: record.map(|r| r.role.as_str()),
+        identity: record.map(|r| r.identity.as_str()),
+        code,
+        client_address: Some(client),
+        token_sha256: Some(issue::short_hash(token)),
+        accessor: record.map(|r| r.accessor.as_str()).filter(|a| !a.is_empty()),
+        ..Default::default()
+    });
+}
+
+/// Runs a token endpoint: the token must be live and used from inside its `bound_cidrs`; the
+/// request consumes one use (Vault counts every request, the last one included, which then
+/// revokes the token).
+async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) -> Response {
+    let endpoint = match op {
+        Op::Lookup => "vault_lookup_self",
+        Op::Renew(_) => "vault_renew_self",
+        Op::Revoke => "vault_revoke_self",
+    };
+    let Some(token) = presented_token(headers) else {
+        return permission_denied();
+    };
+    let hash = issue::token_hash(token);
+    let now = crate::unix_now();
+    // The address first, without spending a use: a client outside the token's bound_cidrs must
+    // not be able to use up a token it holds (Vault checks in this order too).
+    match state.store.get_token(&hash, now).await {
+        Ok(Some(record)) if !allowed_from(&record, client) => {
+            audit_token(state, endpoint, client, token, Some(&record), "address_not_allowed");
+            return permission_denied();
+        }
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            audit_token(state, endpoint, client, token, None, "invalid_token");
+            return permission_denied();
+        }
+        Err(e) => {
+            state.store_failed(&e);
+            return unavailable();
+        }
+    }
+    let record = match state.store.use_token(&hash, now).await {
+        Ok(Some(record)) => record,
+        // Used up or revoked between the two steps.
+        Ok(None) => {
+            audit_token(state, endpoint, client, token, None, "invalid_token");
+            return permission_denied();
+        }
+        Err(e) => {
+            state.store_failed(&e);
+            return unavailable();
+        }
+    };
+    let response = match op {
+        Op::Lookup => lookup(&record, token, now),
+        Op::Renew(body) => renew(state, &record, token, now, &body).await,
+        Op::Revoke => {
+            if record.kind == TokenKind::Batch {
+                error(StatusCode::BAD_REQUEST, "batch tokens cannot be revoked")
+            } else {
+                match state.store.revoke_token(&hash, now).await {
+                    Ok(_) => {
+                        let mut response = StatusCode::NO_CONTENT.into_response();
+                        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                        response
+                    }
+                    Err(e) => {
+                        state.store_failed(&e);
+                        unavailable()
+                    }
+                }
+            }
+        }
+    };
+    audit_token(
+        state,
+        endpoint,
+        client,
+        token,
+        Some(&record),
+        if response.status().is_success() { "allow" } else { "bad_request" },
+    );
+    response
+}
+
+fn allowed_from(record: &TokenRecord, client: IpAddr) -> bool {
+    record.bound_cidrs.is_empty() || record.bound_cidrs.iter().any(|c| claimgate::decision::cidr_contains(c, client))
+}
+
+fn rfc3339(unix: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {
+    // Vault shows the count after this request's use, and -1 on the last use.
+    let num_uses = match (record.num_uses, record.uses_left) {
+        (0, _) => 0,
+        (_, 0) => -1,
+        (_, left) => left,
+    };
+    let mut data = json!({
+        "accessor": record.accessor,
+        "creation_time": record.creation_time,
+        "creation_ttl": record.creation_ttl,
+        "display_name": record.display_name,
+        "entity_id": "",
+        "expire_time": rfc3339(record.expire_time),
+        "explicit_max_ttl": record.explicit_max_ttl,
+        "id": token,
+        "issue_time": rfc3339(record.creation_time),
+        "meta": metadata(record),
+        "num_uses": num_uses,
+        "orphan": true,
+        "path": record.path,
+        "policies": record.policies,
+        "renewable": record.kind != TokenKind::Batch,
+        "ttl": (record.expire_time - now).max(0),
+        "type": if record.kind == TokenKind::Batch { "batch" } else { "service" },
+    });
+    if record.period > 0 {
+        data["period"] = json!(record.period);
+    }
+    if !record.bound_cidrs.is_empty() {
+        data["bound_cidrs"] = json!(record.bound_cidrs);
+    }
+    if let Some(renewed) = record.last_renewal {
+        data["last_renewal_time"] = json!(renewed);
+        data["last_renewal"] = json!(rfc3339(renewed));
+    }
+    reply(StatusCode::OK, &envelope(Value::Null, data, &[], "token"))
+}
+
+/// `increment`: whole seconds, as a number or a string, or a duration string (`"1h"`).
+fn increment(body: &[u8]) -> Result<i64, String> {
+    #[derive(Deserialize)]
+    struct RenewBody {
+        #[serde(default)]
+        increment: Option<Value>,
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(0);
+    }
+    let parsed: RenewBody = serde_json::from_slice(body).map_err(|e| format!("failed to parse JSON input: {e}"))?;
+    let bad = || "increment: expected a number of seconds or a duration such as \"1h\"".to_string();
+    match parsed.increment {
+        None | Some(Value::Null) => Ok(0),
+        Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 0).ok_or_else(bad),
+        Some(Value::String(s)) => match s.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(n),
+            Ok(_) => Err(bad()),
+            Err(_) => humantime::parse_duration(&s).map(|d| d.as_secs().min(i64::MAX as u64) as i64).map_err(|_| bad()),
+        },
+        Some(_) => Err(bad()),
+    }
+}
+
+async fn renew(state: &State, record: &TokenRecord, token: &str, now: i64, body: &[u8]) -> Response {
+    if record.kind == TokenKind::Batch {
+        return error(StatusCode::BAD_REQUEST, "batch tokens cannot be renewed");
+    }
+    let increment = match increment(body) {
+        Ok(increment) => increment,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let Some(settings) = login::role_settings(state, &record.provider, &record.role) else {
+        return error(StatusCode::BAD_REQUEST, &format!("role {:?} does not exist during renewal", record.role));
+    };
+    let (ttl, capped) = match issue::renewal_ttl(
+        &settings,
+        state.mount_ttl(),
+        record.explicit_max_ttl,
+        record.creation_time,
+        now,
+        increment,
+    ) {
+        Ok(ttl) => ttl,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    match state.store.renew_token(&record.hash, now + ttl, now).await {
+        Ok(true) => {}
+        Ok(false) => return permission_denied(),
+        Err(e) => {
+            state.store_failed(&e);
+            return unavailable();
+        }
+    }
+    let warnings = if capped {
+        vec![format!("TTL of {increment}s exceeded the effective max_ttl; TTL value is capped to {ttl}s accordingly")]
+    } else {
+        Vec::new()
+    };
+    reply(StatusCode::OK, &envelope(auth_object(record, token, ttl), Value::Null, &warnings, "token"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn increments_are_seconds_or_durations() {
+        assert_eq!(increment(b""), Ok(0));
+        assert_eq!(increment(b"{}"), Ok(0));
+        assert_eq!(increment(br#"{"increment": 3600}"#), Ok(3600));
+        assert_eq!(increment(br#"{"increment": "3600"}"#), Ok(3600));
+        assert_eq!(increment(br#"{"increment": "1h"}"#), Ok(3600));
+        assert!(increment(br#"{"increment": -1}"#).is_err());
+        assert!(increment(br#"{"increment": "soon"}"#).is_err());
+        assert!(increment(br#"{"increment": 1, "increment": 2}"#).unwrap_err().contains("duplicate field"));
+    }
+
+    #[test]
+    fn the_token_comes_from_x_vault_token_or_bearer() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("abc"));
+        h.insert("x-vault-token", "xyz".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("xyz"));
+        h.insert("x-vault-token", "".parse().unwrap());
+        assert_eq!(presented_token(&h), None);
+    }
+}

@@ -1,0 +1,221 @@
+//! The Conjur and Strongbox logins, the verification documents, and the operator endpoints.
+
+mod common;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+async fn conjur(h: &common::Harness, path: &str, form: &str, base64: bool) -> reqwest::Response {
+    let mut request =
+        h.client.post(h.url(path)).header("Content-Type", "application/x-www-form-urlencoded").body(form.to_string());
+    if base64 {
+        request = request.header("Accept-Encoding", "base64");
+    }
+    request.send().await.unwrap()
+}
+
+fn form(jwt: &str) -> String {
+    form_urlencoded::Serializer::new(String::new()).append_pair("jwt", jwt).finish()
+}
+
+/// Verifies a Conjur-shaped token (flattened JWS) with the server's JWKS, as a downstream
+/// service would, with claimgate's own signature core.
+async fn verify_with_jwks(h: &common::Harness, token: &Value) -> Value {
+    let jwks = h.client.get(h.url("/.well-known/jwks.json")).send().await.unwrap().text().await.unwrap();
+    let keys = claimgate_jose::KeySet::from_jwks_json(jwks.as_bytes()).unwrap();
+    let compact = format!(
+        "{}.{}.{}",
+        token["protected"].as_str().unwrap(),
+        token["payload"].as_str().unwrap(),
+        token["signature"].as_str().unwrap()
+    );
+    let verifier = claimgate_jose::Verifier::new(
+        keys,
+        claimgate_jose::AlgorithmSet::from_iter([claimgate_jose::Algorithm::EdDSA]),
+    );
+    let verified = verifier.verify(compact.as_bytes()).expect("the token verifies with the server's JWKS");
+    serde_json::from_slice(&verified.payload).unwrap()
+}
+
+#[tokio::test]
+async fn conjur_returns_a_signed_token_as_json_or_base64() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let response = conjur(&h, "/authn-jwt/ci/myorg/authenticate", &form(&jwt), false).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let token: Value = response.json().await.unwrap();
+    let claims = verify_with_jwks(&h, &token).await;
+    assert_eq!(claims["sub"], "host/jwt-apps/app");
+    assert_eq!(claims["iss"], h.base.as_str());
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 900, "the role's ttl");
+
+    // With the host id in the URL, URL-encoded as Conjur's documentation writes it.
+    let response = conjur(&h, "/authn-jwt/ci/myorg/host%2Fjwt-apps%2Fapp/authenticate", &form(&jwt), true).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/plain");
+    assert_eq!(response.headers()["content-encoding"], "base64");
+    let text = response.text().await.unwrap();
+    let token: Value =
+        serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap();
+    assert_eq!(verify_with_jwks(&h, &token).await["sub"], "host/jwt-apps/app");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn conjur_refusals_are_401_without_a_body_and_malformed_requests_400() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let cases = [
+        // Another host than the identity the role maps.
+        ("/authn-jwt/ci/myorg/host%2Fjwt-apps%2Fother/authenticate", form(&jwt), 401),
+        ("/authn-jwt/ci/nope/authenticate", form(&jwt), 401),
+        ("/authn-jwt/nope/myorg/authenticate", form(&jwt), 401),
+        // The provider of the service id must be the token's.
+        ("/authn-jwt/other/myorg/authenticate", form(&jwt), 401),
+        ("/authn-jwt/ci/myorg/authenticate", form(&h.ci.token(json!({ "aud": "vault", "project": "x" }))), 401),
+        ("/authn-jwt/ci/myorg/authenticate", "jwt=".into(), 400),
+        ("/authn-jwt/ci/myorg/authenticate", "token=abc".into(), 400),
+        ("/authn-jwt/ci/myorg/authenticate", format!("{}&{}", form(&jwt), form(&jwt)), 400),
+        ("/authn-jwt/ci/myorg/authenticate", form("not a token"), 401),
+        // Header injection through the host id: refused before anything reads it.
+        ("/authn-jwt/ci/myorg/host%2Fa%0D%0ASet-Cookie:%20x=y/authenticate", form(&jwt), 400),
+    ];
+    for (path, body, expected) in cases {
+        let response = conjur(&h, path, &body, false).await;
+        assert_eq!(response.status().as_u16(), expected, "{path} {body}");
+        assert!(response.headers().get("set-cookie").is_none());
+        assert_eq!(response.text().await.unwrap(), "", "{path}: nothing leaks");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn strongbox_login_returns_its_token_fields() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));
+    let response = h
+        .client
+        .post(h.url("/v1/jwt-login"))
+        .json(&json!({ "tenant": "myorg", "provider": "ci", "role": "limited", "jwt": jwt }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["expires-in"], 600);
+    assert!(body["token"].as_str().unwrap().starts_with("sbt."));
+    assert_eq!(body["accessor"].as_str().unwrap().len(), 24);
+    assert_eq!(body["creation-time"], body["renewal-time"]);
+    assert!(body["expires"].as_str().unwrap().ends_with('Z'));
+    // The token is a token of this server: the Vault token endpoints know it.
+    let looked = h
+        .client
+        .get(h.url("/v1/auth/token/lookup-self"))
+        .header("X-Vault-Token", body["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(looked.status(), 200);
+
+    for (request, status, code) in [
+        (
+            json!({ "provider": "ci", "role": "limited", "jwt": h.other.token(json!({ "aud": "limited" })) }),
+            401,
+            "issuer_mismatch",
+        ),
+        (json!({ "provider": "ci", "role": "deploy", "jwt": jwt }), 401, "audience_mismatch"),
+        (json!({ "provider": "nope", "role": "limited", "jwt": jwt }), 400, "bad_request"),
+        (json!({ "tenant": "nope", "provider": "ci", "role": "limited", "jwt": jwt }), 400, "bad_request"),
+        (json!({ "provider": "ci", "role": "limited", "jwt": jwt, "extra": 1 }), 400, "bad_request"),
+        (json!({ "provider": "ci", "jwt": jwt }), 400, "bad_request"),
+    ] {
+        let response = h.client.post(h.url("/v1/jwt-login")).json(&request).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{request}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], code, "{request}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn discovery_jwks_health_readiness_and_metrics() {
+    let h = common::start("").await;
+    let discovery: Value =
+        h.client.get(h.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["issuer"], h.base.as_str());
+    assert_eq!(discovery["jwks_uri"], format!("{}/.well-known/jwks.json", h.base));
+    let jwks: Value = h.client.get(h.url("/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    // The key that signs now and the next one, announced before it signs.
+    assert_eq!(keys.len(), 2, "{jwks}");
+    assert!(keys.iter().all(|k| k["kty"] == "OKP" && k["alg"] == "EdDSA" && k.get("d").is_none()));
+    let health = h.client.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = h.client.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(ready["providers"].as_array().unwrap().len(), 2);
+    // A login, then its counters.
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let _ = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "jwt": jwt })).send().await.unwrap();
+    let metrics = h.client.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("claimgate_logins_total{"), "{metrics}");
+    assert!(metrics.contains("claimgate_login_duration_seconds_bucket"), "{metrics}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_has_one_line_per_decision_and_no_token() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let response = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "jwt": jwt })).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    let issued = body["auth"]["client_token"].as_str().unwrap();
+    let _ = conjur(&h, "/authn-jwt/ci/myorg/authenticate", &form(&jwt), false).await;
+    let audit = h.audit();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "{audit}");
+    let first = &lines[0];
+    assert_eq!(first["endpoint"], "vault_login");
+    assert_eq!(first["code"], "allow");
+    assert_eq!(first["provider"], "ci");
+    assert_eq!(first["role"], "deploy");
+    assert_eq!(first["identity"], "host/jwt-apps/app");
+    assert_eq!(first["client_address"], "127.0.0.1");
+    assert_eq!(first["kid"], "ci-1");
+    assert_eq!(first["token_sha256"].as_str().unwrap().len(), 16);
+    assert!(first["time"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(lines[1]["endpoint"], "conjur_authenticate");
+    assert!(!audit.contains(&jwt) && !audit.contains(issued), "no token in the audit log");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(h.dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!((mode("data"), mode("data/claimgate.sqlite3"), mode("data/audit.log")), (0o700, 0o600, 0o600));
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_policy_set_with_errors_is_refused_and_shown_while_the_old_one_serves() {
+    let h = common::start("").await;
+    let file = h.policies().join("test.cg");
+    let good = common::read(&file);
+    std::fs::write(&file, format!("{good}\nrole broken {{ provider = nope }}\n")).unwrap();
+    assert!(h.server.reload().await.is_err());
+    let ready: Value = h.client.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert!(ready["policies"]["reload_error"].as_str().unwrap().contains("nope"), "{ready}");
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let response = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "jwt": jwt })).send().await.unwrap();
+    assert_eq!(response.status(), 200, "the previous set keeps serving");
+    std::fs::write(&file, good.replace("claims.project == \"app\"", "claims.project == \"other\"")).unwrap();
+    h.server.reload().await.unwrap();
+    let ready: Value = h.client.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["policies"]["reload_error"], Value::Null);
+    let response = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "jwt": jwt })).send().await.unwrap();
+    assert_eq!(response.status(), 400, "the new set decides");
+    h.stop().await;
+}

@@ -1,0 +1,211 @@
+//! The Vault endpoints over HTTP: login, lookup-self, renew-self, revoke-self, use counts, batch
+//! tokens, bound CIDRs, and the answers to bad requests.
+
+mod common;
+
+use serde_json::{Value, json};
+
+async fn login(h: &common::Harness, mount: &str, body: Value) -> (u16, Value, reqwest::header::HeaderMap) {
+    let response = h.client.post(h.url(&format!("/v1/auth/{mount}/login"))).json(&body).send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body, headers)
+}
+
+async fn token_call(
+    h: &common::Harness,
+    method: reqwest::Method,
+    op: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = h.client.request(method, h.url(&format!("/v1/auth/token/{op}"))).header("X-Vault-Token", token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_login_returns_vaults_auth_object_and_the_token_works_until_revoked() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job-1", "project": "app" }));
+    let (status, body, headers) = login(&h, "ci", json!({ "role": "deploy", "jwt": jwt })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["cache-control"], "no-store");
+    let auth = &body["auth"];
+    let token = auth["client_token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("hvs.") && token.len() == 47, "{token}");
+    assert_eq!(auth["accessor"].as_str().unwrap().len(), 24);
+    assert_eq!(auth["policies"], json!(["ci-base", "default", "deployer"]));
+    assert_eq!(auth["token_policies"], auth["policies"]);
+    assert_eq!(auth["metadata"], json!({ "project": "app", "role": "deploy" }));
+    assert_eq!(auth["lease_duration"], 900);
+    assert_eq!(
+        (auth["renewable"].clone(), auth["token_type"].clone(), auth["num_uses"].clone()),
+        (json!(true), json!("service"), json!(0))
+    );
+    assert_eq!(
+        (body["lease_duration"].clone(), body["renewable"].clone(), body["mount_type"].clone()),
+        (json!(0), json!(false), json!("jwt"))
+    );
+
+    let (status, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+    assert_eq!(status, 200, "{looked}");
+    let data = &looked["data"];
+    assert_eq!(data["id"], token.as_str());
+    assert_eq!(data["accessor"], auth["accessor"]);
+    assert_eq!(data["display_name"], "ci-host/jwt-apps/app");
+    assert_eq!(data["path"], "auth/ci/login");
+    assert_eq!(data["creation_ttl"], 900);
+    assert!(data["ttl"].as_i64().unwrap() > 890);
+    assert_eq!(data["meta"], auth["metadata"]);
+    assert_eq!(data["type"], "service");
+
+    // Renewal counts from now: an increment shortens, the role's max_ttl caps with a warning.
+    let (status, renewed) =
+        token_call(&h, reqwest::Method::POST, "renew-self", &token, Some(json!({ "increment": "2m" }))).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["auth"]["lease_duration"], 120);
+    assert_eq!(renewed["auth"]["client_token"], token.as_str());
+    let (status, renewed) =
+        token_call(&h, reqwest::Method::POST, "renew-self", &token, Some(json!({ "increment": 7200 }))).await;
+    assert_eq!(status, 200);
+    let capped = renewed["auth"]["lease_duration"].as_i64().unwrap();
+    assert!((3590..=3600).contains(&capped), "{renewed}");
+    assert!(renewed["warnings"][0].as_str().unwrap().contains("capped"), "{renewed}");
+    let (_, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+    assert!(looked["data"]["last_renewal_time"].is_i64(), "{looked}");
+
+    let (status, _) = token_call(&h, reqwest::Method::POST, "revoke-self", &token, None).await;
+    assert_eq!(status, 204);
+    for op in ["lookup-self", "renew-self", "revoke-self"] {
+        let method = if op == "lookup-self" { reqwest::Method::GET } else { reqwest::Method::POST };
+        let (status, body) = token_call(&h, method, op, &token, None).await;
+        assert_eq!((status, body), (403, json!({ "errors": ["permission denied"] })), "{op} after revocation");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn role_null_selects_the_role_and_every_request_counts_against_num_uses() {
+    let h = common::start("").await;
+    // hvac sends `"role": null` when no role is given: automatic selection.
+    let jwt = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": null, "jwt": jwt })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["auth"]["num_uses"], 5);
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let mut shown = Vec::new();
+    for _ in 0..5 {
+        let (status, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+        assert_eq!(status, 200);
+        shown.push(looked["data"]["num_uses"].as_i64().unwrap());
+    }
+    // Vault shows the count after the request's use, and -1 on the last one.
+    assert_eq!(shown, [4, 3, 2, 1, -1]);
+    let (status, _) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+    assert_eq!(status, 403, "the sixth use is refused");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn batch_tokens_have_no_accessor_and_cannot_be_renewed_or_revoked() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "batch", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "batchy", "jwt": jwt })).await;
+    assert_eq!(status, 200, "{body}");
+    let auth = &body["auth"];
+    assert_eq!(
+        (auth["accessor"].clone(), auth["renewable"].clone(), auth["token_type"].clone()),
+        (json!(""), json!(false), json!("batch"))
+    );
+    let token = auth["client_token"].as_str().unwrap();
+    assert!(token.starts_with("hvb."));
+    let (status, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", token, None).await;
+    assert_eq!((status, looked["data"]["type"].clone()), (200, json!("batch")));
+    let (status, body) = token_call(&h, reqwest::Method::POST, "renew-self", token, Some(json!({}))).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["batch tokens cannot be renewed"] })));
+    let (status, body) = token_call(&h, reqwest::Method::POST, "revoke-self", token, None).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["batch tokens cannot be revoked"] })));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn periodic_tokens_renew_to_their_period_under_explicit_max_ttl() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "periodic", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "periodic", "jwt": jwt })).await;
+    assert_eq!((status, body["auth"]["lease_duration"].clone()), (200, json!(3600)), "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap();
+    let (status, renewed) =
+        token_call(&h, reqwest::Method::POST, "renew-self", token, Some(json!({ "increment": 60 }))).await;
+    assert_eq!((status, renewed["auth"]["lease_duration"].clone()), (200, json!(3600)), "the increment is ignored");
+    let (_, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", token, None).await;
+    assert_eq!(
+        (looked["data"]["period"].clone(), looked["data"]["explicit_max_ttl"].clone()),
+        (json!(3600), json!(7200))
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn bound_cidrs_refuse_a_client_outside_them() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "fenced", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "fenced", "jwt": jwt })).await;
+    assert_eq!((status, body), (403, json!({ "errors": ["permission denied"] })));
+    assert!(h.audit().contains(r#""code":"address_not_allowed""#), "{}", h.audit());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn refused_logins_are_400_with_a_stable_code_and_never_leak_detail() {
+    let h = common::start("[vault.mounts]\njwt = \"ci\"\n").await;
+    let wrong_project = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "evil" }));
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "deploy", "jwt": wrong_project })).await;
+    assert_eq!(status, 400);
+    assert_eq!(body, json!({ "errors": ["error validating token: the token may not log in here (claim_mismatch)"] }));
+    // A token of another provider, valid for its own role, is refused on this mount.
+    let other = h.other.token(json!({ "aud": "x", "sub": "y" }));
+    let (status, body, _) = login(&h, "jwt", json!({ "jwt": other })).await;
+    assert_eq!((status, body["errors"][0].as_str().unwrap().ends_with("(issuer_mismatch)")), (400, true), "{body}");
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "other-role", "jwt": other })).await;
+    assert_eq!((status, body["errors"][0].as_str().unwrap().ends_with("(issuer_mismatch)")), (400, true), "{body}");
+    // With mounts configured, a provider is reachable only at its mount.
+    let (status, _, _) = login(&h, "ci", json!({ "jwt": wrong_project })).await;
+    assert_eq!(status, 404);
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "nope", "jwt": wrong_project })).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["role \"nope\" could not be found"] })));
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "deploy" })).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["missing token"] })));
+    let response = h.client.post(h.url("/v1/auth/jwt/login")).body("{\"jwt\": ").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["errors"][0].as_str().unwrap().starts_with("failed to parse JSON input"), "{body}");
+    let response = h.client.post(h.url("/v1/auth/jwt/login")).body(r#"{"jwt":"a","jwt":"b"}"#).send().await.unwrap();
+    assert_eq!(response.status(), 400, "duplicate members are refused");
+    let response = h.client.get(h.url("/v1/auth/jwt/login")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    // No token, an unknown token, a token in the wrong header form.
+    let response = h.client.get(h.url("/v1/auth/token/lookup-self")).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let (status, _) = token_call(&h, reqwest::Method::GET, "lookup-self", "hvs.AAAA", None).await;
+    assert_eq!(status, 403);
+    // Refusals never echo the token.
+    assert!(!h.audit().contains(&wrong_project), "the audit log holds no token");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_before_parsing() {
+    let h = common::start("[limits]\nmax_body_bytes = 4096\n").await;
+    let body = format!(r#"{{"jwt": "{}"}}"#, "a".repeat(8192));
+    let response = h.client.post(h.url("/v1/auth/ci/login")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    h.stop().await;
+}
