@@ -15,6 +15,7 @@ pub(crate) fn serve(
 ) -> Result<ExitCode, UsageError> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLAIMGATE_LOG").unwrap_or_else(|_| "info".into()))
         .init();
     let mut config = match config {
