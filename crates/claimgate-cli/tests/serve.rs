@@ -546,3 +546,143 @@ fn two_nodes_on_one_postgres_store_count_uses_exactly() {
     let (status, _, ready) = curl(&[&format!("{}/readyz", a.base)]);
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&ready));
 }
+
+fn oidc_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../claimgate-engine/tests/oidc")
+}
+
+/// A CA and a certificate for 127.0.0.1, made now: (CA PEM, certificate PEM, key PEM).
+fn pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair as CertKey, KeyUsagePurpose};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "claimgate test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca = CertifiedIssuer::self_signed(ca, CertKey::generate().unwrap()).unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = CertKey::generate().unwrap();
+    let cert = leaf.signed_by(&key, &ca).unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The end-to-end path with a real IdP: `oidc-provider` issues a client-credentials token, the
+/// server finds its keys through discovery, the workload logs in through each endpoint. Then
+/// the IdP goes down: its tokens get 503 once its keys are older than `cache_max_age`, and the
+/// other provider's logins go on.
+#[test]
+fn oidc_provider_tokens_log_in_through_every_endpoint() {
+    let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !available("node", node)
+        || !available("oidc-provider (npm ci --prefix crates/claimgate-engine/tests/oidc)", oidc_dir().join("node_modules/oidc-provider").is_dir())
+        || !available("curl", Command::new("curl").arg("--version").output().is_ok())
+    {
+        return;
+    }
+    let ci = Signer::new("https://ci.example");
+    let dir = setup(&ci);
+    let (ca, cert, key) = pki();
+    for (name, text) in [("ca.pem", &ca), ("op.pem", &cert), ("op.key", &key)] {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let mut op = Command::new("node")
+        .arg("op.mjs")
+        .arg("0")
+        .current_dir(oidc_dir())
+        .env("TLS_CERT", dir.path().join("op.pem"))
+        .env("TLS_KEY", dir.path().join("op.key"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(op.stdout.take().unwrap()).lines();
+    let ready: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    let issuer = ready["issuer"].as_str().unwrap().to_string();
+    std::fs::copy(dir.path().join("ca.pem"), dir.path().join("policies/ca.pem")).unwrap();
+    std::fs::write(
+        dir.path().join("policies/op.cg"),
+        format!(
+            r#"
+provider op {{
+  issuer = "{issuer}"
+  keys {{
+    discovery_url = "{issuer}"
+    ca_file = "ca.pem"
+    refresh = 10s
+    cache_max_age = 10s
+  }}
+  algorithms = [RS256, ES256]
+  typ = "at+jwt"
+}}
+
+role api-client {{
+  provider = op
+  audience = "https://api.example/rs256"
+  require {{
+    claims.client_id == "svc"
+    claims.scope words contains "api:read"
+  }}
+  identity = "host/clients/" + claims.client_id
+  token {{ ttl = 5m }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let server = Serve::start(dir.path(), "serve", CONFIG);
+    let ca_path = dir.path().join("ca.pem");
+    let ca_arg = ca_path.to_str().unwrap();
+    let (status, _, body) = curl(&[
+        "--cacert",
+        ca_arg,
+        "-u",
+        "svc:svc-secret",
+        "-d",
+        "grant_type=client_credentials",
+        "-d",
+        "scope=api:read",
+        "-d",
+        "resource=https://api.example/rs256",
+        &format!("{issuer}/token"),
+    ]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    let token = answer["access_token"].as_str().unwrap().to_string();
+
+    let vault = json!({ "role": "api-client", "jwt": token }).to_string();
+    let (status, _, body) = curl(&["-X", "POST", "--data", &vault, &format!("{}/v1/auth/op/login", server.base)]);
+    assert_eq!(status, 200, "{}\n{}", String::from_utf8_lossy(&body), server.log());
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["auth"]["lease_duration"], 300);
+
+    let form = format!("jwt={token}");
+    let url = format!("{}/authn-jwt/op/myorg/host%2Fclients%2Fsvc/authenticate", server.base);
+    let (status, _, _) = curl(&["-X", "POST", "-H", "Accept-Encoding: base64", "--data-urlencode", &form, &url]);
+    assert_eq!(status, 200);
+
+    let strongbox = json!({ "provider": "op", "role": "api-client", "jwt": token }).to_string();
+    let (status, _, body) = curl(&["-X", "POST", "--data", &strongbox, &format!("{}/v1/jwt-login", server.base)]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // The key source goes down: stale keys serve until cache_max_age, then 503 for this
+    // provider only.
+    let _ = op.kill();
+    let _ = op.wait();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, _, _) = curl(&["-X", "POST", "--data", &vault, &format!("{}/v1/auth/op/login", server.base)]);
+        if status == 503 {
+            break;
+        }
+        assert_eq!(status, 200, "until then the cached keys serve");
+        assert!(Instant::now() < deadline, "the provider never became unavailable:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, _, ready) = curl(&[&format!("{}/readyz", server.base)]);
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&ready));
+    let deploy = json!({ "role": "deploy", "jwt": ci.token(json!({ "aud": "vault", "project": "app" })) }).to_string();
+    let (status, _, _) = curl(&["-X", "POST", "--data", &deploy, &format!("{}/v1/auth/ci/login", server.base)]);
+    assert_eq!(status, 200, "the other provider is not affected");
+}
