@@ -233,7 +233,7 @@ impl Server {
                     state.store_failed(&error);
                 }
                 state.failed_logins.prune();
-                if minutes % 10 == 0 {
+                if minutes.is_multiple_of(10) {
                     // Expired tokens are refused by the store's own checks; this only frees space.
                     match state.store.purge_expired(unix_now() - 60).await {
                         Ok(n) if n > 0 => tracing::info!(purged = n, "expired tokens forgotten"),

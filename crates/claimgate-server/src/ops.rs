@@ -35,13 +35,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The client's address, or the 400 for a request a trusted proxy sent with an unreadable
-/// `X-Forwarded-For`.
-fn client(state: &State, peer: Option<Extension<Peer>>, headers: &HeaderMap) -> Result<IpAddr, Response> {
+/// The client's address; `None` for a request a trusted proxy sent with an unreadable
+/// `X-Forwarded-For` (answered 400).
+fn client(state: &State, peer: Option<Extension<Peer>>, headers: &HeaderMap) -> Option<IpAddr> {
     // Without a peer (the router used without the listener, as in-process tests do) the
     // client is unknown: it is placed at the unspecified address, which no bound_cidrs holds.
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(Peer(p))| p.ip());
-    client_address(&state.config, peer, headers).map_err(|()| StatusCode::BAD_REQUEST.into_response())
+    client_address(&state.config, peer, headers).ok()
 }
 
 async fn conjur(
@@ -52,10 +52,7 @@ async fn conjur(
     body: Bytes,
 ) -> Response {
     let Ok(Path((service, account))) = path else { return StatusCode::BAD_REQUEST.into_response() };
-    let client = match client(&state, peer, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
     crate::conjur::authenticate(state, &service, &account, None, client, &headers, body).await
 }
 
@@ -67,10 +64,7 @@ async fn conjur_host(
     body: Bytes,
 ) -> Response {
     let Ok(Path((service, account, host))) = path else { return StatusCode::BAD_REQUEST.into_response() };
-    let client = match client(&state, peer, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
     crate::conjur::authenticate(state, &service, &account, Some(&host), client, &headers, body).await
 }
 
@@ -82,9 +76,8 @@ async fn vault(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match client(&state, peer, &headers) {
-        Ok(c) => c,
-        Err(_) => return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read"),
+    let Some(client) = client(&state, peer, &headers) else {
+        return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read");
     };
     // The raw path: mounts are matched as written (Vault does not decode `%2F` in them).
     let path = uri.path().strip_prefix("/v1/auth/").unwrap_or_default().to_string();
@@ -97,10 +90,7 @@ async fn strongbox(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let client = match client(&state, peer, &headers) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
     crate::strongbox::login(state, client, &body).await
 }
 
