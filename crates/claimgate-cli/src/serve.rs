@@ -1,5 +1,6 @@
 //! `claimgate serve`: the authenticator server (crates/claimgate-server) on a multi-thread
-//! runtime, logging to standard error.
+//! runtime, logging to standard error through a writer thread (a request never waits on the
+//! terminal or a pipe; no line is dropped: when the writer falls behind, requests wait).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,8 +14,10 @@ pub(crate) fn serve(
     config: Option<&Path>,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<ExitCode, UsageError> {
+    let (writer, _flush_at_exit) =
+        tracing_appender::non_blocking::NonBlockingBuilder::default().lossy(false).finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLAIMGATE_LOG").unwrap_or_else(|_| "info".into()))
         .init();

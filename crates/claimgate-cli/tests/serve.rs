@@ -553,7 +553,9 @@ fn oidc_dir() -> PathBuf {
 
 /// A CA and a certificate for 127.0.0.1, made now: (CA PEM, certificate PEM, key PEM).
 fn pki() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair as CertKey, KeyUsagePurpose};
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair as CertKey, KeyUsagePurpose,
+    };
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name.push(DnType::CommonName, "claimgate test CA");
@@ -574,7 +576,10 @@ fn pki() -> (String, String, String) {
 fn oidc_provider_tokens_log_in_through_every_endpoint() {
     let node = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
     if !available("node", node)
-        || !available("oidc-provider (npm ci --prefix crates/claimgate-engine/tests/oidc)", oidc_dir().join("node_modules/oidc-provider").is_dir())
+        || !available(
+            "oidc-provider (npm ci --prefix crates/claimgate-engine/tests/oidc)",
+            oidc_dir().join("node_modules/oidc-provider").is_dir(),
+        )
         || !available("curl", Command::new("curl").arg("--version").output().is_ok())
     {
         return;

@@ -74,6 +74,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// How long SIGTERM waits for requests in flight.
     pub shutdown_grace: Duration,
+    /// Verified tokens kept so that a token presented again is not verified again (0: none).
+    pub verified_token_cache: usize,
 }
 
 impl Default for Limits {
@@ -86,6 +88,7 @@ impl Default for Limits {
             failed_logins_per_minute: 60,
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
+            verified_token_cache: 10_000,
         }
     }
 }
@@ -155,6 +158,7 @@ struct LimitsFile {
     failed_logins_per_minute: Option<u32>,
     max_connections: Option<usize>,
     shutdown_grace: Option<String>,
+    verified_token_cache: Option<usize>,
 }
 
 fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
@@ -275,6 +279,7 @@ impl Config {
             failed_logins_per_minute: l.failed_logins_per_minute.unwrap_or(d.failed_logins_per_minute),
             max_connections: l.max_connections.unwrap_or(d.max_connections),
             shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), d.shutdown_grace)?,
+            verified_token_cache: l.verified_token_cache.unwrap_or(d.verified_token_cache),
         };
         if limits.max_header_bytes < 8192 {
             return Err(ConfigError::Invalid {

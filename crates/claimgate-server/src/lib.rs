@@ -143,11 +143,13 @@ impl Server {
     /// or the configured PostgreSQL), reads or creates the signing keys, opens the audit log.
     pub async fn start(policies: PathBuf, config: Config) -> Result<Server, ServeError> {
         let prometheus = prometheus();
-        let engine = Engine::builder(PolicySource::dir(policies.clone()))
-            .verified_token_cache(10_000, 32 << 20)
-            .build()
-            .await
-            .map_err(|e| ServeError::Policies(e.to_string()))?;
+        let mut builder = Engine::builder(PolicySource::dir(policies.clone()));
+        let cached = config.limits.verified_token_cache;
+        if cached > 0 {
+            // About 3 KiB per token at most (the engine also bounds the bytes).
+            builder = builder.verified_token_cache(cached, cached.saturating_mul(3 << 10));
+        }
+        let engine = builder.build().await.map_err(|e| ServeError::Policies(e.to_string()))?;
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url).await?),
             None => Arc::new(SqliteStore::open(&config.data_dir)?),

@@ -9,14 +9,65 @@ use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
 
 /// SQLite in `<data_dir>/claimgate.sqlite3`, created with mode 0600 (it holds the signing keys),
 /// in WAL mode with synchronous commits: a token is on disk before the client sees it.
+///
+/// Writes go to one writer thread that commits them in groups: the writes that arrive while a
+/// commit is on its way to the disk are committed together by the next one, each answered only
+/// after its group is durable. One `fsync` then serves many logins (the way databases commit
+/// under load), and each write is still atomic: a statement that fails fails alone, and a
+/// commit that fails (a full disk) fails every write of its group, none of which is kept.
+/// Reads use their own connection, which WAL mode lets run beside the writer.
 #[derive(Clone)]
 pub struct SqliteStore {
-    connection: Arc<Mutex<Connection>>,
+    writer: std::sync::mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
 }
+
+/// A write: runs its statement (or is told the group could not start), and returns what to
+/// answer once the group's commit succeeded or failed.
+type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Reply + Send>;
+type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+/// The most writes one commit carries.
+const GROUP: usize = 512;
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SqliteStore")
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open(path).map_err(StoreError::of)?;
+    connection
+        .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
+        .map_err(StoreError::of)?;
+    Ok(connection)
+}
+
+fn run_writer(connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
+            let error = StoreError::of(e);
+            for job in group {
+                job(Err(&error))(Some(&error));
+            }
+            continue;
+        }
+        let replies: Vec<Reply> = group.into_iter().map(|job| job(Ok(&connection))).collect();
+        let committed = connection.execute_batch("COMMIT").map_err(StoreError::of);
+        if committed.is_err() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        for reply in replies {
+            reply(committed.as_ref().err());
+        }
     }
 }
 
@@ -26,22 +77,25 @@ impl SqliteStore {
         crate::files::private_dir(data_dir).map_err(|e| StoreError(format!("{}: {e}", data_dir.display())))?;
         let path = data_dir.join("claimgate.sqlite3");
         crate::files::private_file(&path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
-        let connection = Connection::open(&path).map_err(StoreError::of)?;
-        connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")
-            .map_err(StoreError::of)?;
+        let writer = open_connection(&path)?;
         for statement in SCHEMA {
-            connection.execute(statement, []).map_err(StoreError::of)?;
+            writer.execute(statement, []).map_err(StoreError::of)?;
         }
-        Ok(SqliteStore { connection: Arc::new(Mutex::new(connection)) })
+        let reader = open_connection(&path)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("claimgate-sqlite-writer".into())
+            .spawn(move || run_writer(writer, queue))
+            .map_err(StoreError::of)?;
+        Ok(SqliteStore { writer: jobs, reader: Arc::new(Mutex::new(reader)) })
     }
 
-    /// Runs `f` on the connection on a blocking thread (SQLite calls block on the disk).
-    async fn with<T: Send + 'static>(
+    /// Runs a read on the reader connection, on a blocking thread.
+    async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let connection = self.connection.clone();
+        let connection = self.reader.clone();
         tokio::task::spawn_blocking(move || {
             let connection = connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             f(&connection).map_err(StoreError::of)
@@ -49,13 +103,35 @@ impl SqliteStore {
         .await
         .map_err(StoreError::of)?
     }
+
+    /// Runs a write in the writer's next group; answers once the group is committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |connection| {
+            let result = match connection {
+                Ok(c) => f(c).map_err(StoreError::of),
+                Err(e) => Err(StoreError(e.0.clone())),
+            };
+            Box::new(move |commit: Option<&StoreError>| {
+                let _ = answer.send(match commit {
+                    Some(e) => Err(StoreError(format!("the commit failed: {}", e.0))),
+                    None => result,
+                });
+            })
+        });
+        self.writer.send(job).map_err(|_| StoreError("the store's writer has stopped".into()))?;
+        answered.await.map_err(|_| StoreError("the store's writer has stopped".into()))?
+    }
 }
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
         let r = record.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO tokens (hash, body, expire_time, num_uses, uses_left) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![&r.hash[..], r.body(), r.expire_time, r.num_uses, r.uses_left],
@@ -68,7 +144,7 @@ impl Store for SqliteStore {
     async fn get_token(&self, hash: &[u8; 32], now: i64) -> Result<Option<TokenRecord>, StoreError> {
         let hash = *hash;
         let row = self
-            .with(move |c| {
+            .read(move |c| {
                 c.query_row(
                     "SELECT body, expire_time, uses_left, last_renewal FROM tokens
                      WHERE hash = ?1 AND NOT revoked AND expire_time > ?2 AND (num_uses = 0 OR uses_left > 0)",
@@ -84,7 +160,7 @@ impl Store for SqliteStore {
     async fn use_token(&self, hash: &[u8; 32], now: i64) -> Result<Option<TokenRecord>, StoreError> {
         let hash = *hash;
         let row = self
-            .with(move |c| {
+            .write(move |c| {
                 c.query_row(
                     "UPDATE tokens SET uses_left = CASE WHEN num_uses > 0 THEN uses_left - 1 ELSE uses_left END
                      WHERE hash = ?1 AND NOT revoked AND expire_time > ?2 AND (num_uses = 0 OR uses_left > 0)
@@ -100,7 +176,7 @@ impl Store for SqliteStore {
 
     async fn renew_token(&self, hash: &[u8; 32], expire_time: i64, now: i64) -> Result<bool, StoreError> {
         let hash = *hash;
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE tokens SET expire_time = ?1, last_renewal = ?2 WHERE hash = ?3 AND NOT revoked AND expire_time > ?2",
                 params![expire_time, now, &hash[..]],
@@ -112,7 +188,7 @@ impl Store for SqliteStore {
 
     async fn revoke_token(&self, hash: &[u8; 32], now: i64) -> Result<bool, StoreError> {
         let hash = *hash;
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE tokens SET revoked = TRUE WHERE hash = ?1 AND NOT revoked AND expire_time > ?2",
                 params![&hash[..], now],
@@ -123,12 +199,12 @@ impl Store for SqliteStore {
     }
 
     async fn purge_expired(&self, before: i64) -> Result<u64, StoreError> {
-        self.with(move |c| c.execute("DELETE FROM tokens WHERE expire_time < ?1", params![before]).map(|n| n as u64))
+        self.write(move |c| c.execute("DELETE FROM tokens WHERE expire_time < ?1", params![before]).map(|n| n as u64))
             .await
     }
 
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError> {
-        self.with(move |c| {
+        self.read(move |c| {
             let mut statement = c.prepare(
                 "SELECT kid, pkcs8, activates, retires, published_until FROM signing_keys
                  WHERE published_until > ?1 ORDER BY activates",
@@ -149,7 +225,7 @@ impl Store for SqliteStore {
 
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
         let key = key.clone();
-        self.with(move |c| {
+        self.write(move |c| {
             c.execute(
                 "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![key.kid, key.pkcs8, key.activates, key.retires, key.published_until],
@@ -160,6 +236,76 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TokenKind;
+
+    fn record(n: u8, num_uses: i64) -> TokenRecord {
+        TokenRecord {
+            hash: [n; 32],
+            accessor: format!("a{n}"),
+            kind: TokenKind::Service,
+            provider: "ci".into(),
+            role: "r".into(),
+            identity: "i".into(),
+            policies: vec!["default".into()],
+            metadata: vec![],
+            path: "auth/ci/login".into(),
+            display_name: "ci-i".into(),
+            creation_time: 1000,
+            creation_ttl: 600,
+            expire_time: 1600,
+            explicit_max_ttl: 0,
+            max_ttl: 600,
+            period: 0,
+            num_uses,
+            uses_left: num_uses,
+            bound_cidrs: vec![],
+            last_renewal: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn group_commits_keep_every_write_and_count_each_use_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let inserts: Vec<_> = (0..200u8)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { store.insert_token(&record(n, if n == 0 { 50 } else { 0 })).await })
+            })
+            .collect();
+        for insert in inserts {
+            insert.await.unwrap().unwrap();
+        }
+        // A duplicate fails alone; its group's other writes are kept.
+        let (again, new) = (record(1, 0), record(250, 0));
+        let (duplicate, fresh) = tokio::join!(store.insert_token(&again), store.insert_token(&new));
+        assert!(duplicate.is_err());
+        fresh.unwrap();
+        for n in (0..200u8).chain([250]) {
+            assert!(store.get_token(&[n; 32], 1100).await.unwrap().is_some(), "record {n} is kept");
+        }
+        let uses: Vec<_> = (0..300)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.use_token(&[0; 32], 1100).await.unwrap().is_some() })
+            })
+            .collect();
+        let mut granted = 0;
+        for used in uses {
+            granted += used.await.unwrap() as usize;
+        }
+        assert_eq!(granted, 50);
+        assert!(store.get_token(&[0; 32], 1100).await.unwrap().is_none(), "used up");
+        assert!(store.get_token(&[1; 32], 1600).await.unwrap().is_none(), "expired at its expire_time");
+        assert!(store.revoke_token(&[2; 32], 1100).await.unwrap());
+        assert!(store.use_token(&[2; 32], 1100).await.unwrap().is_none(), "revoked");
+        assert_eq!(store.purge_expired(1700).await.unwrap(), 201);
     }
 }

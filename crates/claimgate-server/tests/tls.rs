@@ -1,0 +1,71 @@
+//! The HTTPS listener (rustls) with a certificate made at test time, and the refusal to serve
+//! plain HTTP off loopback.
+
+mod common;
+
+use claimgate_server::{Config, Server};
+
+#[tokio::test]
+async fn serves_https_with_the_configured_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()]).unwrap().signed_by(&key, &ca).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ci = common::Signer::new("ci-1", "https://ci.example");
+    let other = common::Signer::new("other-1", "https://other.example");
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
+    std::fs::write(dir.path().join("server.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+    let config_path = dir.path().join("serve.toml");
+    std::fs::write(
+        &config_path,
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n[tls]\ncertificate = \"server.pem\"\nkey = \"server.key\"\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path().join("policies"), Config::load(&config_path).unwrap()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, task) = server
+        .bind(async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap())
+        .resolve("localhost", address)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", address.port());
+    let response = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let discovery: serde_json::Value =
+        client.get(format!("{base}/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["issuer"], format!("https://127.0.0.1:{}", address.port()));
+    // Plain HTTP to the TLS port gets no answer.
+    let plain = reqwest::Client::new().get(format!("http://{address}/healthz")).send().await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+}
+
+#[test]
+fn a_certificate_that_cannot_be_read_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(&path, "[tls]\ncertificate = \"missing.pem\"\nkey = \"missing.key\"\n").unwrap();
+    let config = Config::load(&path).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
+    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
+    let error = runtime.block_on(async {
+        let server = Server::start(dir.path().join("policies"), config).await.unwrap();
+        server.bind(std::future::pending()).await.unwrap_err().to_string()
+    });
+    assert!(error.starts_with(&format!("tls.certificate {}", dir.path().join("missing.pem").display())), "{error}");
+}
