@@ -69,6 +69,30 @@ async fn a_token_verifies_only_with_its_own_providers_keys() {
 }
 
 #[tokio::test]
+async fn a_login_bound_to_one_provider_refuses_the_tokens_of_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Signer::new("a-key"), Signer::new("b-key"));
+    two_providers(dir.path(), &a, &b);
+    let engine = Engine::builder(PolicySource::dir(dir.path())).build().await.unwrap();
+    let b_token = b.sign(&claims("https://b.test", "svc"));
+    let allowed = engine.authenticate(AuthRequest::new(&b_token).provider("b")).await.unwrap();
+    assert_eq!(allowed.role(), "b-api");
+    // Valid for its own provider, refused at a login bound to `a`, by role or automatically.
+    for request in [AuthRequest::new(&b_token).provider("a"), AuthRequest::new(&b_token).provider("a").role("b-api")] {
+        let refused = engine.authenticate(request).await.unwrap_err();
+        assert_eq!(refused.code(), DenyCode::IssuerMismatch);
+        assert_eq!(
+            refused.detail(),
+            "the token's issuer selects provider `b`, but this login accepts only provider `a`"
+        );
+    }
+    // A token no provider accepts keeps its own code.
+    let stranger = a.sign(&claims("https://nobody.test", "svc"));
+    let refused = engine.authenticate(AuthRequest::new(&stranger).provider("a")).await.unwrap_err();
+    assert_eq!(refused.code(), DenyCode::UnknownIssuer);
+}
+
+#[tokio::test]
 async fn reload_rereads_key_files_and_refuses_a_broken_set() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (Signer::new("a-key"), Signer::new("b-key"));

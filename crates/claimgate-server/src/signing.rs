@@ -129,3 +129,71 @@ impl Keyring {
         self.snapshot().iter().any(|k| k.record.activates <= now && now < k.record.retires)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SqliteStore;
+
+    const HOUR: i64 = 3600;
+
+    fn kids(jwks: &serde_json::Value) -> Vec<String> {
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+    }
+
+    fn signer(keyring: &Keyring, now: i64) -> String {
+        let [header, _, _] = keyring.sign(b"{}", now).unwrap();
+        let header: serde_json::Value = serde_json::from_slice(&B64.decode(header).unwrap()).unwrap();
+        header["kid"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn keys_are_announced_before_they_sign_and_published_until_their_tokens_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let rotation = 24 * HOUR;
+        let t0 = 1_000_000;
+        let keyring = Keyring::default();
+        keyring.refresh(&store, t0, rotation).await.unwrap();
+        let first = signer(&keyring, t0);
+        assert_eq!(kids(&keyring.jwks(t0)), [first.clone()], "one key, signing now");
+
+        // An hour before the first retires, the next is created and published, not yet signing.
+        let t1 = t0 + rotation - HOUR + 1;
+        keyring.refresh(&store, t1, rotation).await.unwrap();
+        let published = kids(&keyring.jwks(t1));
+        assert_eq!(published.len(), 2);
+        assert_eq!(signer(&keyring, t1), first);
+        let second = published.iter().find(|k| **k != first).unwrap().clone();
+
+        // At the rotation the second signs; the first stays published for the 5 hours its last
+        // tokens may live, then leaves the JWKS.
+        let t2 = t0 + rotation;
+        keyring.refresh(&store, t2, rotation).await.unwrap();
+        assert_eq!(signer(&keyring, t2), second);
+        assert!(kids(&keyring.jwks(t2 + MAX_SIGNED_TTL - 1)).contains(&first));
+        assert!(!kids(&keyring.jwks(t2 + MAX_SIGNED_TTL)).contains(&first));
+
+        // A second node reading the same store signs and publishes the same keys.
+        let other = Keyring::default();
+        other.refresh(&store, t2, rotation).await.unwrap();
+        assert_eq!(signer(&other, t2), second);
+        assert_eq!(kids(&other.jwks(t2)), kids(&keyring.jwks(t2)));
+
+        // Published keys carry no private part.
+        assert!(keyring.jwks(t2)["keys"].as_array().unwrap().iter().all(|k| k.get("d").is_none()));
+    }
+
+    #[tokio::test]
+    async fn after_a_long_stop_a_key_is_made_to_sign_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let keyring = Keyring::default();
+        keyring.refresh(&store, 1_000_000, 24 * HOUR).await.unwrap();
+        let later = 1_000_000 + 365 * 24 * HOUR;
+        assert!(!keyring.ready(later));
+        keyring.refresh(&store, later, 24 * HOUR).await.unwrap();
+        assert!(keyring.ready(later));
+        assert!(keyring.sign(b"{}", later).is_some());
+    }
+}

@@ -308,4 +308,34 @@ mod tests {
         assert!(store.use_token(&[2; 32], 1100).await.unwrap().is_none(), "revoked");
         assert_eq!(store.purge_expired(1700).await.unwrap(), 201);
     }
+
+    #[tokio::test]
+    async fn a_full_store_refuses_writes_without_losing_or_keeping_half_of_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        store.insert_token(&record(1, 0)).await.unwrap();
+        // SQLite's answer when the disk is full and when the database reaches max_page_count
+        // is the same (SQLITE_FULL): cap the file at its current size.
+        let pages: i64 = store.read(|c| c.query_row("PRAGMA page_count", [], |r| r.get(0))).await.unwrap();
+        store.write(move |c| c.execute_batch(&format!("PRAGMA max_page_count = {pages}"))).await.unwrap();
+        let mut refused = 0;
+        for n in 2..=200u8 {
+            let mut big = record(n, 0);
+            big.metadata = vec![("padding".into(), "x".repeat(4000))];
+            if store.insert_token(&big).await.is_err() {
+                refused += 1;
+            }
+        }
+        assert!(refused > 0, "the full store refuses writes");
+        // What was kept is whole; what was refused is absent; the store still answers.
+        for n in 1..=200u8 {
+            if let Some(found) = store.get_token(&[n; 32], 1100).await.unwrap() {
+                assert_eq!(found.accessor, format!("a{n}"));
+            }
+        }
+        assert!(store.get_token(&[1; 32], 1100).await.unwrap().is_some());
+        store.write(|c| c.execute_batch("PRAGMA max_page_count = 1073741823")).await.unwrap();
+        store.insert_token(&record(222, 0)).await.unwrap();
+        assert!(store.get_token(&[222; 32], 1100).await.unwrap().is_some(), "writes work again once there is room");
+    }
 }
