@@ -854,6 +854,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether the provider or the role sets `verbose_logging = true` in the current policy
+    /// set: a service that writes its own decision records (an audit log) includes the
+    /// token's claims only then.
+    pub fn logs_claims(&self, provider: Option<&str>, role: Option<&str>) -> bool {
+        self.inner.current.load().verbose(provider, role)
+    }
+
     /// The compiled program in use.
     pub fn with_program<T>(&self, f: impl FnOnce(&Program) -> T) -> T {
         f(&self.inner.current.load().program)

@@ -40,6 +40,10 @@ pub(crate) struct Entry<'a> {
     /// The issued token's accessor (Vault and Strongbox logins, token endpoints).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accessor: Option<&'a str>,
+    /// The token's claims, only for a provider or role with `verbose_logging = true` (those of
+    /// a refused token may be forged; `code` says which it was).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<serde_json::Value>,
 }
 
 /// JSON text with the characters that reorder or hide what a terminal shows escaped (serde_json

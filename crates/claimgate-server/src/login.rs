@@ -40,6 +40,16 @@ fn kid_of(token: &str) -> Option<String> {
     parsed.header().kid.as_deref().map(claimgate_jose::snippet)
 }
 
+/// The token's claims for the audit line, when the provider or role asks for verbose logging.
+fn claims_of(state: &State, token: &str, provider: Option<&str>, role: Option<&str>) -> Option<serde_json::Value> {
+    if !state.engine.logs_claims(provider, role) {
+        return None;
+    }
+    let limits = claimgate_jose::Limits::default();
+    let (_, payload) = claimgate_jose::decode_unverified(token, &limits).ok()?;
+    claimgate_jose::check_payload_json(&payload, &limits).ok().map(serde_json::Value::Object)
+}
+
 /// Decides a login. The audit line is written here for refusals; an allowed login is audited
 /// by the endpoint once its token is issued (`audit_allowed`), since issuing can still fail.
 pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant, Refusal> {
@@ -75,7 +85,8 @@ fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Opt
         code,
         client_address: Some(attempt.client),
         kid: kid_of(attempt.token),
-        token_sha256: Some(short_hash(attempt.token)),
+        token_sha256: (!attempt.token.is_empty()).then(|| short_hash(attempt.token)),
+        claims: claims_of(state, attempt.token, provider, attempt.role),
         ..Entry::default()
     });
 }
@@ -104,6 +115,7 @@ pub(crate) fn audit_allowed(
         kid: kid_of(attempt.token),
         token_sha256: Some(short_hash(attempt.token)),
         accessor,
+        claims: claims_of(state, attempt.token, Some(provider), Some(grant.role())),
     });
 }
 

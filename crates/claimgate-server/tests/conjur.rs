@@ -219,3 +219,20 @@ async fn a_policy_set_with_errors_is_refused_and_shown_while_the_old_one_serves(
     assert_eq!(response.status(), 400, "the new set decides");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_change_in_the_policy_folder_reloads_by_itself() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let login = || h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "jwt": jwt })).send();
+    assert_eq!(login().await.unwrap().status(), 200);
+    let file = h.policies().join("test.cg");
+    let text = common::read(&file).replace("claims.project == \"app\"", "claims.project == \"other\"");
+    std::fs::write(&file, text).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while login().await.unwrap().status() != 400 {
+        assert!(std::time::Instant::now() < deadline, "the watcher did not reload");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    h.stop().await;
+}

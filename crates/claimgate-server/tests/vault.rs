@@ -209,3 +209,63 @@ async fn oversized_bodies_are_refused_before_parsing() {
     assert_eq!(response.status(), 413);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_over_its_failed_login_quota_gets_429_until_it_refills() {
+    let h = common::start("[limits]\nfailed_logins_per_minute = 3\n").await;
+    let bad = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "evil" }));
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(login(&h, "ci", json!({ "role": "deploy", "jwt": bad })).await.0);
+    }
+    // Three failures are within the quota; the fourth exceeds it, and from then on the address
+    // is refused before any work.
+    assert_eq!(statuses, [400, 400, 400, 400, 429]);
+    // Even a good token waits: the address is limited, not the token.
+    let good = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "app" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": good })).await;
+    assert_eq!((status, body), (429, json!({ "errors": ["too many failed logins; try again later"] })));
+    assert!(h.audit().contains(r#""code":"rate_limited""#));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let jwt_for = |h: &common::Harness| h.ci.token(json!({ "aud": "fenced", "sub": "svc" }));
+    let send = |h: &common::Harness, forwarded: &'static str| {
+        let request = h
+            .client
+            .post(h.url("/v1/auth/ci/login"))
+            .header("X-Forwarded-For", forwarded)
+            .json(&json!({ "role": "fenced", "jwt": jwt_for(h) }));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    // Not trusted: the header is ignored and 127.0.0.1 is outside 10.0.0.0/8.
+    let h = common::start("").await;
+    assert_eq!(send(&h, "10.1.2.3").await, 403);
+    h.stop().await;
+    let h = common::start("trusted_proxies = [\"127.0.0.1\"]").await;
+    assert_eq!(send(&h, "10.1.2.3").await, 200);
+    // The nearest untrusted hop counts, not what the client wrote first.
+    assert_eq!(send(&h, "10.9.9.9, 192.0.2.1").await, 403);
+    assert_eq!(send(&h, "not an address").await, 400);
+    assert!(h.audit().contains(r#""client_address":"10.1.2.3""#), "{}", h.audit());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn claims_reach_the_audit_log_only_for_verbose_roles() {
+    let h = common::start("").await;
+    let chatty = h.ci.token(json!({ "aud": "chatty", "sub": "talker", "note": "line\nbreak" }));
+    let quiet = h.ci.token(json!({ "aud": "limited", "sub": "s", "secret": "silent-value" }));
+    assert_eq!(login(&h, "ci", json!({ "role": "chatty", "jwt": chatty })).await.0, 200);
+    assert_eq!(login(&h, "ci", json!({ "role": "limited", "jwt": quiet })).await.0, 200);
+    let audit = h.audit();
+    let lines: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["claims"]["sub"], "talker");
+    assert_eq!(lines[0]["claims"]["note"], "line\nbreak");
+    assert_eq!(audit.lines().count(), 2, "an escaped newline cannot split a line");
+    assert!(lines[1].get("claims").is_none());
+    assert!(!audit.contains("silent-value"));
+    h.stop().await;
+}

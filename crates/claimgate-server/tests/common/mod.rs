@@ -114,6 +114,13 @@ role periodic {{
   }}
 }}
 
+role chatty {{
+  provider = ci
+  audience = "chatty"
+  identity = claims.sub
+  verbose_logging = true
+}}
+
 role other-role {{
   provider = other
   audience = any
