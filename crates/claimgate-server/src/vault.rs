@@ -298,32 +298,18 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     let now = crate::unix_now();
     // The address first, without spending a use: a client outside the token's bound_cidrs must
     // not be able to use up a token it holds (Vault checks in this order too).
-    match state.store.get_token(&hash, now).await {
-        Ok(Some(record)) if !allowed_from(&record, client) => {
-            audit_token(state, endpoint, client, token, Some(&record), "address_not_allowed");
-            return permission_denied();
-        }
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            audit_token(state, endpoint, client, token, None, "invalid_token");
-            return permission_denied();
-        }
-        Err(e) => {
-            state.store_failed(&e);
-            return unavailable();
-        }
+    let record = match live(state, endpoint, client, token, state.store.get_token(&hash, now).await) {
+        Ok(record) => record,
+        Err(response) => return *response,
+    };
+    if !allowed_from(&record, client) {
+        audit_token(state, endpoint, client, token, Some(&record), "address_not_allowed");
+        return permission_denied();
     }
-    let record = match state.store.use_token(&hash, now).await {
-        Ok(Some(record)) => record,
-        // Used up or revoked between the two steps.
-        Ok(None) => {
-            audit_token(state, endpoint, client, token, None, "invalid_token");
-            return permission_denied();
-        }
-        Err(e) => {
-            state.store_failed(&e);
-            return unavailable();
-        }
+    // Then the use; the token may have been used up or revoked between the two steps.
+    let record = match live(state, endpoint, client, token, state.store.use_token(&hash, now).await) {
+        Ok(record) => record,
+        Err(response) => return *response,
     };
     let response = match op {
         Op::Lookup => lookup(&record, token, now),
@@ -355,6 +341,28 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
         if response.status().is_success() { "allow" } else { "bad_request" },
     );
     response
+}
+
+/// The record of a live token, or the answer that ends the request: 403 for a token that is
+/// not live, 503 when the store cannot say.
+fn live(
+    state: &State,
+    endpoint: &'static str,
+    client: IpAddr,
+    token: &str,
+    found: Result<Option<TokenRecord>, crate::store::StoreError>,
+) -> Result<TokenRecord, Box<Response>> {
+    match found {
+        Ok(Some(record)) => Ok(record),
+        Ok(None) => {
+            audit_token(state, endpoint, client, token, None, "invalid_token");
+            Err(Box::new(permission_denied()))
+        }
+        Err(e) => {
+            state.store_failed(&e);
+            Err(Box::new(unavailable()))
+        }
+    }
 }
 
 fn allowed_from(record: &TokenRecord, client: IpAddr) -> bool {
