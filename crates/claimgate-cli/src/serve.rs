@@ -9,6 +9,11 @@ use claimgate_server::{Config, Server};
 
 use crate::UsageError;
 
+/// The log's default filter. Every decision is in the audit log (with the refusal's detail), so
+/// the engine's own line per decision is left out unless `CLAIMGATE_LOG` asks for it
+/// (`CLAIMGATE_LOG=info`).
+const SERVE_LOG: &str = "info,claimgate::decision=warn";
+
 pub(crate) fn serve(
     policies: PathBuf,
     config: Option<&Path>,
@@ -19,7 +24,9 @@ pub(crate) fn serve(
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CLAIMGATE_LOG").unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CLAIMGATE_LOG").unwrap_or_else(|_| SERVE_LOG.into()),
+        )
         .init();
     let mut config = match config {
         Some(path) => Config::load(path)?,

@@ -37,6 +37,10 @@ pub(crate) struct Entry<'a> {
     /// The first 16 hex digits of the SHA-256 of the presented token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
+    /// Why a login was refused: the failing check and the value the token had (never sent to
+    /// the client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
     /// The issued token's accessor (Vault and Strongbox logins, token endpoints).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accessor: Option<&'a str>,

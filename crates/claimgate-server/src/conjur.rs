@@ -106,8 +106,13 @@ pub(crate) async fn authenticate(
         && grant.identity() != id
     {
         state.failed_logins.failed(client);
-        login::audit_other(&state, &attempt, "identity_mismatch");
-        tracing::info!(target: "claimgate::decision", provider = service_id, role = grant.role(), identity = ?grant.identity(), host_id = ?id, "the host id in the URL is not the identity the role maps");
+        let detail = format!(
+            "role `{}` maps the identity {:?}, but the URL names the host {:?}",
+            grant.role(),
+            grant.identity(),
+            id
+        );
+        login::audit_other_because(&state, &attempt, "identity_mismatch", &detail);
         return status(StatusCode::UNAUTHORIZED);
     }
     let now = crate::unix_now();

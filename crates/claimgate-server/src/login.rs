@@ -54,7 +54,7 @@ fn claims_of(state: &State, token: &str, provider: Option<&str>, role: Option<&s
 /// by the endpoint once its token is issued (`audit_allowed`), since issuing can still fail.
 pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant, Refusal> {
     if state.failed_logins.blocked(attempt.client).is_some() {
-        audit_refused(state, attempt, "rate_limited", None);
+        audit_refused(state, attempt, "rate_limited", None, None);
         return Err(Refusal::RateLimited);
     }
     let mut request = AuthRequest::new(attempt.token).client_address(attempt.client);
@@ -71,13 +71,19 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
             if error.kind() != ErrorKind::KeysUnavailable {
                 state.failed_logins.failed(attempt.client);
             }
-            audit_refused(state, attempt, error.code().as_str(), error.provider().or(attempt.provider));
+            audit_refused(
+                state,
+                attempt,
+                error.code().as_str(),
+                error.provider().or(attempt.provider),
+                Some(error.detail()),
+            );
             Err(Refusal::Denied(error))
         }
     }
 }
 
-fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Option<&str>) {
+fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Option<&str>, detail: Option<&str>) {
     state.audit.record(&Entry {
         endpoint: attempt.endpoint,
         provider,
@@ -87,6 +93,7 @@ fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Opt
         kid: kid_of(attempt.token),
         token_sha256: (!attempt.token.is_empty()).then(|| short_hash(attempt.token)),
         claims: claims_of(state, attempt.token, provider, attempt.role),
+        detail,
         ..Entry::default()
     });
 }
@@ -94,7 +101,12 @@ fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Opt
 /// Audits a login that ended otherwise than by a decision: a malformed request, or a store
 /// that failed after the policy allowed.
 pub(crate) fn audit_other(state: &State, attempt: &Attempt<'_>, code: &str) {
-    audit_refused(state, attempt, code, attempt.provider);
+    audit_refused(state, attempt, code, attempt.provider, None);
+}
+
+/// [`audit_other`] with the reason, for the operator.
+pub(crate) fn audit_other_because(state: &State, attempt: &Attempt<'_>, code: &str, detail: &str) {
+    audit_refused(state, attempt, code, attempt.provider, Some(detail));
 }
 
 /// Audits an allowed login whose token was issued.
@@ -116,6 +128,7 @@ pub(crate) fn audit_allowed(
         token_sha256: Some(short_hash(attempt.token)),
         accessor,
         claims: claims_of(state, attempt.token, Some(provider), Some(grant.role())),
+        detail: None,
     });
 }
 
