@@ -198,8 +198,12 @@ async fn refused_logins_are_400_with_a_stable_code_and_never_leak_detail() {
     assert_eq!(status, 403);
     // Refusals never echo the token; the audit line says why, for the operator.
     assert!(!h.audit().contains(&wrong_project), "the audit log holds no token");
-    let refusal: Value =
-        h.audit().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).find(|l| l["code"] == "claim_mismatch").unwrap();
+    let refusal: Value = h
+        .audit()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["code"] == "claim_mismatch")
+        .unwrap();
     let detail = refusal["detail"].as_str().unwrap();
     assert!(detail.contains(r#"[check `claims.project == "app"`] [token has "evil"]"#), "{detail}");
     h.stop().await;
