@@ -1,7 +1,7 @@
 //! Who the client is (its address, through trusted proxies) and how many logins it failed.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,10 +10,6 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::HeaderMap;
 
 use crate::config::Config;
-
-/// The TCP peer of a connection, put in each request's extensions by the listener.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Peer(pub SocketAddr);
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address
 /// in `X-Forwarded-For` that is not a trusted proxy. `Err` when a trusted proxy sent an

@@ -51,6 +51,9 @@ pub enum ServeError {
     /// The policies did not load (the message is the located diagnostics).
     #[error("the policies did not load: {0}")]
     Policies(String),
+    /// The configuration does not fit the policies (a mount naming no provider).
+    #[error("{0}")]
+    Config(String),
     /// The store could not be opened or set up.
     #[error("{0}")]
     Store(#[from] store::StoreError),
@@ -150,6 +153,21 @@ impl Server {
             builder = builder.verified_token_cache(cached, cached.saturating_mul(3 << 10));
         }
         let engine = builder.build().await.map_err(|e| ServeError::Policies(e.to_string()))?;
+        let unknown: Vec<String> = engine.with_program(|program| {
+            config
+                .mounts
+                .iter()
+                .filter(|(_, provider)| program.provider_index(provider).is_none())
+                .map(|(mount, provider)| {
+                    format!(
+                        "vault.mounts: mount `{mount}` names provider `{provider}`, which the policies do not define"
+                    )
+                })
+                .collect()
+        });
+        if let Some(first) = unknown.into_iter().next() {
+            return Err(ServeError::Config(first));
+        }
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url).await?),
             None => Arc::new(SqliteStore::open(&config.data_dir)?),
@@ -186,7 +204,10 @@ impl Server {
         &self.state.engine
     }
 
-    /// The HTTP routes, without the listener (for tests and for embedding in another server).
+    /// The HTTP routes, without the listener, for embedding in another server: serve them with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (a request without its
+    /// connection's address is refused with 500, since `bound_cidrs` and the failed-login limit
+    /// need it).
     pub fn router(&self) -> axum::Router {
         ops::router(self.state.clone())
     }

@@ -15,7 +15,6 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::ServeError;
-use crate::client::Peer;
 use crate::config::Config;
 
 pub(crate) struct Listener {
@@ -95,7 +94,7 @@ impl Listener {
             let _ = stream.set_nodelay(true);
             let service =
                 tower::ServiceExt::map_request(router.clone(), move |mut request: http::Request<Incoming>| {
-                    request.extensions_mut().insert(Peer(peer));
+                    request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                     request
                 });
             let service = TowerToHyperService::new(service);

@@ -1,19 +1,19 @@
 //! The routes: each protocol's endpoints, the verification documents, and the operator's
 //! `/healthz`, `/readyz` and `/metrics`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Extension, Path, State as Shared};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use serde_json::json;
 
 use crate::State;
-use crate::client::{Peer, client_address};
+use crate::client::client_address;
 
 type AppState = Arc<State>;
 
@@ -35,49 +35,66 @@ pub(crate) fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The client's address; `None` for a request a trusted proxy sent with an unreadable
-/// `X-Forwarded-For` (answered 400).
-fn client(state: &State, peer: Option<Extension<Peer>>, headers: &HeaderMap) -> Option<IpAddr> {
-    // Without a peer (the router used without the listener, as in-process tests do) the
-    // client is unknown: it is placed at the unspecified address, which no bound_cidrs holds.
-    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(Peer(p))| p.ip());
-    client_address(&state.config, peer, headers).ok()
+/// The client's address, or the answer that ends the request: 400 for a request a trusted
+/// proxy sent with an unreadable `X-Forwarded-For`; 500 when the router runs without the
+/// connection's address (embedded in a server that does not provide `ConnectInfo`), since
+/// `bound_cidrs` and the failed-login limit cannot be applied then.
+fn client(
+    state: &State,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: &HeaderMap,
+) -> Result<IpAddr, StatusCode> {
+    let Some(Extension(ConnectInfo(peer))) = peer else {
+        tracing::error!("a request without its connection's address: serve the router with ConnectInfo<SocketAddr>");
+        return Err(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    client_address(&state.config, peer.ip(), headers).map_err(|()| StatusCode::BAD_REQUEST)
 }
 
 async fn conjur(
     Shared(state): Shared<AppState>,
-    peer: Option<Extension<Peer>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(Path((service, account))) = path else { return StatusCode::BAD_REQUEST.into_response() };
-    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
+    let client = match client(&state, peer, &headers) {
+        Ok(client) => client,
+        Err(status) => return status.into_response(),
+    };
     crate::conjur::authenticate(state, &service, &account, None, client, &headers, body).await
 }
 
 async fn conjur_host(
     Shared(state): Shared<AppState>,
-    peer: Option<Extension<Peer>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let Ok(Path((service, account, host))) = path else { return StatusCode::BAD_REQUEST.into_response() };
-    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
+    let client = match client(&state, peer, &headers) {
+        Ok(client) => client,
+        Err(status) => return status.into_response(),
+    };
     crate::conjur::authenticate(state, &service, &account, Some(&host), client, &headers, body).await
 }
 
 async fn vault(
     Shared(state): Shared<AppState>,
-    peer: Option<Extension<Peer>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(client) = client(&state, peer, &headers) else {
-        return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read");
+    let client = match client(&state, peer, &headers) {
+        Ok(client) => client,
+        Err(StatusCode::BAD_REQUEST) => {
+            return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read");
+        }
+        Err(status) => return crate::vault::error(status, "internal error"),
     };
     // The raw path: mounts are matched as written (Vault does not decode `%2F` in them).
     let path = uri.path().strip_prefix("/v1/auth/").unwrap_or_default().to_string();
@@ -86,11 +103,14 @@ async fn vault(
 
 async fn strongbox(
     Shared(state): Shared<AppState>,
-    peer: Option<Extension<Peer>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(client) = client(&state, peer, &headers) else { return StatusCode::BAD_REQUEST.into_response() };
+    let client = match client(&state, peer, &headers) {
+        Ok(client) => client,
+        Err(status) => return status.into_response(),
+    };
     crate::strongbox::login(state, client, &body).await
 }
 
@@ -146,10 +166,20 @@ async fn readyz(Shared(state): Shared<AppState>) -> Response {
     }
     let signing = state.keyring.ready(crate::unix_now());
     let reload_error = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let ready = keys_ready && store.is_ok() && signing;
+    // A reload may drop a provider that a Vault mount serves: that mount refuses every login.
+    let orphan_mounts: Vec<&String> = state.engine.with_program(|program| {
+        state
+            .config
+            .mounts
+            .iter()
+            .filter(|(_, provider)| program.provider_index(provider).is_none())
+            .map(|(m, _)| m)
+            .collect()
+    });
+    let ready = keys_ready && store.is_ok() && signing && orphan_mounts.is_empty();
     let body = json!({
         "ready": ready,
-        "policies": { "loaded": true, "reload_error": reload_error },
+        "policies": { "loaded": true, "reload_error": reload_error, "mounts_without_provider": orphan_mounts },
         "providers": providers,
         "store": { "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string()) },
         "signing_key": { "ready": signing },

@@ -69,3 +69,53 @@ fn a_certificate_that_cannot_be_read_is_a_located_error() {
     });
     assert!(error.starts_with(&format!("tls.certificate {}", dir.path().join("missing.pem").display())), "{error}");
 }
+
+#[tokio::test]
+async fn a_mount_naming_no_provider_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
+    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(&path, "data_dir = \"data\"\n[vault.mounts]\njwt = \"gitlab\"\n").unwrap();
+    let error = Server::start(dir.path().join("policies"), Config::load(&path).unwrap()).await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "vault.mounts: mount `jwt` names provider `gitlab`, which the policies do not define"
+    );
+}
+
+/// The router embedded in another axum server: with the connection's address it serves;
+/// without it, logins are refused (500) rather than decided without `bound_cidrs`.
+#[tokio::test]
+async fn the_router_embeds_in_an_axum_server_that_provides_connect_info() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let (ci, other) =
+        (common::Signer::new("ci-1", "https://ci.example"), common::Signer::new("b", "https://b.example"));
+    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
+    let server = Server::start(dir.path().join("policies"), Config::load(&path).unwrap()).await.unwrap();
+    let jwt = ci.token(serde_json::json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    for with_address in [true, false] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = server.router();
+        tokio::spawn(async move {
+            if with_address {
+                axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
+            } else {
+                axum::serve(listener, router).await
+            }
+        });
+        let status = reqwest::Client::new()
+            .post(format!("http://{address}/v1/auth/ci/login"))
+            .json(&serde_json::json!({ "jwt": jwt }))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, if with_address { 200 } else { 500 });
+    }
+}
