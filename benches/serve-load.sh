@@ -4,7 +4,7 @@
 # core the server runs on), then a soak of mixed valid and invalid logins with a key rotation and
 # a policy reload in the middle. A bench script, not a test: it prints figures, it asserts none.
 #
-# Usage: benches/serve-load.sh            (SOAK_MINUTES=10 by default; PEAK_SECONDS=20)
+# Usage: benches/serve-load.sh            (SOAK_MINUTES=10 by default, 0 for none; PEAK_SECONDS=20)
 # Needs: wrk (Debian's package), oha 1.16.0 (cargo install oha --version 1.16.0 --locked),
 #        taskset (util-linux), python3, curl.
 #
@@ -65,7 +65,9 @@ echo "== the physical limit: ring RS256 verify on one core: $limit/s"
 start_server
 taskset -c 0 wrk -t1 -c32 -d"${PEAK_SECONDS}s" "$(url /healthz)" | sed -n 's/^Requests\/sec: *\(.*\)/http floor: GET \/healthz \1 req\/s/p'
 echo '{}' >"$dir/bodies/empty.json"
-floor=$(peak "refused-before-work" /v1/auth/ci/login empty.json application/json | tee /dev/stderr | tail -1)
+out=$(peak "refused-before-work" /v1/auth/ci/login empty.json application/json)
+echo "$out" | sed '$d'
+floor=$(echo "$out" | tail -1)
 python3 -c "f=float($floor); v=1e6/float($limit); best=1e6/(1e6/f+v); print(f'http floor: a login refused before work {f:.0f}/s; with one RS256 verify on top, at most {best:.0f}/s = {100*best/float($limit):.1f}% of ring\'s limit')"
 stop_server
 for endpoint in "vault /v1/auth/ci/login vault-valid.json application/json" \
@@ -73,12 +75,15 @@ for endpoint in "vault /v1/auth/ci/login vault-valid.json application/json" \
                 "strongbox /v1/jwt-login strongbox-valid.json application/json"; do
   set -- $endpoint
   start_server
-  rps=$(peak "$@" | tee /dev/stderr | tail -1)
+  out=$(peak "$@")
+  echo "$out" | sed '$d'
+  rps=$(echo "$out" | tail -1)
   python3 -c "print(f'$1 peak: {float($rps):.0f} logins/s = {100*float($rps)/float($limit):.1f}% of ring\'s limit')"
   fixed "$@" "$(python3 -c "print(int(0.8*float($rps)))")"
   stop_server
 done
 
+if [[ "$SOAK_MINUTES" == 0 ]]; then echo "run folder: $dir (delete it when done)"; exit 0; fi
 echo "== soak: $SOAK_MINUTES minutes of mixed logins; key rotation and policy reload at half time"
 start_server
 : >"$dir/rss.txt"

@@ -246,11 +246,22 @@ impl Server {
         let mut tasks = Vec::new();
         let state = self.state.clone();
         tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut minutes = 0u64;
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
+                ticks += 1;
+                if let Some(prometheus) = &state.prometheus {
+                    // Histogram samples are kept until upkeep folds them into their buckets:
+                    // without it they pile up with every login.
+                    prometheus.run_upkeep();
+                }
+                if ticks % 12 != 1 {
+                    continue;
+                }
+                // Once a minute:
+                let minutes = ticks / 12;
                 let rotation = state.config.signing_key_rotation.as_secs() as i64;
                 if let Err(error) = state.keyring.refresh(state.store.as_ref(), unix_now(), rotation).await {
                     state.store_failed(&error);
@@ -264,7 +275,6 @@ impl Server {
                         Err(error) => state.store_failed(&error),
                     }
                 }
-                minutes += 1;
             }
         }));
         let state = self.state.clone();

@@ -15,7 +15,7 @@ use serde_json::json;
 use crate::State;
 use crate::login::{self, Attempt, Refusal};
 use crate::store::TokenKind;
-use crate::vault::{Issue, issue_token};
+use crate::vault::{Issue, issue_audited};
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
@@ -78,27 +78,20 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
         }
         Err(Refusal::Denied(e)) => return error(StatusCode::UNAUTHORIZED, e.code().as_str(), e.message()),
     };
-    match issue_token(&state, &grant, "strongbox", &parsed.provider, TokenKind::Strongbox).await {
-        Ok((token, record)) => {
-            login::audit_allowed(&state, &attempt, &grant, &parsed.provider, Some(&record.accessor));
-            reply(
-                StatusCode::OK,
-                json!({
-                    "token": token,
-                    "expires-in": record.creation_ttl,
-                    "expires": time(record.expire_time),
-                    "accessor": record.accessor,
-                    "creation-time": time(record.creation_time),
-                    "renewal-time": time(record.creation_time),
-                }),
-            )
-        }
-        Err(Issue::Invalid(message)) => {
-            login::audit_other(&state, &attempt, "bad_request");
-            error(StatusCode::BAD_REQUEST, "bad_request", &message)
-        }
+    match issue_audited(&state, &attempt, &grant, "strongbox", &parsed.provider, TokenKind::Strongbox).await {
+        Ok((token, record)) => reply(
+            StatusCode::OK,
+            json!({
+                "token": token,
+                "expires-in": record.creation_ttl,
+                "expires": time(record.expire_time),
+                "accessor": record.accessor,
+                "creation-time": time(record.creation_time),
+                "renewal-time": time(record.creation_time),
+            }),
+        ),
+        Err(Issue::Invalid(message)) => error(StatusCode::BAD_REQUEST, "bad_request", &message),
         Err(Issue::Store) => {
-            login::audit_other(&state, &attempt, "store_unavailable");
             error(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "the token store is unavailable; try again")
         }
     }

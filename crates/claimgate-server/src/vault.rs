@@ -90,10 +90,20 @@ pub(crate) async fn route(
     body: Bytes,
 ) -> Response {
     let post = method == Method::POST || method == Method::PUT;
+    let op = match path {
+        "token/lookup-self" if post || method == Method::GET => Some(Op::Lookup),
+        "token/renew-self" if post => Some(Op::Renew(body.clone())),
+        "token/revoke-self" if post => Some(Op::Revoke),
+        _ => None,
+    };
+    if let Some(op) = op {
+        // A task of its own: a use, once counted, is always audited, even if the client hangs up.
+        let headers = headers.clone();
+        return tokio::spawn(async move { with_token(&state, client, &headers, op).await })
+            .await
+            .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    }
     match path {
-        "token/lookup-self" if post || method == Method::GET => with_token(&state, client, headers, Op::Lookup).await,
-        "token/renew-self" if post => with_token(&state, client, headers, Op::Renew(body)).await,
-        "token/revoke-self" if post => with_token(&state, client, headers, Op::Revoke).await,
         "token/lookup-self" | "token/renew-self" | "token/revoke-self" => {
             error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
         }
@@ -124,7 +134,7 @@ struct LoginBody {
     jwt: Option<String>,
 }
 
-async fn login(state: &State, mount: &str, provider: &str, client: IpAddr, body: &[u8]) -> Response {
+async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, body: &[u8]) -> Response {
     let parsed: LoginBody = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -165,20 +175,42 @@ async fn login(state: &State, mount: &str, provider: &str, client: IpAddr, body:
             return error(status, &format!("error validating token: {} ({})", e.message(), e.code()));
         }
     };
-    match issue_token(state, &grant, mount, provider, TokenKind::Service).await {
+    match issue_audited(state, &attempt, &grant, mount, provider, TokenKind::Service).await {
         Ok((token, record)) => {
-            login::audit_allowed(state, &attempt, &grant, provider, Some(&record.accessor));
             reply(StatusCode::OK, &envelope(auth_object(&record, &token, record.creation_ttl), Value::Null, &[], "jwt"))
         }
-        Err(Issue::Invalid(message)) => {
-            login::audit_other(state, &attempt, "bad_request");
-            error(StatusCode::BAD_REQUEST, &message)
-        }
-        Err(Issue::Store) => {
-            login::audit_other(state, &attempt, "store_unavailable");
-            unavailable()
-        }
+        Err(Issue::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
+        Err(Issue::Store) => unavailable(),
     }
+}
+
+/// Issues the token of an allowed login and writes its audit line, as one step that a client
+/// hanging up cannot cut in two: it runs as a task of its own, so that every stored token has
+/// its audit line even when the request is dropped half way.
+pub(crate) async fn issue_audited(
+    state: &Arc<State>,
+    attempt: &Attempt<'_>,
+    grant: &Grant,
+    mount: &str,
+    provider: &str,
+    kind: TokenKind,
+) -> Result<(String, TokenRecord), Issue> {
+    let (state, grant) = (state.clone(), grant.clone());
+    let (endpoint, client) = (attempt.endpoint, attempt.client);
+    let (token, role) = (attempt.token.to_string(), attempt.role.map(str::to_string));
+    let (mount, provider) = (mount.to_string(), provider.to_string());
+    tokio::spawn(async move {
+        let attempt = Attempt { endpoint, token: &token, provider: Some(&provider), role: role.as_deref(), client };
+        let issued = issue_token(&state, &grant, &mount, &provider, kind).await;
+        match &issued {
+            Ok((_, record)) => login::audit_allowed(&state, &attempt, &grant, &provider, Some(&record.accessor)),
+            Err(Issue::Invalid(_)) => login::audit_other(&state, &attempt, "bad_request"),
+            Err(Issue::Store) => login::audit_other(&state, &attempt, "store_unavailable"),
+        }
+        issued
+    })
+    .await
+    .unwrap_or(Err(Issue::Store))
 }
 
 pub(crate) enum Issue {
@@ -191,7 +223,7 @@ pub(crate) enum Issue {
 /// Makes and stores the token of an allowed login. `kind` is `Service` for Vault (a role with
 /// `token_type = "batch"` makes a batch token) or `Strongbox`. The token exists for clients
 /// only once the store has it.
-pub(crate) async fn issue_token(
+async fn issue_token(
     state: &State,
     grant: &Grant,
     mount: &str,
