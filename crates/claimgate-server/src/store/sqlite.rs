@@ -71,6 +71,21 @@ fn run_writer(connection: Connection, jobs: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
+/// Copies the WAL into the database file every half second, without blocking the writer
+/// (`PASSIVE`); a WAL that was copied whole starts over at the next commit, so it stays small.
+/// Stops once every handle of the store is dropped (`alive` no longer upgrades).
+fn run_checkpoints(connection: Connection, alive: std::sync::Weak<Mutex<Connection>>) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        if alive.upgrade().is_none() {
+            break;
+        }
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (or creates) the store in `data_dir`, creating the folder with mode 0700.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
@@ -81,13 +96,22 @@ impl SqliteStore {
         for statement in SCHEMA {
             writer.execute(statement, []).map_err(StoreError::of)?;
         }
-        let reader = open_connection(&path)?;
+        // Checkpoints (copying the WAL into the database file, with its own fsync) run on a
+        // connection of their own, so that commits never wait behind one.
+        writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(StoreError::of)?;
+        let checkpointer = open_connection(&path)?;
+        let reader = Arc::new(Mutex::new(open_connection(&path)?));
+        let alive = Arc::downgrade(&reader);
+        std::thread::Builder::new()
+            .name("claimgate-sqlite-checkpoint".into())
+            .spawn(move || run_checkpoints(checkpointer, alive))
+            .map_err(StoreError::of)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("claimgate-sqlite-writer".into())
             .spawn(move || run_writer(writer, queue))
             .map_err(StoreError::of)?;
-        Ok(SqliteStore { writer: jobs, reader: Arc::new(Mutex::new(reader)) })
+        Ok(SqliteStore { writer: jobs, reader })
     }
 
     /// Runs a read on the reader connection, on a blocking thread.
