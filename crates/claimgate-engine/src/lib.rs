@@ -683,18 +683,27 @@ impl Decided {
 fn log_claims(request: &AuthRequest<'_>, provider: Option<&str>, role: Option<&str>, allowed: bool, options: &Options) {
     let Ok((_, payload)) = claimgate_jose::decode_unverified(request.token, &options.token) else { return };
     let Ok(claims) = claimgate_jose::check_payload_json(&payload, &options.token) else { return };
-    let json = serde_json::Value::Object(claims).to_string();
-    let mut escaped = String::with_capacity(json.len());
-    for c in json.chars() {
-        let bidi =
-            matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}');
-        if c.is_control() || bidi {
+    let escaped = escape_log_text(&serde_json::Value::Object(claims).to_string());
+    tracing::info!(target: "claimgate::claims", provider, role, allowed, claims = %escaped, "token claims");
+}
+
+/// Text for a log line or a terminal with every control, bidirectional-formatting and line
+/// separator character written as `\uXXXX`, so that attacker-controlled text (claims, names)
+/// cannot forge lines or reorder what a terminal shows. JSON text stays valid JSON.
+pub fn escape_log_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        let hidden = matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+        );
+        if c.is_control() || hidden {
             escaped.push_str(&format!("\\u{:04x}", c as u32));
         } else {
             escaped.push(c);
         }
     }
-    tracing::info!(target: "claimgate::claims", provider, role, allowed, claims = %escaped, "token claims");
+    escaped
 }
 
 thread_local! {

@@ -50,21 +50,6 @@ pub(crate) struct Entry<'a> {
     pub claims: Option<serde_json::Value>,
 }
 
-/// JSON text with the characters that reorder or hide what a terminal shows escaped (serde_json
-/// already escapes control characters).
-pub(crate) fn escape_bidi(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}' | '\u{2028}' | '\u{2029}')
-        {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl AuditLog {
     pub(crate) fn new(out: Box<dyn Write + Send>) -> AuditLog {
         AuditLog { out: Mutex::new(out) }
@@ -80,7 +65,7 @@ impl AuditLog {
             entry: &'a Entry<'a>,
         }
         let line = Line { time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(), entry };
-        let mut text = escape_bidi(&serde_json::to_string(&line).unwrap_or_default());
+        let mut text = claimgate_engine::escape_log_text(&serde_json::to_string(&line).unwrap_or_default());
         text.push('\n');
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

@@ -114,7 +114,7 @@ async fn strongbox(
     crate::strongbox::login(state, client, &body).await
 }
 
-fn json_reply(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
+pub(crate) fn json_reply(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {
     let mut response = (status, body.to_string()).into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
