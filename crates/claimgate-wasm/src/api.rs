@@ -96,7 +96,9 @@ fn load(source: &str) -> Policy {
 
 /// Checks a policy: `{"ok": true|false, "errors": n, "warnings": n, "diagnostics": [...],
 /// "rendered": "..."}`, `ok` being false when there are errors. Each diagnostic has `code`,
-/// `severity`, `message`, `label`, `help`, `related` and its position.
+/// `severity`, `message`, `label`, `help`, `related` and its position. `rendered` is the
+/// diagnostics as text; the wasm build leaves out the language crate's `fancy-diagnostics`
+/// feature, so it is miette's plain narratable form rather than the CLI's drawing.
 pub fn check(source: &str) -> Value {
     let policy = load(source);
     let diagnostics = policy.diagnostics();

@@ -1621,6 +1621,14 @@ impl<'l> Checker<'l> {
 
     fn validate_url(&mut self, file: FileId, url: &Text) {
         match url::Url::parse(&url.value) {
+            // Hosts are taken in their ASCII form only: the idna crate is built without a Unicode
+            // back end (idna_adapter 1.0, pinned in Cargo.toml), which keeps its tables out of the
+            // playground's wasm and means the name a reviewer reads is the name that is fetched,
+            // never a look-alike that normalisation maps somewhere else.
+            Err(url::ParseError::IdnaError) if !url.value.is_ascii() => self.report(
+                Diagnostic::error(Code::InvalidUrl, file, url.span, "the host is not written in ASCII")
+                    .help("write an internationalised domain name in its ASCII form (`xn--...`)"),
+            ),
             Err(error) => {
                 self.report(Diagnostic::error(Code::InvalidUrl, file, url.span, format!("invalid URL: {error}")))
             }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode};
+use miette::{LabeledSpan, NamedSource, SourceCode};
 use serde::Serialize;
 
 use crate::source::{FileId, SourceMap, Span};
@@ -255,11 +255,26 @@ impl Default for RenderOptions {
     }
 }
 
+/// The drawing: miette's graphical handler (source lines, underlines, wrapped to the width), or
+/// without the `fancy-diagnostics` feature (the playground's wasm, which shows diagnostics in
+/// its editor and has no use for text art) miette's narratable handler, plain lines that name
+/// the same file, line, column, message, code and help.
+#[cfg(feature = "fancy-diagnostics")]
+fn report_handler(options: RenderOptions) -> miette::GraphicalReportHandler {
+    use miette::{GraphicalReportHandler, GraphicalTheme};
+    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
+    GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false)
+}
+
+#[cfg(not(feature = "fancy-diagnostics"))]
+fn report_handler(_options: RenderOptions) -> miette::NarratableReportHandler {
+    miette::NarratableReportHandler::new()
+}
+
 /// Renders diagnostics like a compiler: `file:line:col`, the source line, an underline, the
 /// message, the code and a help line.
 pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, options: RenderOptions) -> String {
-    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false);
+    let handler = report_handler(options);
     let mut out = String::new();
     for diagnostic in diagnostics {
         let view = View::new(diagnostic, sources);
@@ -272,8 +287,7 @@ pub fn render(diagnostics: &[Diagnostic], sources: &SourceMap, options: RenderOp
 /// Renders a denial like a compiler diagnostic: the failing condition underlined in its policy
 /// file, labelled with the value the token had, under the denial's code and message.
 pub fn render_denial(denial: &crate::decision::Denial, sources: &SourceMap, options: RenderOptions) -> String {
-    let theme = if options.color { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(options.width).with_links(false);
+    let handler = report_handler(options);
     let Some(check) = &denial.condition else {
         return format!("denied ({}): {}\n", denial.code.as_str(), denial.message);
     };
