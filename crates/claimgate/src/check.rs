@@ -1898,7 +1898,41 @@ fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnost
     let mut presence: Vec<(&ClaimPath, bool, Span)> = Vec::new();
     // Bounds on one claim: (path, literal, strict, is lower bound, span).
     let mut bounds: Vec<(&ClaimPath, &NumLit, bool, bool, Span)> = Vec::new();
+    // The JSON types each condition lets the claim have (`None`: `absent`).
+    let mut typed: Vec<(&ClaimPath, Option<TypeSet>, Span)> = Vec::new();
     for condition in conditions {
+        if let ConditionKind::Compare(comparison) = &condition.kind {
+            let types = TypeSet::of(comparison);
+            if comparison.op != Op::Exists {
+                let conflict = typed.iter().find(|(p, other, _)| {
+                    **p == comparison.path
+                        && match (types, *other) {
+                            (Some(a), Some(b)) => a.0 & b.0 == 0,
+                            (None, Some(_)) | (Some(_), None) => true,
+                            (None, None) => false,
+                        }
+                });
+                if let Some((_, other, first_span)) = conflict {
+                    let path = crate::fmt::path_text(&comparison.path);
+                    let message = match (types, other) {
+                        (Some(a), Some(b)) => {
+                            format!(
+                                "this condition needs `{path}` to be {}, an earlier one needs {}",
+                                a.name(),
+                                b.name()
+                            )
+                        }
+                        (Some(_), None) => format!("`{path}` must be absent, yet this condition reads it"),
+                        _ => format!("`{path}` must be absent, yet an earlier condition reads it"),
+                    };
+                    out.push(contradiction(file, comparison, *first_span, &message));
+                    // One warning per pair: the checks below would only say it again.
+                    typed.push((&comparison.path, types, comparison.span));
+                    continue;
+                }
+                typed.push((&comparison.path, types, comparison.span));
+            }
+        }
         match &condition.kind {
             ConditionKind::Compare(comparison) if !comparison.words => match &comparison.op {
                 Op::Eq(value) => {
@@ -2005,18 +2039,118 @@ fn tautology(group: &Group, span: Span, file: FileId, out: &mut Vec<Diagnostic>)
                 (Op::Eq(x), Op::Ne(y)) | (Op::Ne(x), Op::Eq(y)) if same_scalar(x, y) => Some(format!(
                     "this `any` holds for every token that has `{path}` (of the literal's type): it tests it and its opposite"
                 )),
+                (upper @ (Op::Lt(_) | Op::Le(_)), lower @ (Op::Gt(_) | Op::Ge(_)))
+                | (lower @ (Op::Gt(_) | Op::Ge(_)), upper @ (Op::Lt(_) | Op::Le(_)))
+                    if bounds_cover_every_number(upper, lower) =>
+                {
+                    Some(format!(
+                        "this `any` holds for every token whose `{path}` is a number: its bounds leave none out"
+                    ))
+                }
                 _ => None,
             };
             if let Some(message) = message {
-                out.push(
-                    Diagnostic::warning(Code::Tautology, file, span, message)
-                        .label("always holds")
-                        .help("one of the two branches always passes, so the group says nothing; remove it or fix the branch")
-                        .related(file, b.span, "the opposite of an earlier branch"),
-                );
+                out.push(tautology_warning(file, span, message, b.span, "the opposite of an earlier branch"));
                 return;
             }
         }
+    }
+    // A branch and, in another branch, `not` that same condition (whatever its kind: `in [...]`,
+    // `glob`, a group): one of the two holds whenever the condition can be decided at all.
+    let texts: Vec<String> = group.conditions.iter().map(crate::fmt::condition_text).collect();
+    for negated in &group.conditions {
+        let ConditionKind::Not(inner) = &negated.kind else { continue };
+        let inner_text = crate::fmt::condition_text(inner);
+        if let Some(at) = texts.iter().position(|t| *t == inner_text) {
+            let message = format!(
+                "this `any` holds for every token on which `{inner_text}` can be decided: it tests it and its opposite"
+            );
+            let later = group.conditions[at].span.start.max(negated.span.start);
+            let later = if later == negated.span.start { negated.span } else { group.conditions[at].span };
+            out.push(tautology_warning(file, span, message, later, "the opposite of an earlier branch"));
+            return;
+        }
+    }
+}
+
+fn tautology_warning(file: FileId, span: Span, message: String, related: Span, note: &str) -> Diagnostic {
+    Diagnostic::warning(Code::Tautology, file, span, message)
+        .label("always holds")
+        .help("one of the two branches always passes, so the group says nothing; remove it or fix the branch")
+        .related(file, related, note)
+}
+
+/// `< a` (or `<= a`) with `> b` (or `>= b`) leaves no number out when b < a, or when b == a
+/// and one of the two includes it.
+fn bounds_cover_every_number(upper: &Op, lower: &Op) -> bool {
+    let (Op::Lt(a) | Op::Le(a)) = upper else { return false };
+    let (Op::Gt(b) | Op::Ge(b)) = lower else { return false };
+    let number = |n: &NumLit| crate::number::Number::from_literal(&n.value, &n.text);
+    match crate::number::compare(number(b).as_ref(), number(a).as_ref()) {
+        std::cmp::Ordering::Less => true,
+        std::cmp::Ordering::Equal => matches!(upper, Op::Le(_)) || matches!(lower, Op::Ge(_)),
+        std::cmp::Ordering::Greater => false,
+    }
+}
+
+/// The JSON types a comparison lets its claim have, as a set of bits; two conditions that must
+/// both hold and share none contradict each other.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct TypeSet(u8);
+
+impl TypeSet {
+    const STRING: u8 = 1;
+    const NUMBER: u8 = 2;
+    const BOOL: u8 = 4;
+    const LIST: u8 = 8;
+    const OBJECT: u8 = 16;
+
+    /// `None` for `absent` (no value at all); everything for `exists`. The types follow the
+    /// operator table of docs/language.md.
+    fn of(comparison: &Comparison) -> Option<TypeSet> {
+        let scalar = |s: &Scalar| match s {
+            Scalar::Str(_) => Self::STRING,
+            Scalar::Number(_) => Self::NUMBER,
+            Scalar::Bool(_) => Self::BOOL,
+        };
+        let all = Self::STRING | Self::NUMBER | Self::BOOL | Self::LIST | Self::OBJECT;
+        let bits = match &comparison.op {
+            Op::Absent => return None,
+            Op::Exists => all,
+            _ if comparison.words => Self::STRING | Self::LIST,
+            Op::Eq(v) | Op::Ne(v) => scalar(v),
+            // `in []` holds for nothing; leave it to other lints rather than call it a type.
+            Op::In(list) if list.items.is_empty() => all,
+            Op::In(list) => list.items.iter().fold(0, |bits, item| bits | scalar(item)),
+            Op::Lt(_) | Op::Le(_) | Op::Gt(_) | Op::Ge(_) => Self::NUMBER,
+            Op::Glob(_) | Op::Matches(_) => Self::STRING,
+            Op::Contains(_)
+            | Op::ContainsAny(_)
+            | Op::ContainsAll(_)
+            | Op::ContainsGlob(_)
+            | Op::ContainsMatches(_) => Self::LIST,
+            Op::Is(t) => match t {
+                JsonType::String => Self::STRING,
+                JsonType::Number => Self::NUMBER,
+                JsonType::Bool => Self::BOOL,
+                JsonType::List => Self::LIST,
+                JsonType::Object => Self::OBJECT,
+            },
+        };
+        Some(TypeSet(bits))
+    }
+
+    /// "a string", "a string or a list".
+    fn name(self) -> String {
+        let names = [
+            (Self::STRING, "a string"),
+            (Self::NUMBER, "a number"),
+            (Self::BOOL, "a boolean"),
+            (Self::LIST, "a list"),
+            (Self::OBJECT, "an object"),
+        ];
+        let parts: Vec<&str> = names.iter().filter(|(bit, _)| self.0 & bit != 0).map(|(_, name)| *name).collect();
+        parts.join(" or ")
     }
 }
 
