@@ -12,9 +12,11 @@ use http::HeaderMap;
 use crate::config::Config;
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address
-/// in `X-Forwarded-For` that is not a trusted proxy. `Err` when a trusted proxy sent an
-/// `X-Forwarded-For` that does not parse (a request that cannot be placed is refused, since
-/// `bound_cidrs` and the failed-login limit depend on it).
+/// in `X-Forwarded-For` that is not a trusted proxy (the first one when every hop is trusted).
+/// `Err` when a trusted proxy sent no `X-Forwarded-For`, or one that does not parse: a request
+/// that cannot be placed is refused (Vault's `x_forwarded_for_reject_not_present`), since
+/// `bound_cidrs` and the failed-login limit depend on it, and taking the proxy's own address
+/// would let whatever reaches the server through it pass a bound that covers the proxies.
 pub(crate) fn client_address(config: &Config, peer: IpAddr, headers: &HeaderMap) -> Result<IpAddr, ()> {
     let peer = canonical(peer);
     if !config.is_trusted_proxy(peer) {
@@ -27,12 +29,13 @@ pub(crate) fn client_address(config: &Config, peer: IpAddr, headers: &HeaderMap)
             hops.push(hop.trim().parse::<IpAddr>().map_err(drop)?);
         }
     }
+    let origin = hops.first().copied().map(canonical).ok_or(())?;
     for hop in hops.into_iter().rev().map(canonical) {
         if !config.is_trusted_proxy(hop) {
             return Ok(hop);
         }
     }
-    Ok(peer)
+    Ok(origin)
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it carries.
@@ -43,8 +46,21 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// Failed logins per client address: past the quota, the address is refused (429) until the
-/// limiter lets it try again.
+/// The key failed logins are counted under: the IPv4 address, or the IPv6 /64 (one host is
+/// usually given a whole /64, and would otherwise have 2^64 addresses to fail from).
+fn limit_key(address: IpAddr) -> IpAddr {
+    match canonical(address) {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+/// How long an address over its quota is refused: a whole quota period, so that a client
+/// cannot keep guessing at the rate the quota refills.
+const BLOCK: Duration = Duration::from_secs(60);
+
+/// Failed logins per client address (IPv6: per /64): past the per-minute quota, the address is
+/// refused (429) for a minute.
 pub(crate) struct FailedLogins {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
@@ -68,6 +84,7 @@ impl FailedLogins {
 
     /// How long `address` must wait, if it is over its quota.
     pub(crate) fn blocked(&self, address: IpAddr) -> Option<Duration> {
+        let address = limit_key(address);
         let now = Instant::now();
         let mut blocked = self.lock();
         match blocked.get(&address) {
@@ -82,9 +99,9 @@ impl FailedLogins {
 
     /// Counts a failed login of `address`.
     pub(crate) fn failed(&self, address: IpAddr) {
-        if let Err(not_until) = self.limiter.check_key(&address) {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            self.lock().insert(address, Instant::now() + wait.max(Duration::from_secs(1)));
+        let address = limit_key(address);
+        if self.limiter.check_key(&address).is_err() {
+            self.lock().insert(address, Instant::now() + BLOCK);
         }
     }
 
@@ -127,7 +144,10 @@ mod tests {
         );
         assert_eq!(client_address(&c, ip("::ffff:10.0.0.1"), &headers(&["198.51.100.1"])), Ok(ip("198.51.100.1")));
         assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&["not-an-ip"])), Err(()));
-        assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&[])), Ok(ip("10.0.0.1")));
+        // A trusted proxy that names no client: refused, never taken as the client itself.
+        assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&[])), Err(()));
+        // Every hop trusted: the first, where the request began.
+        assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&["10.1.1.1, 10.0.0.2"])), Ok(ip("10.1.1.1")));
     }
 
     #[test]
@@ -139,7 +159,18 @@ mod tests {
         limits.failed(a);
         assert!(limits.blocked(a).is_none());
         limits.failed(a);
-        assert!(limits.blocked(a).is_some());
+        let wait = limits.blocked(a).expect("blocked");
+        assert!(wait > Duration::from_secs(55), "blocked for a minute, not until one slot refills: {wait:?}");
         assert!(limits.blocked(b).is_none());
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let limits = FailedLogins::new(1);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        limits.failed(ip("2001:db8:1:2::1"));
+        limits.failed(ip("2001:db8:1:2:ffff::9"));
+        assert!(limits.blocked(ip("2001:db8:1:2:abcd::77")).is_some());
+        assert!(limits.blocked(ip("2001:db8:1:3::1")).is_none());
     }
 }

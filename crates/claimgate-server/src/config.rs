@@ -161,13 +161,24 @@ struct LimitsFile {
     verified_token_cache: Option<usize>,
 }
 
+/// The longest duration a setting takes: 100 years, the language's own bound, so that every
+/// time computed from one stays a four-digit year and far from integer overflow.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
     match text {
         None => Ok(default),
-        Some(text) => humantime::parse_duration(text).map_err(|e| ConfigError::Invalid {
-            field,
-            message: format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"1h\""),
-        }),
+        Some(text) => match humantime::parse_duration(text) {
+            Ok(d) if d <= MAX_DURATION => Ok(d),
+            Ok(_) => Err(ConfigError::Invalid {
+                field,
+                message: format!("`{text}` is longer than 100 years, the longest duration a setting takes"),
+            }),
+            Err(e) => Err(ConfigError::Invalid {
+                field,
+                message: format!("`{text}` is not a duration ({e}); write e.g. \"30s\", \"15m\" or \"1h\""),
+            }),
+        },
     }
 }
 
@@ -405,6 +416,10 @@ mod tests {
         assert_eq!(
             error("[vault]\ndefault_lease_ttl = \"soon\""),
             "vault.default_lease_ttl: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"15m\" or \"1h\""
+        );
+        assert_eq!(
+            error("[vault]\ndefault_lease_ttl = \"9000y\"\nmax_lease_ttl = \"9000y\""),
+            "vault.default_lease_ttl: `9000y` is longer than 100 years, the longest duration a setting takes"
         );
         assert_eq!(
             error("trusted_proxies = [\"10.0.0.0/33\"]"),

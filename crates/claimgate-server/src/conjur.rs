@@ -22,6 +22,17 @@ use crate::login::{self, Attempt, Refusal};
 /// Conjur's default access token lifetime (8 minutes).
 const DEFAULT_TTL: i64 = 480;
 
+/// The access token's lifetime: the role's `ttl` (Conjur's 8 minutes when unset), never past
+/// the role's `max_ttl` or `explicit_max_ttl`, and never past what the signing keys outlive.
+fn access_token_ttl(settings: &claimgate_engine::TokenSettings) -> i64 {
+    let seconds = |t: Option<u64>| t.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    let mut ttl = seconds(settings.ttl).unwrap_or(DEFAULT_TTL);
+    for limit in [seconds(settings.max_ttl), seconds(settings.explicit_max_ttl)].into_iter().flatten() {
+        ttl = ttl.min(limit);
+    }
+    ttl.clamp(1, crate::signing::MAX_SIGNED_TTL)
+}
+
 fn status(code: StatusCode) -> Response {
     code.into_response()
 }
@@ -115,17 +126,27 @@ pub(crate) async fn authenticate(
         login::audit_other_because(&state, &attempt, "identity_mismatch", &detail);
         return status(StatusCode::UNAUTHORIZED);
     }
+    if grant.token().num_uses > 0 {
+        // A signed access token is used without coming back here, so nothing could count its
+        // uses: a role that limits them is not one this endpoint can serve.
+        let detail = format!(
+            "role `{}` limits its tokens to {} uses, which a Conjur access token cannot count",
+            grant.role(),
+            grant.token().num_uses
+        );
+        login::audit_other_because(&state, &attempt, "token_settings_unsupported", &detail);
+        return status(StatusCode::UNAUTHORIZED);
+    }
     let now = crate::unix_now();
-    let ttl = grant
-        .token()
-        .ttl
-        .map_or(DEFAULT_TTL, |t| t.min(i64::MAX as u64) as i64)
-        .clamp(1, crate::signing::MAX_SIGNED_TTL);
+    let ttl = access_token_ttl(grant.token());
+    // `aud` names the account, so a service that trusts tokens of one account (say `prod`)
+    // does not take one issued for another (`dev`): one signing key serves every account.
     let payload = serde_json::json!({
         "iat": now,
         "sub": grant.identity(),
         "exp": now + ttl,
         "iss": state.issuer(),
+        "aud": account,
     });
     let Some([protected, payload, signature]) = state.keyring.sign(payload.to_string().as_bytes(), now) else {
         login::audit_other(&state, &attempt, "signing_key_unavailable");
@@ -150,6 +171,22 @@ pub(crate) async fn authenticate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn access_tokens_live_the_roles_ttl_under_its_ceilings() {
+        let settings = |ttl, max_ttl, explicit_max_ttl| claimgate_engine::TokenSettings {
+            ttl,
+            max_ttl,
+            explicit_max_ttl,
+            ..Default::default()
+        };
+        assert_eq!(access_token_ttl(&settings(None, None, None)), 480);
+        assert_eq!(access_token_ttl(&settings(Some(60), None, None)), 60);
+        assert_eq!(access_token_ttl(&settings(None, None, Some(300))), 300);
+        assert_eq!(access_token_ttl(&settings(Some(900), Some(600), None)), 600);
+        assert_eq!(access_token_ttl(&settings(Some(86400), None, None)), crate::signing::MAX_SIGNED_TTL);
+        assert_eq!(access_token_ttl(&settings(Some(u64::MAX), None, None)), crate::signing::MAX_SIGNED_TTL);
+    }
 
     #[test]
     fn base64_is_detected_as_conjur_does() {

@@ -77,6 +77,9 @@ pub(crate) struct Lifetime {
     pub max_ttl: i64,
     pub explicit_max_ttl: i64,
     pub period: i64,
+    /// The role's `period` was longer than the effective max TTL and was cut to it (Vault
+    /// answers with a warning).
+    pub period_capped: bool,
 }
 
 /// The system-wide lifetimes (Vault's mount tuning).
@@ -90,27 +93,38 @@ fn positive(value: Option<u64>) -> i64 {
     value.map_or(0, |v| i64::try_from(v).unwrap_or(i64::MAX))
 }
 
+/// Vault's effective max TTL: the mount's ceiling, lowered by the role's `max_ttl` and by
+/// `explicit_max_ttl` where they are set.
+fn effective_max(mount: MountTtl, max_ttl: i64, explicit_max_ttl: i64) -> i64 {
+    let mut max = mount.max;
+    for limit in [max_ttl, explicit_max_ttl] {
+        if limit > 0 {
+            max = max.min(limit);
+        }
+    }
+    max
+}
+
 /// Vault's `CalculateTTL` at login (increment 0): the role's `ttl` or the mount default, under
-/// `max_ttl`, `explicit_max_ttl` and the mount ceiling; a periodic token lives one `period`,
-/// under `explicit_max_ttl` only. `Err` when the result is not positive.
+/// the effective max (`max_ttl`, `explicit_max_ttl`, the mount ceiling). A periodic token lives
+/// one `period`, itself cut to the effective max, and renews within `explicit_max_ttl` only.
+/// `Err` when the result is not positive.
 pub(crate) fn login_lifetime(settings: &TokenSettings, mount: MountTtl) -> Result<Lifetime, String> {
     let explicit = positive(settings.explicit_max_ttl);
     let period = positive(settings.period);
+    let max = effective_max(mount, positive(settings.max_ttl), explicit);
+    if max <= 0 {
+        return Err("max TTL must be greater than zero".into());
+    }
     let lifetime = if period > 0 {
-        let ttl = if explicit > 0 { period.min(explicit) } else { period };
-        Lifetime { ttl, max_ttl: 0, explicit_max_ttl: explicit, period }
+        let ttl = period.min(max);
+        Lifetime { ttl, max_ttl: 0, explicit_max_ttl: explicit, period: ttl, period_capped: period > max }
     } else {
-        let mut max = mount.max;
-        for limit in [positive(settings.max_ttl), explicit] {
-            if limit > 0 {
-                max = max.min(limit);
-            }
-        }
         let ttl = match positive(settings.ttl) {
             0 => mount.default,
             ttl => ttl,
         };
-        Lifetime { ttl: ttl.min(max), max_ttl: max, explicit_max_ttl: explicit, period: 0 }
+        Lifetime { ttl: ttl.min(max), max_ttl: max, explicit_max_ttl: explicit, period: 0, period_capped: false }
     };
     if lifetime.ttl <= 0 {
         return Err("refusing to create a token with a zero TTL".into());
@@ -131,15 +145,13 @@ pub(crate) fn renewal_ttl(
     increment: i64,
 ) -> Result<(i64, bool), String> {
     let period = positive(settings.period);
-    let (wanted, ceiling) = if period > 0 {
-        (period, (explicit_max_ttl > 0).then(|| created + explicit_max_ttl))
+    let max = effective_max(mount, positive(settings.max_ttl), explicit_max_ttl);
+    if max <= 0 {
+        return Err("max TTL must be greater than zero".into());
+    }
+    let (wanted, capped, ceiling) = if period > 0 {
+        (period.min(max), period > max, (explicit_max_ttl > 0).then(|| created.saturating_add(explicit_max_ttl)))
     } else {
-        let mut max = mount.max;
-        for limit in [positive(settings.max_ttl), explicit_max_ttl] {
-            if limit > 0 {
-                max = max.min(limit);
-            }
-        }
         let wanted = if increment > 0 {
             increment
         } else {
@@ -148,14 +160,14 @@ pub(crate) fn renewal_ttl(
                 ttl => ttl,
             }
         };
-        (wanted, Some(created.saturating_add(max)))
+        (wanted, false, Some(created.saturating_add(max)))
     };
     match ceiling {
         Some(ceiling) if now.saturating_add(wanted) > ceiling => {
             let ttl = ceiling - now;
             if ttl <= 0 { Err("past the max TTL, cannot renew".into()) } else { Ok((ttl, true)) }
         }
-        _ => Ok((wanted, false)),
+        _ => Ok((wanted, capped)),
     }
 }
 
@@ -191,14 +203,22 @@ mod tests {
         assert_eq!(l(settings(None, None, None, None)).ttl, 768 * 3600);
         assert_eq!(
             l(settings(Some(900), Some(600), None, None)),
-            Lifetime { ttl: 600, max_ttl: 600, explicit_max_ttl: 0, period: 0 }
+            Lifetime { ttl: 600, max_ttl: 600, explicit_max_ttl: 0, period: 0, period_capped: false }
         );
         assert_eq!(l(settings(Some(900), Some(3600), Some(300), None)).ttl, 300);
+        // A period is cut to the effective max TTL (the role's max_ttl here), with a warning.
         assert_eq!(
             l(settings(Some(900), Some(60), None, Some(3600))),
-            Lifetime { ttl: 3600, max_ttl: 0, explicit_max_ttl: 0, period: 3600 }
+            Lifetime { ttl: 60, max_ttl: 0, explicit_max_ttl: 0, period: 60, period_capped: true }
+        );
+        assert_eq!(
+            l(settings(None, None, None, Some(3600))),
+            Lifetime { ttl: 3600, max_ttl: 0, explicit_max_ttl: 0, period: 3600, period_capped: false }
         );
         assert_eq!(l(settings(None, None, Some(100), Some(3600))).ttl, 100);
+        // ... and by the mount's ceiling: a 30-day period under a 1-hour max_lease_ttl.
+        let hour = MountTtl { default: 3600, max: 3600 };
+        assert_eq!(login_lifetime(&settings(None, None, None, Some(30 * 86400)), hour).unwrap().ttl, 3600);
         let small = MountTtl { default: 60, max: 120 };
         assert_eq!(login_lifetime(&settings(Some(900), None, None, None), small).unwrap().ttl, 120);
     }
@@ -211,10 +231,17 @@ mod tests {
         assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4100, 0), Ok((500, true)));
         assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4600, 0), Err("past the max TTL, cannot renew".into()));
         assert_eq!(renewal_ttl(&s, MOUNT, 1000, 1000, 1900, 0), Ok((100, true)));
-        // Periodic: the increment is ignored, the period comes back, only explicit_max_ttl caps.
-        let p = settings(None, Some(60), None, Some(300));
+        // Periodic: the increment is ignored, the period comes back (cut to the effective max),
+        // and only explicit_max_ttl ends the renewals.
+        let p = settings(None, None, None, Some(300));
         assert_eq!(renewal_ttl(&p, MOUNT, 0, 0, 1_000_000, 9999), Ok((300, false)));
         assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 200, 0), Ok((200, true)));
+        assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 400, 0), Err("past the max TTL, cannot renew".into()));
+        let capped = settings(None, Some(60), None, Some(300));
+        assert_eq!(renewal_ttl(&capped, MOUNT, 0, 0, 1_000_000, 0), Ok((60, true)));
+        let hour = MountTtl { default: 3600, max: 3600 };
+        let month = settings(None, None, None, Some(30 * 86400));
+        assert_eq!(renewal_ttl(&month, hour, 0, 0, 1_000_000, 0), Ok((3600, true)));
     }
 
     #[test]

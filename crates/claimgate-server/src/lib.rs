@@ -122,6 +122,13 @@ pub(crate) fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
+/// A Unix time as a `SystemTime` for RFC 3339 text, held within 1970..=9999: the formatter
+/// cannot write a five-digit year (it would fail, and `to_string` would panic).
+pub(crate) fn rfc3339_time(unix: i64) -> std::time::SystemTime {
+    const LAST_SECOND_OF_9999: i64 = 253_402_300_799;
+    std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.clamp(0, LAST_SECOND_OF_9999) as u64)
+}
+
 /// The Prometheus recorder of this process (there is one global recorder per process; a second
 /// server in the same process shares it).
 fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {

@@ -36,8 +36,7 @@ struct LoginBody {
 }
 
 fn time(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_micros(t).to_string()
+    humantime::format_rfc3339_micros(crate::rfc3339_time(unix)).to_string()
 }
 
 pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Response {

@@ -177,7 +177,20 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
     };
     match issue_audited(state, &attempt, &grant, mount, provider, TokenKind::Service).await {
         Ok((token, record)) => {
-            reply(StatusCode::OK, &envelope(auth_object(&record, &token, record.creation_ttl), Value::Null, &[], "jwt"))
+            let asked = grant.token().period.map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
+            let warnings = if record.period > 0 && asked > record.period {
+                vec![format!(
+                    "period of {:?} exceeded the effective max_ttl of {:?}; period value is capped accordingly",
+                    format!("{asked}s"),
+                    format!("{}s", record.period)
+                )]
+            } else {
+                Vec::new()
+            };
+            reply(
+                StatusCode::OK,
+                &envelope(auth_object(&record, &token, record.creation_ttl), Value::Null, &warnings, "jwt"),
+            )
         }
         Err(Issue::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
         Err(Issue::Store) => unavailable(),
@@ -232,9 +245,14 @@ async fn issue_token(
 ) -> Result<(String, TokenRecord), Issue> {
     let settings = grant.token();
     let policies = issue::sanitize_policies(grant.policies(), settings.no_default_policy).map_err(Issue::Invalid)?;
-    let Lifetime { ttl, max_ttl, explicit_max_ttl, period } =
+    let Lifetime { ttl, max_ttl, explicit_max_ttl, period, period_capped: _ } =
         issue::login_lifetime(settings, state.mount_ttl()).map_err(Issue::Invalid)?;
     let kind = if kind == TokenKind::Service && issue::is_batch(settings) { TokenKind::Batch } else { kind };
+    // The checker refuses this pair; a compiled set from elsewhere must not slip it through,
+    // since a batch token would drop the limit.
+    if kind == TokenKind::Batch && settings.num_uses > 0 {
+        return Err(Issue::Invalid("batch tokens cannot have a use limit".into()));
+    }
     let prefix = match kind {
         TokenKind::Service => "hvs.",
         TokenKind::Batch => "hvb.",
@@ -264,8 +282,7 @@ async fn issue_token(
         explicit_max_ttl,
         max_ttl,
         period,
-        // Vault refuses use counts on batch tokens; the language refuses the combination too.
-        num_uses: if kind == TokenKind::Batch { 0 } else { settings.num_uses.min(i64::MAX as u64) as i64 },
+        num_uses: settings.num_uses.min(i64::MAX as u64) as i64,
         uses_left: settings.num_uses.min(i64::MAX as u64) as i64,
         bound_cidrs: settings.bound_cidrs.iter().map(|c| c.to_string()).collect(),
         last_renewal: None,
@@ -402,8 +419,7 @@ fn allowed_from(record: &TokenRecord, client: IpAddr) -> bool {
 }
 
 fn rfc3339(unix: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(time).to_string()
+    humantime::format_rfc3339_seconds(crate::rfc3339_time(unix)).to_string()
 }
 
 fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {

@@ -48,8 +48,22 @@ async fn conjur_returns_a_signed_token_as_json_or_base64() {
     let claims = verify_with_jwks(&h, &token).await;
     assert_eq!(claims["sub"], "host/jwt-apps/app");
     assert_eq!(claims["iss"], h.base.as_str());
+    assert_eq!(claims["aud"], "myorg", "the account, so another account's consumers refuse it");
     let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
     assert_eq!(lifetime, 900, "the role's ttl");
+
+    // A role that limits its tokens' uses cannot be served: nothing would count them.
+    let limited = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));
+    let response = conjur(&h, "/authn-jwt/ci/myorg/authenticate", &form(&limited), false).await;
+    assert_eq!(response.status(), 401);
+    assert!(h.audit().contains(r#""code":"token_settings_unsupported""#), "{}", h.audit());
+    // A periodic role: the token lives the role's ceiling at most (explicit_max_ttl 2h, no ttl
+    // of its own: Conjur's 8 minutes).
+    let periodic = h.ci.token(json!({ "aud": "periodic", "sub": "svc" }));
+    let response = conjur(&h, "/authn-jwt/ci/myorg/authenticate", &form(&periodic), false).await;
+    assert_eq!(response.status(), 200);
+    let claims = verify_with_jwks(&h, &response.json().await.unwrap()).await;
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 480);
 
     // With the host id in the URL, URL-encoded as Conjur's documentation writes it.
     let response = conjur(&h, "/authn-jwt/ci/myorg/host%2Fjwt-apps%2Fapp/authenticate", &form(&jwt), true).await;

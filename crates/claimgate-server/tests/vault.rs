@@ -154,6 +154,19 @@ async fn periodic_tokens_renew_to_their_period_under_explicit_max_ttl() {
 }
 
 #[tokio::test]
+async fn a_period_is_cut_to_the_mounts_max_lease_ttl_with_a_warning() {
+    let h = common::start("[vault]\ndefault_lease_ttl = \"30m\"\nmax_lease_ttl = \"30m\"").await;
+    let jwt = h.ci.token(json!({ "aud": "periodic", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "periodic", "jwt": jwt })).await;
+    assert_eq!((status, body["auth"]["lease_duration"].clone()), (200, json!(1800)), "{body}");
+    assert!(body["warnings"][0].as_str().unwrap().contains("period value is capped accordingly"), "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap();
+    let (status, renewed) = token_call(&h, reqwest::Method::POST, "renew-self", token, Some(json!({}))).await;
+    assert_eq!((status, renewed["auth"]["lease_duration"].clone()), (200, json!(1800)), "{renewed}");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn bound_cidrs_refuse_a_client_outside_them() {
     let h = common::start("").await;
     let jwt = h.ci.token(json!({ "aud": "fenced", "sub": "svc" }));
@@ -257,6 +270,10 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     // The nearest untrusted hop counts, not what the client wrote first.
     assert_eq!(send(&h, "10.9.9.9, 192.0.2.1").await, 403);
     assert_eq!(send(&h, "not an address").await, 400);
+    // Through a trusted proxy that names no client: refused, not taken as the proxy's own
+    // address (which the role's 10.0.0.0/8 bound might cover in a real deployment).
+    let bare = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "role": "fenced", "jwt": jwt_for(&h) }));
+    assert_eq!(bare.send().await.unwrap().status().as_u16(), 400);
     assert!(h.audit().contains(r#""client_address":"10.1.2.3""#), "{}", h.audit());
     h.stop().await;
 }

@@ -954,6 +954,22 @@ impl<'l> Checker<'l> {
                 _ => self.wrong_type_value(file, &s.value, "`service`, `batch` or `default`"),
             }
         }
+        // Vault refuses this pair too: a batch token is never written back, so it cannot count
+        // its uses, and a server that issued one anyway would drop the limit.
+        if token.token_type == TokenType::Batch
+            && token.num_uses > 0
+            && let Some(s) = fields.setting("num_uses")
+        {
+            self.report(
+                Diagnostic::error(
+                    Code::ConflictingSettings,
+                    file,
+                    s.value.span,
+                    "batch tokens cannot have a use limit",
+                )
+                .help("remove `num_uses`, or make service tokens (`type = service`)"),
+            );
+        }
         for (lower, lower_name, upper_name) in [
             (token.ttl, "ttl", "max_ttl"),
             (token.ttl, "ttl", "explicit_max_ttl"),
