@@ -50,6 +50,16 @@ pub(crate) struct Entry<'a> {
     pub claims: Option<serde_json::Value>,
 }
 
+/// Text a client wrote where a name is expected (a role asked for in a login body), cut to 128
+/// characters: a line stays short whatever the body held.
+pub(crate) fn client_name(text: &str) -> std::borrow::Cow<'_, str> {
+    const MAX_CHARS: usize = 128;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => format!("{}...", &text[..cut]).into(),
+        None => text.into(),
+    }
+}
+
 impl AuditLog {
     pub(crate) fn new(out: Box<dyn Write + Send>) -> AuditLog {
         AuditLog { out: Mutex::new(out) }
@@ -100,6 +110,8 @@ mod tests {
         });
         let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1);
+        assert_eq!(client_name("deploy"), "deploy");
+        assert_eq!(client_name(&"é".repeat(500)), format!("{}...", "é".repeat(128)));
         assert!(
             text.contains(r#""identity":"host/a\n{\"code\":\"allow\"}\u202ex","code":"claim_mismatch"}"#),
             "{text}"

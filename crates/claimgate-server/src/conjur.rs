@@ -11,7 +11,6 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -83,7 +82,7 @@ pub(crate) async fn authenticate(
     host_id: Option<&str>,
     client: IpAddr,
     headers: &HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let known_provider = state.engine.with_program(|p| p.provider_index(service_id).is_some());
     let endpoint = "conjur_authenticate";
@@ -97,6 +96,14 @@ pub(crate) async fn authenticate(
         login::audit_other(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);
     }
+    // Only now is the body read (within max_body_bytes: 413 past it, as elsewhere).
+    let body = match axum::body::to_bytes(body, state.config.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            login::audit_other(&state, &attempt(""), "bad_request");
+            return status(StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    };
     let Ok(jwt) = jwt_field(&body) else {
         login::audit_other(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);

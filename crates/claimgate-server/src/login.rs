@@ -90,10 +90,11 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
 }
 
 fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Option<&str>, detail: Option<&str>) {
+    let role = attempt.role.map(crate::audit::client_name);
     state.audit.record(&Entry {
         endpoint: attempt.endpoint,
         provider,
-        role: attempt.role,
+        role: role.as_deref(),
         code,
         client_address: Some(attempt.client),
         kid: kid_of(attempt.token),

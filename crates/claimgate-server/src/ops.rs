@@ -32,7 +32,29 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
+        .layer(axum::middleware::from_fn(protocol_errors))
         .with_state(state)
+}
+
+/// The body limit's 413 and the request timeout's 408 are made by layers that know no
+/// protocol; this gives them each endpoint's error shape (Vault's `{"errors": [...]}`,
+/// Strongbox's `{"error", "message"}`, Conjur's empty body), as its clients expect.
+async fn protocol_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    if status != StatusCode::PAYLOAD_TOO_LARGE && status != StatusCode::REQUEST_TIMEOUT {
+        return response;
+    }
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE { "request body too large" } else { "request timed out" };
+    if path.starts_with("/v1/auth/") {
+        crate::vault::error(status, message)
+    } else if path == "/v1/jwt-login" {
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "timeout" };
+        json_reply(status, &serde_json::json!({ "error": code, "message": message }), "no-store")
+    } else {
+        status.into_response()
+    }
 }
 
 /// The client's address, or the answer that ends the request: 400 for a request a trusted
@@ -56,7 +78,7 @@ async fn conjur(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Ok(Path((service, account))) = path else { return StatusCode::BAD_REQUEST.into_response() };
     let client = match client(&state, peer, &headers) {
@@ -71,7 +93,7 @@ async fn conjur_host(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let Ok(Path((service, account, host))) = path else { return StatusCode::BAD_REQUEST.into_response() };
     let client = match client(&state, peer, &headers) {

@@ -387,7 +387,12 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
         client,
         token,
         Some(&record),
-        if response.status().is_success() { "allow" } else { "bad_request" },
+        match response.status() {
+            status if status.is_success() => "allow",
+            StatusCode::FORBIDDEN => "invalid_token",
+            StatusCode::SERVICE_UNAVAILABLE => "store_unavailable",
+            _ => "bad_request",
+        },
     );
     response
 }
@@ -409,6 +414,7 @@ fn live(
         }
         Err(e) => {
             state.store_failed(&e);
+            audit_token(state, endpoint, client, token, None, "store_unavailable");
             Err(Box::new(unavailable()))
         }
     }

@@ -226,8 +226,20 @@ async fn refused_logins_are_400_with_a_stable_code_and_never_leak_detail() {
 async fn oversized_bodies_are_refused_before_parsing() {
     let h = common::start("[limits]\nmax_body_bytes = 4096\n").await;
     let body = format!(r#"{{"jwt": "{}"}}"#, "a".repeat(8192));
-    let response = h.client.post(h.url("/v1/auth/ci/login")).body(body).send().await.unwrap();
+    let response = h.client.post(h.url("/v1/auth/ci/login")).body(body.clone()).send().await.unwrap();
     assert_eq!(response.status(), 413);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({ "errors": ["request body too large"] }));
+    let response = h.client.post(h.url("/v1/jwt-login")).body(body.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"], "body_too_large");
+    // Conjur checks the account and the service id before it reads the body, as Conjur does.
+    let form = format!("jwt={}", "a".repeat(8192));
+    let response = h.client.post(h.url("/authn-jwt/nope/nope/authenticate")).body(form.clone()).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let response = h.client.post(h.url("/authn-jwt/ci/myorg/authenticate")).body(form).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(response.text().await.unwrap(), "");
     h.stop().await;
 }
 
