@@ -62,21 +62,28 @@ impl Keyring {
     }
 
     /// Reads the keys from the store, and creates the next key when none will sign an hour
-    /// from now (or none signs now).
+    /// from now (or none signs now: on the first start, or after the server was down longer
+    /// than a rotation, a key signs at once, since there is no earlier key to sign with).
+    ///
+    /// A key is kept only if no other node's key covers its time (see
+    /// [`Store::insert_signing_key`]), and the keys are read again after any insert, so that
+    /// nodes starting together all sign with, and publish, the same key.
     pub(crate) async fn refresh(&self, store: &dyn Store, now: i64, rotation: i64) -> Result<(), StoreError> {
         let _one = self.creating.lock().await;
         let mut records = store.signing_keys(now).await?;
         let signs_at = |records: &[SigningKeyRecord], t: i64| records.iter().any(|k| k.activates <= t && t < k.retires);
+        let mut inserted = false;
         if !signs_at(&records, now) {
-            let key = new_key(now, rotation)?;
-            store.insert_signing_key(&key).await?;
-            records.push(key);
+            inserted |= store.insert_signing_key(&new_key(now, rotation)?).await?;
+            records = store.signing_keys(now).await?;
         }
         if !signs_at(&records, now + PREPUBLISH) {
             let last_retires = records.iter().map(|k| k.retires).max().unwrap_or(now);
-            let key = new_key(last_retires.max(now), rotation)?;
-            store.insert_signing_key(&key).await?;
-            records.push(key);
+            inserted |= store.insert_signing_key(&new_key(last_retires.max(now), rotation)?).await?;
+            records = store.signing_keys(now).await?;
+        }
+        if inserted {
+            tracing::info!("created a signing key");
         }
         let mut keys = Vec::with_capacity(records.len());
         for record in records {
@@ -182,6 +189,21 @@ mod tests {
 
         // Published keys carry no private part.
         assert!(keyring.jwks(t2)["keys"].as_array().unwrap().iter().all(|k| k.get("d").is_none()));
+    }
+
+    #[tokio::test]
+    async fn nodes_starting_together_on_one_store_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two handles on one file, as two processes would have.
+        let (a, b) = (SqliteStore::open(dir.path()).unwrap(), SqliteStore::open(dir.path()).unwrap());
+        let (first, second) = (Keyring::default(), Keyring::default());
+        let t0 = 1_000_000;
+        let (x, y) = tokio::join!(first.refresh(&a, t0, 24 * HOUR), second.refresh(&b, t0, 24 * HOUR));
+        x.unwrap();
+        y.unwrap();
+        assert_eq!(signer(&first, t0), signer(&second, t0));
+        assert_eq!(kids(&first.jwks(t0)), kids(&second.jwks(t0)));
+        assert_eq!(a.signing_keys(t0).await.unwrap().len(), 1, "one key, not one per node");
     }
 
     #[tokio::test]

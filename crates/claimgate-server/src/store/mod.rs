@@ -150,8 +150,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every signing key not yet past `published_until` at `now`.
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StoreError>;
 
-    /// Keeps a new signing key.
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError>;
+    /// Keeps a new signing key, unless a key in the store already signs at its `activates`
+    /// (another node made one first), as one atomic step; returns whether it was kept. Nodes
+    /// that start or rotate together so agree on one key instead of each signing with its own.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
 
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;

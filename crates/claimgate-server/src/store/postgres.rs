@@ -152,16 +152,23 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
-        self.client()
-            .await?
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await.map_err(StoreError::of)?;
+        // The lock first, in its own statement: under READ COMMITTED the insert's `NOT EXISTS`
+        // then sees whatever a node that held the lock before us committed.
+        transaction.execute("SELECT pg_advisory_xact_lock(7411057067)", &[]).await.map_err(StoreError::of)?;
+        let inserted = transaction
             .execute(
-                "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until)
+                 SELECT $1::TEXT, $2::BYTEA, $3::BIGINT, $4::BIGINT, $5::BIGINT
+                 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE activates <= $3::BIGINT AND $3::BIGINT < retires)",
                 &[&key.kid, &key.pkcs8, &key.activates, &key.retires, &key.published_until],
             )
             .await
-            .map(drop)
-            .map_err(StoreError::of)
+            .map_err(StoreError::of)?;
+        transaction.commit().await.map_err(StoreError::of)?;
+        Ok(inserted == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

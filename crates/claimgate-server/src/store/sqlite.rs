@@ -247,14 +247,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<(), StoreError> {
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
         let key = key.clone();
+        // One statement on the one writer: atomic against any other writer of the file.
         self.write(move |c| {
             c.execute(
-                "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO signing_keys (kid, pkcs8, activates, retires, published_until)
+                 SELECT ?1, ?2, ?3, ?4, ?5
+                 WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE activates <= ?3 AND ?3 < retires)",
                 params![key.kid, key.pkcs8, key.activates, key.retires, key.published_until],
             )
-            .map(drop)
+            .map(|n| n == 1)
         })
         .await
     }
