@@ -427,7 +427,8 @@ fn postgres_bin() -> Option<PathBuf> {
 }
 
 impl Postgres {
-    fn start(bin: &Path) -> Postgres {
+    /// PostgreSQL on 127.0.0.1; with `tls` (certificate PEM, key PEM), serving TLS with them.
+    fn start(bin: &Path, tls: Option<(&str, &str)>) -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("pgdata");
         let root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0\n"));
@@ -455,16 +456,25 @@ impl Postgres {
             .unwrap();
         assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = as_user(bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"])
-            .arg(&data)
-            .args(["-c", "max_connections=100", "-c", "fsync=on"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut settings = vec!["max_connections=100".to_string(), "fsync=on".to_string()];
+        if let Some((cert, key)) = tls {
+            use std::os::unix::fs::PermissionsExt;
+            for (name, text) in [("server.crt", cert), ("server.key", key)] {
+                let path = data.join(name);
+                std::fs::write(&path, text).unwrap();
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+                if root {
+                    assert!(Command::new("chown").args(["postgres:postgres"]).arg(&path).status().unwrap().success());
+                }
+            }
+            settings.push("ssl=on".into());
+        }
+        let mut postgres = as_user(bin.join("postgres"));
+        postgres.arg("-D").arg(&data).args(["-h", "127.0.0.1", "-p", &port.to_string(), "-k"]).arg(&data);
+        for setting in &settings {
+            postgres.args(["-c", setting]);
+        }
+        let child = postgres.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let ready = Command::new(bin.join("pg_isready"))
@@ -493,10 +503,14 @@ fn two_nodes_on_one_postgres_store_count_uses_exactly() {
     if !available("curl", Command::new("curl").arg("--version").output().is_ok()) {
         return;
     }
-    let postgres = Postgres::start(&bin);
+    // The store is reached over TLS, verified against the test's CA (the certificate names
+    // 127.0.0.1): the way a store off the machine must be reached.
+    let (ca, cert, key) = pki();
+    let postgres = Postgres::start(&bin, Some((&cert, &key)));
     let ci = Signer::new("https://ci.example");
     let dir = setup(&ci);
-    let config = format!("{CONFIG}store = \"{}\"\n", postgres.url);
+    std::fs::write(dir.path().join("pg-ca.pem"), &ca).unwrap();
+    let config = format!("{CONFIG}store = \"{}\"\nstore_ca = \"pg-ca.pem\"\n", postgres.url);
     let a = Serve::start(dir.path(), "a", &config.replace("data_dir = \"data\"", "data_dir = \"data-a\""));
     let b = Serve::start(dir.path(), "b", &config.replace("data_dir = \"data\"", "data_dir = \"data-b\""));
 
@@ -536,6 +550,34 @@ fn two_nodes_on_one_postgres_store_count_uses_exactly() {
         kids
     };
     assert_eq!(keys(&a.base), keys(&b.base), "both nodes publish the same signing keys");
+
+    // Every session of the two nodes is encrypted, as PostgreSQL itself reports.
+    let sessions = Command::new("psql")
+        .arg(format!("{}?sslmode=disable", postgres.url))
+        .args(["-At", "-c"])
+        .arg(
+            "SELECT count(*), bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'claimgate'",
+        )
+        .output()
+        .unwrap();
+    let sessions = String::from_utf8_lossy(&sessions.stdout).trim().to_string();
+    let (count, all_tls) = sessions.split_once('|').unwrap_or_else(|| panic!("psql: {sessions:?}"));
+    assert!(count.parse::<u32>().unwrap() >= 2 && all_tls == "t", "sessions (count|all TLS): {sessions}");
+
+    // A node that does not trust the database's certificate does not start.
+    let (other_ca, _, _) = pki();
+    std::fs::write(dir.path().join("other-ca.pem"), &other_ca).unwrap();
+    std::fs::write(dir.path().join("c.toml"), config.replace("pg-ca.pem", "other-ca.pem")).unwrap();
+    let refused = Command::new(env!("CARGO_BIN_EXE_claimgate"))
+        .args(["serve", "--policies"])
+        .arg(dir.path().join("policies"))
+        .arg("--config")
+        .arg(dir.path().join("c.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("certificate"), "{stderr}");
     drop(postgres);
     // The store down: logins fail closed with 503, readiness says why.
     std::thread::sleep(Duration::from_millis(500));

@@ -24,6 +24,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// A shared store (`postgres://...`) instead of the embedded one, for several nodes.
     pub store_url: Option<String>,
+    /// PEM file of the CA certificates the shared store's TLS certificate is verified against;
+    /// with it, connections to the store are TLS only.
+    pub store_ca: Option<PathBuf>,
     /// Conjur accounts (and Strongbox tenants) that logins may name.
     pub accounts: Vec<String>,
     /// Vault mount path → the provider it serves. Empty: each provider at its own name.
@@ -132,6 +135,8 @@ struct File {
     issuer: Option<String>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    store_ca: Option<PathBuf>,
+    allow_plain_store: Option<bool>,
     accounts: Option<Vec<String>>,
     audit_log: Option<PathBuf>,
     trusted_proxies: Option<Vec<String>>,
@@ -182,6 +187,46 @@ fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Resul
     }
 }
 
+/// A shared store reached in clear carries token hashes, use counts and the signing keys:
+/// only to loopback or a Unix socket, unless `store_ca` makes it TLS or the operator says the
+/// network is private (`allow_plain_store`).
+fn check_plain_store(url: &str, tls: bool, allowed: bool) -> Result<(), ConfigError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| ConfigError::Invalid { field: "store", message: format!("not a PostgreSQL URL: {e}") })?;
+    if tls {
+        return Ok(());
+    }
+    if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        return Err(ConfigError::Invalid {
+            field: "store",
+            message: "`sslmode=require` needs store_ca, the CA certificate to verify the database with".into(),
+        });
+    }
+    if allowed {
+        return Ok(());
+    }
+    let remote = config.get_hosts().iter().find_map(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            let loopback = name == "localhost"
+                || name.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+            (!loopback).then(|| name.clone())
+        }
+        tokio_postgres::config::Host::Unix(_) => None,
+    });
+    match remote {
+        Some(host) => Err(ConfigError::Invalid {
+            field: "store",
+            message: format!(
+                "the database at {host} would be reached in clear (token records, use counts and the signing keys \
+                 cross that link); set store_ca to the CA certificate of its TLS certificate, or \
+                 allow_plain_store = true on a private network"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl Config {
     /// The settings of a server with no configuration file.
     pub fn defaults() -> Config {
@@ -226,6 +271,15 @@ impl Config {
                 message: "only PostgreSQL is supported as a shared store (`postgres://user@host/db`); \
                           leave `store` out for the embedded one"
                     .into(),
+            });
+        }
+        let store_ca = file.store_ca.map(relative);
+        if let Some(url) = &file.store {
+            check_plain_store(url, store_ca.is_some(), file.allow_plain_store.unwrap_or(false))?;
+        } else if store_ca.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "store_ca",
+                message: "there is no shared store (`store = \"postgres://...\"`) to connect to".into(),
             });
         }
         let accounts = file.accounts.unwrap_or_default();
@@ -314,6 +368,7 @@ impl Config {
             issuer,
             data_dir,
             store_url: file.store,
+            store_ca,
             accounts,
             mounts,
             default_lease_ttl,
@@ -430,6 +485,21 @@ mod tests {
             "store: only PostgreSQL is supported as a shared store (`postgres://user@host/db`); leave `store` out for the embedded one"
         );
         assert!(error("[vault.mounts]\ntoken = \"x\"").starts_with("vault.mounts: `token` is not a mount path"));
+        assert!(
+            error("store = \"postgres://claimgate@db.internal/claimgate\"")
+                .starts_with("store: the database at db.internal would be reached in clear"),
+            "{}",
+            error("store = \"postgres://claimgate@db.internal/claimgate\"")
+        );
+        let ok = |toml: &str| Config::from_toml(toml, Path::new("/etc/claimgate/serve.toml")).map(|c| c.store_ca);
+        assert_eq!(ok("store = \"postgres://claimgate@127.0.0.1:5432/x\"").unwrap(), None);
+        assert_eq!(ok("store = \"postgres://claimgate@localhost/x\"").unwrap(), None);
+        assert_eq!(
+            ok("store = \"postgres://claimgate@db.internal/x\"\nstore_ca = \"db-ca.pem\"").unwrap(),
+            Some(PathBuf::from("/etc/claimgate/db-ca.pem"))
+        );
+        assert!(ok("store = \"postgres://claimgate@db.internal/x\"\nallow_plain_store = true").is_ok());
+        assert!(error("store_ca = \"db-ca.pem\"").starts_with("store_ca: there is no shared store"));
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Server {
             return Err(ServeError::Config(first));
         }
         let store: Arc<dyn Store> = match &config.store_url {
-            Some(url) => Arc::new(PostgresStore::connect(url).await?),
+            Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
             None => Arc::new(SqliteStore::open(&config.data_dir)?),
         };
         let audit_out: Box<dyn std::io::Write + Send> = if config.audit_log.as_os_str() == "-" {

@@ -19,8 +19,20 @@ use serde::{Deserialize, Serialize};
 pub struct StoreError(pub(crate) String);
 
 impl StoreError {
-    pub(crate) fn of(error: impl std::fmt::Display) -> StoreError {
-        StoreError(error.to_string())
+    /// The error and its causes, `: `-joined: the pool's "error performing TLS handshake"
+    /// says little without rustls's "invalid peer certificate: UnknownIssuer" under it.
+    pub(crate) fn of(error: impl std::error::Error) -> StoreError {
+        let mut text = error.to_string();
+        let mut cause = error.source();
+        while let Some(inner) = cause {
+            let more = inner.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            cause = inner.source();
+        }
+        StoreError(text)
     }
 }
 
