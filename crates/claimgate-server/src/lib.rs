@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod batch;
 mod client;
 mod config;
 mod conjur;
@@ -76,6 +77,8 @@ pub(crate) struct State {
     pub engine: Engine,
     pub store: Arc<dyn Store>,
     pub keyring: signing::Keyring,
+    /// Seals and opens batch tokens (never stored).
+    pub batch: batch::Sealer,
     pub audit: audit::AuditLog,
     pub failed_logins: client::FailedLogins,
     /// The last reload's error, while the previous policy set keeps serving.
@@ -192,12 +195,14 @@ impl Server {
         };
         let keyring = signing::Keyring::default();
         keyring.refresh(store.as_ref(), unix_now(), config.signing_key_rotation.as_secs() as i64).await?;
+        let batch = batch::Sealer::from_store(store.as_ref()).await?;
         let state = State {
             failed_logins: client::FailedLogins::new(config.limits.failed_logins_per_minute),
             config,
             engine,
             store,
             keyring,
+            batch,
             audit: audit::AuditLog::new(audit_out),
             reload_error: std::sync::Mutex::new(None),
             prometheus,

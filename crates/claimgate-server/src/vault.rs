@@ -287,6 +287,13 @@ async fn issue_token(
         bound_cidrs: settings.bound_cidrs.iter().map(|c| c.to_string()).collect(),
         last_renewal: None,
     };
+    if kind == TokenKind::Batch {
+        // Vault's batch tokens are not stored: the token is its own record, sealed.
+        let Some(sealed) = state.batch.seal(&record, record.expire_time) else {
+            return Err(Issue::Invalid("internal error".into()));
+        };
+        return Ok((sealed.clone(), TokenRecord { hash: issue::token_hash(&sealed), ..record }));
+    }
     if let Err(e) = state.store.insert_token(&record).await {
         state.store_failed(&e);
         return Err(Issue::Store);
@@ -345,9 +352,11 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     };
     let hash = issue::token_hash(token);
     let now = crate::unix_now();
+    let batch = token.starts_with(crate::batch::PREFIX);
     // The address first, without spending a use: a client outside the token's bound_cidrs must
     // not be able to use up a token it holds (Vault checks in this order too).
-    let record = match live(state, endpoint, client, token, state.store.get_token(&hash, now).await) {
+    let found = if batch { Ok(state.batch.open(token, now)) } else { state.store.get_token(&hash, now).await };
+    let record = match live(state, endpoint, client, token, found) {
         Ok(record) => record,
         Err(response) => return *response,
     };
@@ -355,10 +364,15 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
         audit_token(state, endpoint, client, token, Some(&record), "address_not_allowed");
         return permission_denied();
     }
-    // Then the use; the token may have been used up or revoked between the two steps.
-    let record = match live(state, endpoint, client, token, state.store.use_token(&hash, now).await) {
-        Ok(record) => record,
-        Err(response) => return *response,
+    // Then the use (batch tokens have no count to spend); a stored token may have been used
+    // up or revoked between the two steps.
+    let record = if batch {
+        record
+    } else {
+        match live(state, endpoint, client, token, state.store.use_token(&hash, now).await) {
+            Ok(record) => record,
+            Err(response) => return *response,
+        }
     };
     let response = match op {
         Op::Lookup => lookup(&record, token, now),

@@ -132,6 +132,19 @@ async fn batch_tokens_have_no_accessor_and_cannot_be_renewed_or_revoked() {
     assert_eq!((status, body), (400, json!({ "errors": ["batch tokens cannot be renewed"] })));
     let (status, body) = token_call(&h, reqwest::Method::POST, "revoke-self", token, None).await;
     assert_eq!((status, body), (400, json!({ "errors": ["batch tokens cannot be revoked"] })));
+    // As in Vault, a batch token is not stored: the token carries its own sealed record.
+    let stored: i64 = rusqlite::Connection::open(h.dir.path().join("data/claimgate.sqlite3"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM tokens", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(stored, 0);
+    // A token changed anywhere does not open; nor does one made up with the right prefix.
+    let mut forged = token.to_string();
+    let at = forged.len() - 10;
+    let changed = if &forged[at..at + 1] == "A" { "B" } else { "A" };
+    forged.replace_range(at..at + 1, changed);
+    assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", &forged, None).await.0, 403);
+    assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", "hvb.AAAA", None).await.0, 403);
     h.stop().await;
 }
 

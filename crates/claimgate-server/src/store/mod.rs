@@ -167,6 +167,11 @@ pub trait Store: Send + Sync + 'static {
     /// that start or rotate together so agree on one key instead of each signing with its own.
     async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
 
+    /// The key batch tokens are sealed with: `candidate` is stored if the store has no key
+    /// yet, as one atomic step, and the store's key (the first one kept) is returned, so that
+    /// every node seals and opens with the same key.
+    async fn batch_key(&self, candidate: &[u8; 32]) -> Result<Vec<u8>, StoreError>;
+
     /// Whether the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -189,5 +194,9 @@ pub(crate) const SCHEMA: &[&str] = &[
         activates BIGINT NOT NULL,
         retires BIGINT NOT NULL,
         published_until BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS batch_keys (
+        id INTEGER PRIMARY KEY,
+        secret BYTEA NOT NULL
     )",
 ];

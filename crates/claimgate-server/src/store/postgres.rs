@@ -205,6 +205,20 @@ impl Store for PostgresStore {
         Ok(inserted == 1)
     }
 
+    async fn batch_key(&self, candidate: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        let client = self.client().await?;
+        // ON CONFLICT makes the insert atomic against any other node's: one key is kept.
+        client
+            .execute(
+                "INSERT INTO batch_keys (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+                &[&candidate.as_slice()],
+            )
+            .await
+            .map_err(StoreError::of)?;
+        let row = client.query_one("SELECT secret FROM batch_keys WHERE id = 1", &[]).await.map_err(StoreError::of)?;
+        Ok(row.get(0))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.client().await?.simple_query("SELECT 1").await.map(drop).map_err(StoreError::of)
     }

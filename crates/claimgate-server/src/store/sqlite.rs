@@ -262,6 +262,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn batch_key(&self, candidate: &[u8; 32]) -> Result<Vec<u8>, StoreError> {
+        let candidate = candidate.to_vec();
+        self.write(move |c| {
+            c.execute(
+                "INSERT INTO batch_keys (id, secret) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING",
+                params![candidate],
+            )?;
+            c.query_row("SELECT secret FROM batch_keys WHERE id = 1", [], |row| row.get(0))
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
     }
