@@ -71,6 +71,7 @@ floor=$(echo "$out" | tail -1)
 python3 -c "f=float($floor); v=1e6/float($limit); best=1e6/(1e6/f+v); print(f'http floor: a login refused before work {f:.0f}/s; with one RS256 verify on top, at most {best:.0f}/s = {100*best/float($limit):.1f}% of ring\'s limit')"
 stop_server
 for endpoint in "vault /v1/auth/ci/login vault-valid.json application/json" \
+                "vault-batch /v1/auth/ci/login vault-batch-valid.json application/json" \
                 "conjur /authn-jwt/ci/load/authenticate conjur-valid.form application/x-www-form-urlencoded" \
                 "strongbox /v1/jwt-login strongbox-valid.json application/json"; do
   set -- $endpoint

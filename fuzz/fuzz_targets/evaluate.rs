@@ -84,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
         for now in times(claims) {
             for role in &compiled.roles {
                 let role = role.as_deref();
-                let expected = reference::evaluate(compiled.policy.set(), &Request { role, claims, now, header: None });
+                let expected = reference::evaluate(compiled.policy.set(), &Request { role, claims, claims_text: None, now, header: None });
                 for explain in [false, true] {
                     let options = Options::default().explain(explain);
                     let actual = compiled.program.evaluate(data, role, now, &options, &mut scratch);

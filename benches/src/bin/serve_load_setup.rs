@@ -69,6 +69,22 @@ role deploy {
     ttl = 1h
   }
 }
+
+# The same login making Vault batch tokens: sealed, never written to the store.
+role deploy-batch {
+  provider = ci
+  audience = "load"
+  require {
+    claims.project == "app"
+    claims.ref == "refs/heads/main"
+  }
+  identity = "host/jwt-apps/" + claims.project
+  policies = ["deploy"]
+  token {
+    ttl = 1h
+    type = batch
+  }
+}
 "#,
     );
     write(
@@ -95,6 +111,7 @@ role deploy {
     forged.push(if last == 'A' { 'Q' } else { 'A' });
     let vault = |jwt: &str| json!({ "role": "deploy", "jwt": jwt }).to_string();
     write(&dir.join("bodies/vault-valid.json"), &vault(&valid));
+    write(&dir.join("bodies/vault-batch-valid.json"), &json!({ "role": "deploy-batch", "jwt": valid }).to_string());
     write(&dir.join("bodies/vault-forged.json"), &vault(&forged));
     write(&dir.join("bodies/vault-wrong-audience.json"), &vault(&wrong_audience));
     write(&dir.join("bodies/vault-rotated.json"), &vault(&rotated));

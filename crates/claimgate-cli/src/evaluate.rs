@@ -251,6 +251,7 @@ pub(crate) fn eval(
     // Always traced: a denial by an `any`/`all` group shows its branches even without --explain.
     let options = Options::default().explain(true);
     let mut scratch = Scratch::default();
+    let on_token = matches!(input, Input::Token { .. });
     let (evaluation, verified) = match input {
         Input::Claims(path) => {
             // Decided on the bytes as given (checked to be one JSON object first), as a service
@@ -297,7 +298,7 @@ pub(crate) fn eval(
         }
         Format::Human => {
             let sources = policy.as_ref().map(|p| p.sources());
-            print_evaluation(&evaluation, &program, sources, verified.as_deref(), explain, output.color)
+            print_evaluation(&evaluation, &program, sources, (on_token, verified.as_deref()), explain, output.color)
         }
     }
     Ok(if allowed { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -335,12 +336,13 @@ fn print_evaluation(
     evaluation: &Evaluation,
     program: &Program,
     sources: Option<&SourceMap>,
-    verified: Option<&str>,
+    (on_token, verified): (bool, Option<&str>),
     explain: bool,
     color: bool,
 ) {
     match verified {
         Some(key) => eprintln!("note: the signature was verified with {}", text(key)),
+        None if on_token => eprintln!("note: the token was refused before its signature was verified"),
         None => eprintln!("note: the claims were taken as given; no signature was checked"),
     }
     if explain {

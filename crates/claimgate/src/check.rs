@@ -1156,7 +1156,35 @@ impl<'l> Checker<'l> {
     }
 
     fn claims_json(&mut self, file: FileId, claims: &Text) -> Option<serde_json::Value> {
+        // The reader tokens go through judges the claims too: what it refuses a token for, it
+        // refuses a test for, in its words where they say more (`1e400`: beyond the range of a
+        // 64-bit float, where the JSON reader only says "invalid json").
+        let table = crate::payload::PathTable::new(&[]);
+        let mut scratch = crate::payload::Scratch::default();
+        let limits = crate::payload::PayloadLimits::default();
+        let payload_error = crate::payload::parse(claims.value.as_bytes(), &table, &limits, &mut scratch).err();
+        let refuse = |checker: &mut Self, message: String| {
+            checker.report(
+                Diagnostic::error(
+                    Code::InvalidTest,
+                    file,
+                    claims.span,
+                    format!("claims are not valid JSON: {message}"),
+                )
+                .label("in this JSON"),
+            );
+        };
+        if let Some(crate::payload::PayloadError::Syntax { problem, offset }) = &payload_error
+            && problem.contains("beyond the range")
+        {
+            refuse(self, format!("{problem} at byte {offset}"));
+            return None;
+        }
         match claimgate_jose::json::parse_value(claims.value.as_bytes(), 64) {
+            Ok(serde_json::Value::Object(_)) if payload_error.is_some() => {
+                refuse(self, payload_error.map(|e| e.to_string()).unwrap_or_default());
+                None
+            }
             Ok(value @ serde_json::Value::Object(_)) => Some(value),
             Ok(_) => {
                 self.report(Diagnostic::error(Code::InvalidTest, file, claims.span, "claims must be a JSON object"));

@@ -19,6 +19,10 @@ pub struct Request<'a> {
     pub role: Option<&'a str>,
     /// The token's claims (already checked for duplicate keys and bounded in depth).
     pub claims: &'a serde_json::Map<String, serde_json::Value>,
+    /// The same claims as the JSON text they were written in, when there is one (inline tests).
+    /// The VM then reads the text itself, so numbers keep their exact value (a
+    /// `serde_json::Value` holds them as 64-bit floats or integers only).
+    pub claims_text: Option<&'a str>,
     /// Seconds since the Unix epoch.
     pub now: i64,
     /// The token's header, when it is known: its `alg` and `typ` are then checked against the

@@ -178,7 +178,7 @@ pub struct Related {
 /// One problem found in a policy set.
 #[derive(Clone, Debug, Serialize)]
 pub struct Diagnostic {
-    /// The stable code (`E0102`), documented in docs/diagnostics.md.
+    /// The stable code (`E0102`), documented in docs/language.md (Diagnostics).
     pub code: Code,
     /// Error or warning.
     pub severity: Severity,

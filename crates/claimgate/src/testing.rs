@@ -32,8 +32,13 @@ pub fn run_tests<'s>(set: &'s PolicySet, evaluate: impl Fn(&Request<'_>) -> Eval
                 RoleChoice::Auto => None,
                 RoleChoice::Named(index) => Some(set.roles[index].name.as_str()),
             };
-            let mut evaluation =
-                evaluate(&Request { role, claims: &claims, now: test.now, header: test.header.as_ref() });
+            let mut evaluation = evaluate(&Request {
+                role,
+                claims: &claims,
+                claims_text: Some(test.claims.value.as_str()),
+                now: test.now,
+                header: test.header.as_ref(),
+            });
             // A test that gives the client's address checks the role's `bound_cidrs`, as the
             // engine does after the decision.
             if let (Some(address), Decision::Allow(grant)) = (test.client_address, &evaluation.decision)

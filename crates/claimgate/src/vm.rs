@@ -142,9 +142,13 @@ impl Program {
         Evaluation { decision, trace: run.trace }
     }
 
-    /// Evaluates already-parsed claims (as tests and tools have them) by way of their JSON text.
+    /// Evaluates a request (as tests and tools have them) by way of its claims' JSON text: the
+    /// text it was written in when there is one, so that numbers keep their exact value.
     pub fn evaluate_request(&self, request: &Request<'_>, options: &Options) -> Evaluation {
-        let payload = serde_json::to_vec(request.claims).unwrap_or_default();
+        let payload = match request.claims_text {
+            Some(text) => text.as_bytes().to_vec(),
+            None => serde_json::to_vec(request.claims).unwrap_or_default(),
+        };
         let mut scratch = Scratch::default();
         self.evaluate_with_header(&payload, request.header, request.role, request.now, options, &mut scratch)
     }

@@ -18,7 +18,8 @@ use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 fn decide(policy: &Policy, role: Option<&str>, claims: &Map<String, Value>, now: i64) -> Decision {
-    claimgate::reference::evaluate(policy.set(), &Request { role, claims, now, header: None }).into_decision()
+    claimgate::reference::evaluate(policy.set(), &Request { role, claims, claims_text: None, now, header: None })
+        .into_decision()
 }
 
 fn roles(policy: &Policy) -> Vec<Option<String>> {

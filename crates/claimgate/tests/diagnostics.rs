@@ -75,3 +75,25 @@ fn json_diagnostics_snapshot() {
     let json = diagnostic::to_json(&policy.diagnostics(), policy.sources());
     insta::assert_snapshot!(serde_json::to_string_pretty(&json).unwrap());
 }
+
+/// docs/language.md's table of denial codes lists every code the engine can produce, in
+/// `DenyCode::ALL`'s order, and every diagnostic code is in its tables.
+#[test]
+fn the_language_reference_lists_every_denial_and_diagnostic_code() {
+    let docs = std::fs::read_to_string(common::crate_dir().join("../../docs/language.md")).unwrap();
+    let rows: Vec<&str> = docs.lines().filter(|l| l.starts_with("| `")).collect();
+    let mut last = 0;
+    for code in claimgate::decision::DenyCode::ALL {
+        let cell = format!("`{}`", code.as_str());
+        let at = rows
+            .iter()
+            .position(|row| row.split(" | ").next().is_some_and(|first| first.contains(&cell)))
+            .unwrap_or_else(|| panic!("docs/language.md has no row for the denial code {cell}"));
+        assert!(at >= last, "{cell} is out of DenyCode::ALL's order in docs/language.md");
+        last = at;
+    }
+    for code in Code::ALL {
+        let row = format!("| {} |", code.as_str());
+        assert!(docs.contains(&row), "docs/language.md has no row for {row}");
+    }
+}

@@ -118,3 +118,58 @@ fn a_compiled_number_literal_that_is_not_a_number_is_refused_at_load() {
     program.numbers[index] = claimgate::number::Number::Text("1e99999".into());
     assert!(Program::from_bytes(&program.to_bytes()).is_err());
 }
+
+/// Inline tests decide on their claims' text as written, as tokens are decided on theirs: a
+/// test's numbers are not rounded through a `serde_json::Value` on the way to the VM, and a
+/// number beyond a float is refused with the token reader's own words.
+#[test]
+fn inline_tests_compare_their_numbers_exactly_too() {
+    let text = r#"provider p {
+  issuer = "https://p.example.com"
+  keys { jwks_url = "https://p.example.com/k" }
+  required_time_claims = []
+}
+role big {
+  provider = p
+  audience = any
+  require { claims.n == 9007199254740993 }
+}
+role fraction {
+  provider = p
+  audience = any
+  require { claims.f != 0.3 }
+}
+test "2^53 + 1 written with a fraction is not 2^53" {
+  role = big
+  now = 0
+  claims = """{"iss": "https://p.example.com", "sub": "s", "n": 9007199254740993.0}"""
+  expect allow {}
+}
+test "0.30000000000000001 is not 0.3" {
+  role = fraction
+  now = 0
+  claims = """{"iss": "https://p.example.com", "sub": "s", "f": 0.30000000000000001}"""
+  expect allow {}
+}
+"#;
+    let policy = Policy::from_sources([("tests.cg", text)]);
+    assert!(!policy.has_errors(), "{}", policy.render_diagnostics(false));
+    let program = policy.compile().unwrap();
+    let results = claimgate::testing::run_tests(policy.set(), |request| {
+        program.evaluate_request(request, &claimgate::Options::default())
+    });
+    assert_eq!(results.len(), 2);
+    for result in &results {
+        assert!(result.passed(), "{}: {:?}", result.test.name, result.differences);
+    }
+
+    let huge = text.replace("9007199254740993.0}", "1e400}");
+    let policy = Policy::from_sources([("tests.cg", huge)]);
+    let messages: Vec<String> = policy.diagnostics().iter().map(|d| d.message.clone()).collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("claims are not valid JSON") && m.contains("beyond the range of a 64-bit float")),
+        "{messages:?}"
+    );
+}

@@ -25,7 +25,7 @@ proptest! {
         roles.extend(set.roles.iter().map(|r| Some(r.name.as_str())));
         for claims in &claim_sets {
             for role in &roles {
-                let request = Request { role: *role, claims, now: 1_000, header: None };
+                let request = Request { role: *role, claims, claims_text: None, now: 1_000, header: None };
                 let expected = claimgate::reference::evaluate(set, &request);
                 for explain in [false, true] {
                     let actual = program.evaluate_request(&request, &Options::default().explain(explain));

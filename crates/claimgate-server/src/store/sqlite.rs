@@ -156,10 +156,11 @@ impl Store for SqliteStore {
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
         let r = record.clone();
         self.write(move |c| {
-            c.execute(
+            // Cached statements: the hot paths are parsed once per connection, not per login.
+            c.prepare_cached(
                 "INSERT INTO tokens (hash, body, expire_time, num_uses, uses_left) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&r.hash[..], r.body(), r.expire_time, r.num_uses, r.uses_left],
-            )
+            )?
+            .execute(params![&r.hash[..], r.body(), r.expire_time, r.num_uses, r.uses_left])
             .map(drop)
         })
         .await
@@ -169,12 +170,13 @@ impl Store for SqliteStore {
         let hash = *hash;
         let row = self
             .read(move |c| {
-                c.query_row(
+                c.prepare_cached(
                     "SELECT body, expire_time, uses_left, last_renewal FROM tokens
                      WHERE hash = ?1 AND NOT revoked AND expire_time > ?2 AND (num_uses = 0 OR uses_left > 0)",
-                    params![&hash[..], now],
-                    |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
+                )?
+                .query_row(params![&hash[..], now], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()
             })
             .await?;
@@ -185,13 +187,14 @@ impl Store for SqliteStore {
         let hash = *hash;
         let row = self
             .write(move |c| {
-                c.query_row(
+                c.prepare_cached(
                     "UPDATE tokens SET uses_left = CASE WHEN num_uses > 0 THEN uses_left - 1 ELSE uses_left END
                      WHERE hash = ?1 AND NOT revoked AND expire_time > ?2 AND (num_uses = 0 OR uses_left > 0)
                      RETURNING body, expire_time, uses_left, last_renewal",
-                    params![&hash[..], now],
-                    |row| Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )
+                )?
+                .query_row(params![&hash[..], now], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })
                 .optional()
             })
             .await?;
