@@ -34,6 +34,15 @@ impl std::fmt::Debug for Sealer {
     }
 }
 
+/// Why a batch token could not be made.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SealError {
+    /// The grant (policies, metadata, identity) makes a token longer than any server takes.
+    TooLarge,
+    /// The system random generator failed.
+    Random,
+}
+
 /// What the token carries: the record and its expiry (which the store keeps beside a record).
 #[derive(Serialize, Deserialize)]
 struct Sealed {
@@ -53,8 +62,17 @@ impl Sealer {
         Ok(Sealer { key: LessSafeKey::new(key), random })
     }
 
-    /// The token for `record`, valid until `expire_time`. `None` if the random generator fails.
-    pub(crate) fn seal(&self, record: &TokenRecord, expire_time: i64) -> Option<String> {
+    /// The token for `record`, valid until `expire_time`. `Err` when the grant is too large to
+    /// travel as a token ([`open`](Self::open) would refuse it), or the random generator fails.
+    pub(crate) fn seal(&self, record: &TokenRecord, expire_time: i64) -> Result<String, SealError> {
+        let token = self.seal_unchecked(record, expire_time).ok_or(SealError::Random)?;
+        if token.len() - PREFIX.len() > MAX_TOKEN_BYTES {
+            return Err(SealError::TooLarge);
+        }
+        Ok(token)
+    }
+
+    fn seal_unchecked(&self, record: &TokenRecord, expire_time: i64) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).ok()?;
         let mut sealed = serde_json::to_vec(&Sealed { expire_time, record: record.clone() }).ok()?;
@@ -148,5 +166,14 @@ mod tests {
         let other_dir = tempfile::tempdir().unwrap();
         let other = Sealer::from_store(&SqliteStore::open(other_dir.path()).unwrap()).await.unwrap();
         assert!(other.open(&token, 1000).is_none());
+
+        // A grant too large to travel as a token is refused when sealing, never issued as a
+        // token that no later request would accept; the largest that seals also opens.
+        let mut big = record();
+        big.policies = (0..150).map(|i| format!("00000000-0000-0000-0000-{i:012}")).collect();
+        assert_eq!(sealer.seal(&big, 1300), Err(SealError::TooLarge));
+        big.policies.truncate(100);
+        let token = sealer.seal(&big, 1300).unwrap();
+        assert!(sealer.open(&token, 1000).is_some());
     }
 }

@@ -12,7 +12,8 @@ use http::HeaderMap;
 use crate::config::Config;
 
 /// The client's address: the peer's, or, when the peer is a trusted proxy, the nearest address
-/// in `X-Forwarded-For` that is not a trusted proxy (the first one when every hop is trusted).
+/// in `X-Forwarded-For` that is not a trusted proxy (when every hop is trusted, the nearest one,
+/// which the trusted peer itself wrote; the first entries are whatever the client sent).
 /// `Err` when a trusted proxy sent no `X-Forwarded-For`, or one that does not parse: a request
 /// that cannot be placed is refused (Vault's `x_forwarded_for_reject_not_present`), since
 /// `bound_cidrs` and the failed-login limit depend on it, and taking the proxy's own address
@@ -29,13 +30,13 @@ pub(crate) fn client_address(config: &Config, peer: IpAddr, headers: &HeaderMap)
             hops.push(hop.trim().parse::<IpAddr>().map_err(drop)?);
         }
     }
-    let origin = hops.first().copied().map(canonical).ok_or(())?;
+    let nearest = hops.last().copied().map(canonical).ok_or(())?;
     for hop in hops.into_iter().rev().map(canonical) {
         if !config.is_trusted_proxy(hop) {
             return Ok(hop);
         }
     }
-    Ok(origin)
+    Ok(nearest)
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it carries.
@@ -146,8 +147,9 @@ mod tests {
         assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&["not-an-ip"])), Err(()));
         // A trusted proxy that names no client: refused, never taken as the client itself.
         assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&[])), Err(()));
-        // Every hop trusted: the first, where the request began.
-        assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&["10.1.1.1, 10.0.0.2"])), Ok(ip("10.1.1.1")));
+        // Every hop trusted: the nearest, which the trusted peer wrote (not the first, which
+        // the client may have written to pick an address inside a bound).
+        assert_eq!(client_address(&c, ip("10.0.0.1"), &headers(&["10.1.1.1, 10.0.0.2"])), Ok(ip("10.0.0.2")));
     }
 
     #[test]

@@ -168,7 +168,8 @@ struct LimitsFile {
 
 /// The longest duration a setting takes: 100 years, the language's own bound, so that every
 /// time computed from one stays a four-digit year and far from integer overflow.
-const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+/// (humantime's year: 365.25 days, so that `"100y"` itself is taken.)
+const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
 
 fn duration(field: &'static str, text: Option<&str>, default: Duration) -> Result<Duration, ConfigError> {
     match text {
@@ -206,21 +207,26 @@ fn check_plain_store(url: &str, tls: bool, allowed: bool) -> Result<(), ConfigEr
     if allowed {
         return Ok(());
     }
-    let remote = config.get_hosts().iter().find_map(|host| match host {
-        tokio_postgres::config::Host::Tcp(name) => {
-            let loopback = name == "localhost"
-                || name.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            (!loopback).then(|| name.clone())
-        }
-        tokio_postgres::config::Host::Unix(_) => None,
+    // `hostaddr` wins over `host` when given (tokio-postgres connects to it), so both count.
+    let remote_address =
+        config.get_hostaddrs().iter().find(|address| !address.is_loopback()).map(|address| address.to_string());
+    let remote = remote_address.or_else(|| {
+        config.get_hosts().iter().find_map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => {
+                let loopback = name == "localhost"
+                    || name.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                (!loopback && config.get_hostaddrs().is_empty()).then(|| name.clone())
+            }
+            tokio_postgres::config::Host::Unix(_) => None,
+        })
     });
     match remote {
         Some(host) => Err(ConfigError::Invalid {
             field: "store",
             message: format!(
-                "the database at {host} would be reached in clear (token records, use counts and the signing keys \
-                 cross that link); set store_ca to the CA certificate of its TLS certificate, or \
-                 allow_plain_store = true on a private network"
+                "the database at {host} would be reached in clear (token records, use counts, the signing keys \
+                 and the batch token key cross that link); set store_ca to the CA certificate of its TLS \
+                 certificate, or allow_plain_store = true on a private network"
             ),
         }),
         None => Ok(()),
@@ -499,6 +505,18 @@ mod tests {
             Some(PathBuf::from("/etc/claimgate/db-ca.pem"))
         );
         assert!(ok("store = \"postgres://claimgate@db.internal/x\"\nallow_plain_store = true").is_ok());
+        // hostaddr is where tokio-postgres connects, whatever host says.
+        for url in
+            ["postgres://claimgate@localhost/x?hostaddr=203.0.113.5", "postgres://claimgate@/x?hostaddr=203.0.113.5"]
+        {
+            assert!(
+                error(&format!("store = \"{url}\""))
+                    .starts_with("store: the database at 203.0.113.5 would be reached in clear"),
+                "{url}"
+            );
+        }
+        assert!(ok("store = \"postgres://claimgate@db.internal/x?hostaddr=127.0.0.1\"").is_ok());
+        assert!(ok("[vault]\nmax_lease_ttl = \"100y\"").is_ok());
         assert!(error("store_ca = \"db-ca.pem\"").starts_with("store_ca: there is no shared store"));
     }
 

@@ -132,8 +132,33 @@ pub(crate) fn login_lifetime(settings: &TokenSettings, mount: MountTtl) -> Resul
     Ok(lifetime)
 }
 
+/// Why a renewal came out shorter than asked (Vault answers with a warning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Capped {
+    /// The period (`asked`) was longer than the effective max TTL (`max`).
+    Period { asked: i64, max: i64 },
+    /// The TTL (`asked`) would have passed the token's ceiling.
+    Ttl { asked: i64 },
+}
+
+impl Capped {
+    /// Vault's warning, in Vault's words.
+    pub(crate) fn warning(self, ttl: i64) -> String {
+        match self {
+            Capped::Period { asked, max } => format!(
+                "period of \"{asked}s\" exceeded the effective max_ttl of \"{max}s\"; period value is capped accordingly"
+            ),
+            Capped::Ttl { asked } => {
+                format!(
+                    "TTL of \"{asked}s\" exceeded the effective max_ttl of \"{ttl}s\"; TTL value is capped accordingly"
+                )
+            }
+        }
+    }
+}
+
 /// A renewal at `now` of a token created at `created`: the new TTL counted from now and
-/// whether it was capped (Vault adds a warning), or why it cannot be renewed. `settings` are
+/// whether (and why) it was capped, or why it cannot be renewed. `settings` are
 /// the role's current settings (Vault's JWT plugin reads the role again at each renewal);
 /// `explicit_max_ttl` stays the one the token was created with.
 pub(crate) fn renewal_ttl(
@@ -143,14 +168,15 @@ pub(crate) fn renewal_ttl(
     created: i64,
     now: i64,
     increment: i64,
-) -> Result<(i64, bool), String> {
+) -> Result<(i64, Option<Capped>), String> {
     let period = positive(settings.period);
     let max = effective_max(mount, positive(settings.max_ttl), explicit_max_ttl);
     if max <= 0 {
         return Err("max TTL must be greater than zero".into());
     }
     let (wanted, capped, ceiling) = if period > 0 {
-        (period.min(max), period > max, (explicit_max_ttl > 0).then(|| created.saturating_add(explicit_max_ttl)))
+        let capped = (period > max).then_some(Capped::Period { asked: period, max });
+        (period.min(max), capped, (explicit_max_ttl > 0).then(|| created.saturating_add(explicit_max_ttl)))
     } else {
         let wanted = if increment > 0 {
             increment
@@ -160,12 +186,16 @@ pub(crate) fn renewal_ttl(
                 ttl => ttl,
             }
         };
-        (wanted, false, Some(created.saturating_add(max)))
+        (wanted, None, Some(created.saturating_add(max)))
     };
     match ceiling {
         Some(ceiling) if now.saturating_add(wanted) > ceiling => {
             let ttl = ceiling - now;
-            if ttl <= 0 { Err("past the max TTL, cannot renew".into()) } else { Ok((ttl, true)) }
+            if ttl <= 0 {
+                Err("past the max TTL, cannot renew".into())
+            } else {
+                Ok((ttl, Some(Capped::Ttl { asked: wanted })))
+            }
         }
         _ => Ok((wanted, capped)),
     }
@@ -226,22 +256,28 @@ mod tests {
     #[test]
     fn renewals_count_from_now_and_stop_at_the_ceiling() {
         let s = settings(Some(600), Some(3600), None, None);
-        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 0), Ok((600, false)));
-        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 120), Ok((120, false)));
-        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4100, 0), Ok((500, true)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 0), Ok((600, None)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 1100, 120), Ok((120, None)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4100, 0), Ok((500, Some(Capped::Ttl { asked: 600 }))));
         assert_eq!(renewal_ttl(&s, MOUNT, 0, 1000, 4600, 0), Err("past the max TTL, cannot renew".into()));
-        assert_eq!(renewal_ttl(&s, MOUNT, 1000, 1000, 1900, 0), Ok((100, true)));
+        assert_eq!(renewal_ttl(&s, MOUNT, 1000, 1000, 1900, 0), Ok((100, Some(Capped::Ttl { asked: 600 }))));
         // Periodic: the increment is ignored, the period comes back (cut to the effective max),
         // and only explicit_max_ttl ends the renewals.
         let p = settings(None, None, None, Some(300));
-        assert_eq!(renewal_ttl(&p, MOUNT, 0, 0, 1_000_000, 9999), Ok((300, false)));
-        assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 200, 0), Ok((200, true)));
+        assert_eq!(renewal_ttl(&p, MOUNT, 0, 0, 1_000_000, 9999), Ok((300, None)));
+        assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 200, 0), Ok((200, Some(Capped::Ttl { asked: 300 }))));
         assert_eq!(renewal_ttl(&p, MOUNT, 400, 0, 400, 0), Err("past the max TTL, cannot renew".into()));
         let capped = settings(None, Some(60), None, Some(300));
-        assert_eq!(renewal_ttl(&capped, MOUNT, 0, 0, 1_000_000, 0), Ok((60, true)));
+        assert_eq!(
+            renewal_ttl(&capped, MOUNT, 0, 0, 1_000_000, 0),
+            Ok((60, Some(Capped::Period { asked: 300, max: 60 })))
+        );
         let hour = MountTtl { default: 3600, max: 3600 };
         let month = settings(None, None, None, Some(30 * 86400));
-        assert_eq!(renewal_ttl(&month, hour, 0, 0, 1_000_000, 0), Ok((3600, true)));
+        assert_eq!(
+            renewal_ttl(&month, hour, 0, 0, 1_000_000, 0),
+            Ok((3600, Some(Capped::Period { asked: 30 * 86400, max: 3600 })))
+        );
     }
 
     #[test]

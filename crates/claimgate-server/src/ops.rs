@@ -57,6 +57,9 @@ async fn protocol_errors(request: axum::extract::Request, next: axum::middleware
     }
 }
 
+/// What a client is told when a trusted proxy's request cannot be placed.
+const UNPLACED: &str = "the request came through a trusted proxy without a readable X-Forwarded-For";
+
 /// The client's address, or the answer that ends the request: 400 for a request a trusted
 /// proxy sent with an unreadable `X-Forwarded-For`; 500 when the router runs without the
 /// connection's address (embedded in a server that does not provide `ConnectInfo`), since
@@ -113,9 +116,7 @@ async fn vault(
 ) -> Response {
     let client = match client(&state, peer, &headers) {
         Ok(client) => client,
-        Err(StatusCode::BAD_REQUEST) => {
-            return crate::vault::error(StatusCode::BAD_REQUEST, "the X-Forwarded-For header cannot be read");
-        }
+        Err(StatusCode::BAD_REQUEST) => return crate::vault::error(StatusCode::BAD_REQUEST, UNPLACED),
         Err(status) => return crate::vault::error(status, "internal error"),
     };
     // The raw path: mounts are matched as written (Vault does not decode `%2F` in them).
@@ -131,7 +132,11 @@ async fn strongbox(
 ) -> Response {
     let client = match client(&state, peer, &headers) {
         Ok(client) => client,
-        Err(status) => return status.into_response(),
+        Err(status) => {
+            let code = if status == StatusCode::BAD_REQUEST { "bad_request" } else { "internal_error" };
+            let message = if status == StatusCode::BAD_REQUEST { UNPLACED } else { "internal error" };
+            return json_reply(status, &serde_json::json!({ "error": code, "message": message }), "no-store");
+        }
     };
     crate::strongbox::login(state, client, &body).await
 }

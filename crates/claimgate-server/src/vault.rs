@@ -179,11 +179,7 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         Ok((token, record)) => {
             let asked = grant.token().period.map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
             let warnings = if record.period > 0 && asked > record.period {
-                vec![format!(
-                    "period of {:?} exceeded the effective max_ttl of {:?}; period value is capped accordingly",
-                    format!("{asked}s"),
-                    format!("{}s", record.period)
-                )]
+                vec![issue::Capped::Period { asked, max: record.period }.warning(record.period)]
             } else {
                 Vec::new()
             };
@@ -289,8 +285,16 @@ async fn issue_token(
     };
     if kind == TokenKind::Batch {
         // Vault's batch tokens are not stored: the token is its own record, sealed.
-        let Some(sealed) = state.batch.seal(&record, record.expire_time) else {
-            return Err(Issue::Invalid("internal error".into()));
+        let sealed = match state.batch.seal(&record, record.expire_time) {
+            Ok(sealed) => sealed,
+            Err(crate::batch::SealError::TooLarge) => {
+                return Err(Issue::Invalid(
+                    "the role's grant (policies, metadata, identity) is too large for a batch token; \
+                     make service tokens for this role"
+                        .into(),
+                ));
+            }
+            Err(crate::batch::SealError::Random) => return Err(Issue::Store),
         };
         return Ok((sealed.clone(), TokenRecord { hash: issue::token_hash(&sealed), ..record }));
     }
@@ -535,11 +539,7 @@ async fn renew(state: &State, record: &TokenRecord, token: &str, now: i64, body:
             return unavailable();
         }
     }
-    let warnings = if capped {
-        vec![format!("TTL of {increment}s exceeded the effective max_ttl; TTL value is capped to {ttl}s accordingly")]
-    } else {
-        Vec::new()
-    };
+    let warnings: Vec<String> = capped.map(|c| c.warning(ttl)).into_iter().collect();
     reply(StatusCode::OK, &envelope(auth_object(record, token, ttl), Value::Null, &warnings, "token"))
 }
 

@@ -176,6 +176,11 @@ async fn a_period_is_cut_to_the_mounts_max_lease_ttl_with_a_warning() {
     let token = body["auth"]["client_token"].as_str().unwrap();
     let (status, renewed) = token_call(&h, reqwest::Method::POST, "renew-self", token, Some(json!({}))).await;
     assert_eq!((status, renewed["auth"]["lease_duration"].clone()), (200, json!(1800)), "{renewed}");
+    assert_eq!(
+        renewed["warnings"][0],
+        r#"period of "3600s" exceeded the effective max_ttl of "1800s"; period value is capped accordingly"#,
+        "{renewed}"
+    );
     h.stop().await;
 }
 
