@@ -54,15 +54,16 @@ fn main() {
   }
   algorithms = [RS256]
   required_time_claims = [exp, iat]
+  # Every role of the provider: the conditions of the measured logins.
+  require {
+    claims.project == "app"
+    claims.ref == "refs/heads/main"
+  }
 }
 
 role deploy {
   provider = ci
   audience = "load"
-  require {
-    claims.project == "app"
-    claims.ref == "refs/heads/main"
-  }
   identity = "host/jwt-apps/" + claims.project
   policies = ["deploy"]
   token {
@@ -74,10 +75,6 @@ role deploy {
 role deploy-batch {
   provider = ci
   audience = "load"
-  require {
-    claims.project == "app"
-    claims.ref == "refs/heads/main"
-  }
   identity = "host/jwt-apps/" + claims.project
   policies = ["deploy"]
   token {
