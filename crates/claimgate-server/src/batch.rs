@@ -44,7 +44,14 @@ pub(crate) enum SealError {
 }
 
 /// What the token carries: the record and its expiry (which the store keeps beside a record).
-#[derive(Serialize, Deserialize)]
+/// Written from a borrowed record, read back into an owned one.
+#[derive(Serialize)]
+struct SealedRef<'a> {
+    expire_time: i64,
+    record: &'a TokenRecord,
+}
+
+#[derive(Deserialize)]
 struct Sealed {
     expire_time: i64,
     record: TokenRecord,
@@ -75,7 +82,7 @@ impl Sealer {
     fn seal_unchecked(&self, record: &TokenRecord, expire_time: i64) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.random.fill(&mut nonce).ok()?;
-        let mut sealed = serde_json::to_vec(&Sealed { expire_time, record: record.clone() }).ok()?;
+        let mut sealed = serde_json::to_vec(&SealedRef { expire_time, record }).ok()?;
         self.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut sealed).ok()?;
         let mut bytes = Vec::with_capacity(1 + NONCE_LEN + sealed.len());
         bytes.push(VERSION);

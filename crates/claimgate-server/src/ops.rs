@@ -51,7 +51,7 @@ async fn protocol_errors(request: axum::extract::Request, next: axum::middleware
         crate::vault::error(status, message)
     } else if path == "/v1/jwt-login" {
         let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "timeout" };
-        json_reply(status, &serde_json::json!({ "error": code, "message": message }), "no-store")
+        crate::strongbox::error(status, code, message)
     } else {
         status.into_response()
     }
@@ -135,7 +135,7 @@ async fn strongbox(
         Err(status) => {
             let code = if status == StatusCode::BAD_REQUEST { "bad_request" } else { "internal_error" };
             let message = if status == StatusCode::BAD_REQUEST { UNPLACED } else { "internal error" };
-            return json_reply(status, &serde_json::json!({ "error": code, "message": message }), "no-store");
+            return crate::strongbox::error(status, code, message);
         }
     };
     crate::strongbox::login(state, client, &body).await

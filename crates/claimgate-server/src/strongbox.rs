@@ -21,7 +21,9 @@ fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     crate::ops::json_reply(status, &body, "no-store")
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// Strongbox's error answer, `{"error": <code>, "message": <text>}` (also for the 413 and 408
+/// the layers make, and a request that cannot be placed).
+pub(crate) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     reply(status, json!({ "error": code, "message": message }))
 }
 

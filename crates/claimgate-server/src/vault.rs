@@ -249,13 +249,16 @@ async fn issue_token(
     if kind == TokenKind::Batch && settings.num_uses > 0 {
         return Err(Issue::Invalid("batch tokens cannot have a use limit".into()));
     }
-    let prefix = match kind {
-        TokenKind::Service => "hvs.",
-        TokenKind::Batch => "hvb.",
-        _ => "sbt.",
-    };
-    let (Some(token), Some(accessor)) = (issue::token_value(prefix), issue::base62(24)) else {
-        return Err(Issue::Invalid("internal error".into()));
+    // A batch token's value is its sealed record (below): no random value or accessor for it.
+    let (token, accessor) = match kind {
+        TokenKind::Batch => (String::new(), String::new()),
+        _ => {
+            let prefix = if kind == TokenKind::Service { "hvs." } else { "sbt." };
+            let (Some(token), Some(accessor)) = (issue::token_value(prefix), issue::base62(24)) else {
+                return Err(Issue::Invalid("internal error".into()));
+            };
+            (token, accessor)
+        }
     };
     let mut metadata: Vec<(String, String)> = grant.metadata().to_vec();
     metadata.retain(|(k, _)| k != "role");
@@ -263,7 +266,7 @@ async fn issue_token(
     let now = crate::unix_now();
     let record = TokenRecord {
         hash: issue::token_hash(&token),
-        accessor: if kind == TokenKind::Batch { String::new() } else { accessor },
+        accessor,
         kind,
         provider: provider.to_string(),
         role: grant.role().to_string(),
@@ -296,7 +299,8 @@ async fn issue_token(
             }
             Err(crate::batch::SealError::Random) => return Err(Issue::Store),
         };
-        return Ok((sealed.clone(), TokenRecord { hash: issue::token_hash(&sealed), ..record }));
+        let hash = issue::token_hash(&sealed);
+        return Ok((sealed, TokenRecord { hash, ..record }));
     }
     if let Err(e) = state.store.insert_token(&record).await {
         state.store_failed(&e);

@@ -145,9 +145,9 @@ impl Program {
     /// Evaluates a request (as tests and tools have them) by way of its claims' JSON text: the
     /// text it was written in when there is one, so that numbers keep their exact value.
     pub fn evaluate_request(&self, request: &Request<'_>, options: &Options) -> Evaluation {
-        let payload = match request.claims_text {
-            Some(text) => text.as_bytes().to_vec(),
-            None => serde_json::to_vec(request.claims).unwrap_or_default(),
+        let payload: std::borrow::Cow<'_, [u8]> = match request.claims_text {
+            Some(text) => text.as_bytes().into(),
+            None => serde_json::to_vec(request.claims).unwrap_or_default().into(),
         };
         let mut scratch = Scratch::default();
         self.evaluate_with_header(&payload, request.header, request.role, request.now, options, &mut scratch)
