@@ -181,14 +181,21 @@ fn eval_explains_as_json() {
 }
 
 #[test]
-fn eval_rejects_claims_with_duplicate_keys() {
-    let output = claimgate()
-        .args(["eval", "--policy", "policies/", "--claims", "-", "--now", "1732350100"])
-        .write_stdin(r#"{"iss":"https://gitlab.example.com","ref":"dev","ref":"main"}"#)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8(output.stderr).unwrap().contains("duplicate"));
+fn eval_denies_claims_with_duplicate_keys_or_out_of_range_numbers_as_a_token_would_be() {
+    for (claims, why) in [
+        (r#"{"iss":"https://gitlab.example.com","ref":"dev","ref":"main"}"#, "the key `ref` twice"),
+        (r#"{"iss":"https://gitlab.example.com","big":1e400}"#, "beyond the range of a 64-bit float"),
+    ] {
+        let output = claimgate()
+            .args(["eval", "--policy", "policies/", "--claims", "-", "--now", "1732350100", "--format", "json"])
+            .write_stdin(claims)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{claims}");
+        let decision: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(decision["decision"]["code"], "payload_invalid", "{decision}");
+        assert!(decision.to_string().contains(why), "{decision}");
+    }
 }
 
 #[test]

@@ -6,20 +6,45 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use claimgate_engine::{TokenSettings, TokenType};
 
-/// 256 random bits, base64url, behind a prefix that says what the token is (secret scanners
-/// key on `hvs.`).
+/// A new token's value: 256 bits, base64url, behind a prefix that says what the token is
+/// (secret scanners key on `hvs.`). The first 64 bits are the issue time in microseconds and
+/// the other 192 are random: 192 bits leave nothing to guess (Vault's own tokens carry 192), and
+/// the time makes the store's keys ([`token_key`]) of tokens issued together lie together, so
+/// that a commit of many new tokens writes a few pages at the end of the store's index instead
+/// of one random page per token (which, once the index outgrows the cache, is also one read).
+/// The issue time is no secret: a token's lookup returns it.
 pub(crate) fn token_value(prefix: &str) -> Option<String> {
     let mut bytes = [0u8; 32];
-    SystemRandom::new().fill(&mut bytes).ok()?;
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_micros();
+    bytes[..8].copy_from_slice(&u64::try_from(micros).ok()?.to_be_bytes());
+    SystemRandom::new().fill(&mut bytes[8..]).ok()?;
     Some(format!("{prefix}{}", B64.encode(bytes)))
 }
 
-/// SHA-256 of a token's value: the store's key for it.
+/// SHA-256 of a token's value.
 pub(crate) fn token_hash(value: &str) -> [u8; 32] {
     let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
     let mut hash = [0u8; 32];
     hash.copy_from_slice(digest.as_ref());
     hash
+}
+
+/// The store's key for a token: the issue time its value begins with ([`token_value`]), then
+/// the first 192 bits of the SHA-256 of the whole value. The store never holds the value, and
+/// a value whose time was altered has another hash. A value of another shape (never issued
+/// here) gets its plain SHA-256, which matches no stored key.
+pub(crate) fn token_key(value: &str) -> [u8; 32] {
+    let mut key = token_hash(value);
+    let mut bytes = [0u8; 33];
+    let issued = value
+        .split_once('.')
+        .filter(|(_, rest)| rest.len() == 43)
+        .is_some_and(|(_, rest)| B64.decode_slice(rest, &mut bytes).ok() == Some(32));
+    if issued {
+        key.copy_within(..24, 8);
+        key[..8].copy_from_slice(&bytes[..8]);
+    }
+    key
 }
 
 /// The first 16 hex digits of a token's SHA-256, to correlate log lines without the token.
@@ -284,7 +309,18 @@ mod tests {
     fn random_values_have_their_shape() {
         let t = token_value("hvs.").unwrap();
         assert!(t.starts_with("hvs.") && t.len() == 4 + 43, "{t}");
-        assert_ne!(t, token_value("hvs.").unwrap());
+        let u = token_value("hvs.").unwrap();
+        assert_ne!(t, u);
+        // Keys of tokens issued in turn begin in turn; each ends with its value's hash.
+        let (kt, ku) = (token_key(&t), token_key(&u));
+        assert!(kt[..8] <= ku[..8], "{kt:?} {ku:?}");
+        assert_eq!(kt[8..], token_hash(&t)[..24]);
+        assert_eq!(kt[..8], B64.decode(&t[4..]).unwrap()[..8]);
+        // An altered time or value is another key; a value of another shape is its hash.
+        let mut altered = t.clone().into_bytes();
+        altered[5] = if altered[5] == b'A' { b'B' } else { b'A' };
+        assert_ne!(token_key(std::str::from_utf8(&altered).unwrap())[8..], kt[8..]);
+        assert_eq!(token_key("hvs.short"), token_hash("hvs.short"));
         let a = base62(24).unwrap();
         assert!(a.len() == 24 && a.bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_eq!(short_hash("x").len(), 16);

@@ -265,7 +265,7 @@ async fn issue_token(
     metadata.push(("role".into(), grant.role().to_string()));
     let now = crate::unix_now();
     let record = TokenRecord {
-        hash: issue::token_hash(&token),
+        hash: issue::token_key(&token),
         accessor,
         kind,
         provider: provider.to_string(),
@@ -358,7 +358,7 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     let Some(token) = presented_token(headers) else {
         return permission_denied();
     };
-    let hash = issue::token_hash(token);
+    let hash = issue::token_key(token);
     let now = crate::unix_now();
     let batch = token.starts_with(crate::batch::PREFIX);
     // The address first, without spending a use: a client outside the token's bound_cidrs must

@@ -885,13 +885,15 @@ impl<'l> Checker<'l> {
         let mut policies = Policies::default();
         for term in &value.terms {
             match term {
-                Term::Str(s) => policies.fixed.push(Text { value: s.value.clone(), span: s.span }),
-                Term::Path(p) => policies.from_claims.push((p.clone(), false)),
-                Term::Optional(p, _) => policies.from_claims.push((p.clone(), true)),
+                Term::Str(s) => policies.terms.push(PolicyTerm::Name(Text { value: s.value.clone(), span: s.span })),
+                Term::Path(p) => policies.terms.push(PolicyTerm::Claim(p.clone(), false)),
+                Term::Optional(p, _) => policies.terms.push(PolicyTerm::Claim(p.clone(), true)),
                 Term::List(list) => {
                     for item in &list.items {
                         match item {
-                            Term::Str(s) => policies.fixed.push(Text { value: s.value.clone(), span: s.span }),
+                            Term::Str(s) => {
+                                policies.terms.push(PolicyTerm::Name(Text { value: s.value.clone(), span: s.span }))
+                            }
                             other => self.wrong_type(file, other.span(), "a policy name in quotes", other),
                         }
                     }

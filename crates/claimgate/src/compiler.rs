@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use crate::ast::{ClaimPath, Condition, ConditionKind, GroupKind, Op, Scalar, Segment};
 use crate::fmt::condition_text;
-use crate::model::{Audience, CaSource, Fetch, KeySource, PolicySet, TemplatePart};
+use crate::model::{Audience, CaSource, Fetch, KeySource, PolicySet, PolicyTerm, TemplatePart};
 use crate::number::Number;
 use crate::payload::PathSegment;
 use crate::program::*;
@@ -46,7 +46,7 @@ pub fn compile(set: &PolicySet, sources: &SourceMap) -> Result<Program, String> 
                 max_token_age: p.max_token_age,
                 max_lifetime: p.max_lifetime,
                 time_texts: [
-                    c.string(&format!("now <= claims.exp + {skew}")),
+                    c.string(&format!("now < claims.exp + {skew}")),
                     c.string(&format!("now >= claims.nbf - {skew}")),
                     c.string(&format!("now >= claims.iat - {skew}")),
                     c.string(&format!("now <= claims.iat + {age} + {skew}")),
@@ -240,12 +240,16 @@ impl Compiler<'_> {
                 .iter()
                 .map(|m| (self.string(&m.name), self.path(&m.path), m.optional, self.loc(file, m.span)))
                 .collect(),
-            fixed_policies: role.policies.fixed.iter().map(|t| self.string(&t.value)).collect(),
-            claim_policies: role
+            policies: role
                 .policies
-                .from_claims
+                .terms
                 .iter()
-                .map(|(p, optional)| (self.path(p), self.loc(file, p.span), *optional))
+                .map(|term| match term {
+                    PolicyTerm::Name(t) => PolicyCode::Name(self.string(&t.value)),
+                    PolicyTerm::Claim(p, optional) => {
+                        PolicyCode::Claim(self.path(p), self.loc(file, p.span), *optional)
+                    }
+                })
                 .collect(),
             token: role.token.clone(),
         };

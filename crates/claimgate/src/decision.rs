@@ -366,7 +366,7 @@ pub enum DenyCode {
     TimeClaimMissing,
     /// A time claim is not a number.
     TimeClaimInvalid,
-    /// `exp` is in the past, beyond the clock skew.
+    /// `exp` has been reached (plus the clock skew).
     TokenExpired,
     /// `nbf` is in the future, beyond the clock skew.
     TokenNotYetValid,

@@ -185,13 +185,21 @@ pub struct Mapping {
     pub span: Span,
 }
 
-/// Policies attached to the grant: fixed names plus names read from claims.
+/// Policies attached to the grant: fixed names and names read from claims, in the order
+/// written (the grant lists them in that order, first occurrence first).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policies {
-    pub fixed: Vec<Text>,
-    /// Claims holding policy names (a string or a list of strings), and whether each may be
+    pub terms: Vec<PolicyTerm>,
+}
+
+/// One term of a role's `policies`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PolicyTerm {
+    /// A policy name written in quotes.
+    Name(Text),
+    /// A claim holding policy names (a string or a list of strings), and whether it may be
     /// missing (`optional claims.x`); a required one that is missing denies.
-    pub from_claims: Vec<(ClaimPath, bool)>,
+    Claim(ClaimPath, bool),
 }
 
 /// Settings of the token issued on login (Vault's token_* settings).

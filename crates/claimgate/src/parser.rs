@@ -882,7 +882,14 @@ impl Lower<'_> {
             }
             Ok(n) if !exponent_too_large && (!is_integer || n.is_i64() || n.is_u64()) => n,
             _ => {
-                let message = if is_integer { "integer does not fit in 64 bits" } else { "number is out of range" };
+                let digits = text.trim_start_matches('-');
+                let message = if digits.len() > 1 && digits.starts_with('0') && digits.as_bytes()[1].is_ascii_digit() {
+                    "a number cannot start with a leading zero (JSON numbers do not)"
+                } else if is_integer {
+                    "integer does not fit in 64 bits"
+                } else {
+                    "number is out of range"
+                };
                 self.report(self.error(Code::InvalidNumber, number_span, message));
                 serde_json::Number::from(0)
             }

@@ -338,10 +338,18 @@ pub struct GrantCode {
     pub groups: Option<(PathId, Loc, bool)>,
     /// (name, path, optional, location).
     pub metadata: Vec<(StrId, PathId, bool, Loc)>,
-    pub fixed_policies: Vec<StrId>,
-    /// (path, location, optional).
-    pub claim_policies: Vec<(PathId, Loc, bool)>,
+    /// The role's `policies`, in the order written.
+    pub policies: Vec<PolicyCode>,
     pub token: TokenSettings,
+}
+
+/// One term of a grant's policies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum PolicyCode {
+    /// A fixed policy name.
+    Name(StrId),
+    /// A claim holding names: (path, location, optional).
+    Claim(PathId, Loc, bool),
 }
 
 // -------------------------------------------------------------------------------------------
@@ -352,7 +360,7 @@ pub struct GrantCode {
 pub const MAGIC: [u8; 8] = *b"CLMGATE\0";
 #[doc(hidden)]
 /// Bumped whenever the encoding changes; a build reads only its own version.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 const HEADER_LEN: usize = 8 + 4 + 8 + 32;
 
 #[doc(hidden)]
@@ -580,13 +588,12 @@ impl Program {
                     Part::Claim(path) => p(*path)?,
                 }
             }
-            for (path, l) in g
-                .user
-                .iter()
-                .copied()
-                .chain(g.groups.iter().map(|(p, l, _)| (*p, *l)))
-                .chain(g.claim_policies.iter().map(|(p, l, _)| (*p, *l)))
-            {
+            for (path, l) in g.user.iter().copied().chain(g.groups.iter().map(|(p, l, _)| (*p, *l))).chain(
+                g.policies.iter().filter_map(|term| match term {
+                    PolicyCode::Claim(p, l, _) => Some((*p, *l)),
+                    PolicyCode::Name(_) => None,
+                }),
+            ) {
                 p(path)?;
                 loc(&l)?;
             }
@@ -595,8 +602,10 @@ impl Program {
                 p(*path)?;
                 loc(l)?;
             }
-            for id in &g.fixed_policies {
-                s(*id, "policy")?;
+            for term in &g.policies {
+                if let PolicyCode::Name(id) = term {
+                    s(*id, "policy")?;
+                }
             }
         }
         Ok(())
@@ -809,14 +818,14 @@ impl Program {
                     if *optional { "optional " } else { "" }
                 );
             }
-            let mut policies: Vec<String> =
-                grant.fixed_policies.iter().map(|s| format!("{:?}", self.string(*s))).collect();
-            policies.extend(
-                grant
-                    .claim_policies
-                    .iter()
-                    .map(|(p, _, optional)| format!("{}p{p}", if *optional { "optional " } else { "" })),
-            );
+            let policies: Vec<String> = grant
+                .policies
+                .iter()
+                .map(|term| match term {
+                    PolicyCode::Name(s) => format!("{:?}", self.string(*s)),
+                    PolicyCode::Claim(p, _, optional) => format!("{}p{p}", if *optional { "optional " } else { "" }),
+                })
+                .collect();
             if !policies.is_empty() {
                 let _ = writeln!(out, "  grant policies = {}", policies.join(" + "));
             }

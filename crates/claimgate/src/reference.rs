@@ -17,7 +17,7 @@ use crate::check::compile_regex;
 use crate::decision::*;
 use crate::fmt::{condition_text, path_text};
 use crate::glob::Glob;
-use crate::model::{Audience, PolicySet, Provider, Role, TemplatePart};
+use crate::model::{Audience, PolicySet, PolicyTerm, Provider, Role, TemplatePart};
 use crate::source::Span;
 
 /// The size limit used when the interpreter compiles a `matches` pattern (the checker has
@@ -80,7 +80,7 @@ pub fn evaluate(set: &PolicySet, request: &Request<'_>) -> Evaluation {
             let denial = match denials.first() {
                 Some(first) if candidates.len() == 1 || first.code.is_provider_level() => {
                     let mut denial = denials.swap_remove(0);
-                    if candidates.len() > 1 {
+                    if candidates.len() > 1 || denial.code.is_provider_level() {
                         denial.role = None;
                     }
                     denial
@@ -232,11 +232,11 @@ impl Attempt<'_> {
         let value = self.claims.get(name);
         let check = self.provider_check(name);
         match value {
-            None | Some(Value::Null) if required => {
+            None if required => {
                 self.step(check.clone(), Outcome::Missing, value, 0);
                 Err(self.deny(DenyCode::TimeClaimMissing, format!("the token has no `{name}` claim"), check, None))
             }
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(Value::Number(n)) => Ok(n.as_f64()),
             Some(other) => {
                 self.step(check.clone(), Outcome::Fail, value, 0);
@@ -246,7 +246,8 @@ impl Attempt<'_> {
         }
     }
 
-    /// Time checks, boundaries inclusive: a token is still valid at `exp + skew` exactly.
+    /// Time checks: a token is expired from `exp + skew` on (RFC 7519 4.1.4: "on or after"); the
+    /// other boundaries are inclusive.
     fn time_claims(&mut self, now: i64) -> Result<(), Denial> {
         let provider = self.provider;
         let required = provider.required_time_claims;
@@ -263,8 +264,8 @@ impl Attempt<'_> {
             (
                 "exp",
                 exp.is_some(),
-                format!("now <= claims.exp + {skew_text}"),
-                exp.is_some_and(|exp| now - skew > exp),
+                format!("now < claims.exp + {skew_text}"),
+                exp.is_some_and(|exp| now - skew >= exp),
                 DenyCode::TokenExpired,
                 "the token has expired",
             ),
@@ -491,10 +492,14 @@ impl Attempt<'_> {
                 policies.push(name.to_string());
             }
         };
-        for fixed in &role.policies.fixed {
-            add(&fixed.value);
-        }
-        for (path, optional) in &role.policies.from_claims {
+        for term in &role.policies.terms {
+            let (path, optional) = match term {
+                PolicyTerm::Name(name) => {
+                    add(&name.value);
+                    continue;
+                }
+                PolicyTerm::Claim(path, optional) => (path, optional),
+            };
             match resolve(self.claims, path) {
                 None | Some(Value::Null) if *optional => {}
                 Some(Value::String(name)) => add(name),

@@ -214,11 +214,13 @@ impl<'a> Run<'a> {
             for &index in &candidates.all {
                 match self.try_role(&program.roles[index as usize], true) {
                     Decision::Allow(grant) => return Decision::Allow(grant),
-                    Decision::Deny(denial) if single => return Decision::Deny(denial),
+                    // The provider's own checks fail every role alike: no role is named, with
+                    // one candidate as with many (docs/language.md, automatic selection).
                     Decision::Deny(mut denial) if denial.code.is_provider_level() => {
                         denial.role = None;
                         return Decision::Deny(denial);
                     }
+                    Decision::Deny(denial) if single => return Decision::Deny(denial),
                     Decision::Deny(_) => {}
                 }
             }
@@ -386,7 +388,7 @@ impl<'a> Run<'a> {
                 "exp",
                 w.exp,
                 exp.is_some(),
-                exp.is_some_and(|exp| now - skew > exp),
+                exp.is_some_and(|exp| now - skew >= exp),
                 DenyCode::TokenExpired,
                 "the token has expired",
             ),
@@ -462,7 +464,7 @@ impl<'a> Run<'a> {
         required: bool,
     ) -> Checked<Option<f64>> {
         match self.claims.get(path) {
-            None | Some(Val::Null) if required => {
+            None if required => {
                 self.step(
                     |r| r.provider_check(provider, name, format!("claims.{name}")),
                     Outcome::Missing,
@@ -472,7 +474,9 @@ impl<'a> Run<'a> {
                 let check = self.provider_check(provider, name, format!("claims.{name}"));
                 Err(self.deny(DenyCode::TimeClaimMissing, format!("the token has no `{name}` claim"), check, None))
             }
-            None | Some(Val::Null) => Ok(None),
+            // `null` is present and no NumericDate (RFC 7519 2): refused below, never read as
+            // absent, so that `"nbf": null` cannot skip the check a real `nbf` would face.
+            None => Ok(None),
             // The payload parser refuses numbers beyond f64's range, so this always holds; an
             // out-of-range time would otherwise be refused below, never read as NaN.
             Some(Val::Num(n)) if crate::number::to_f64(self.claims.number(n)).is_some() => {
@@ -854,17 +858,21 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let mut policies: Vec<String> = Vec::with_capacity(g.fixed_policies.len());
+        let mut policies: Vec<String> = Vec::with_capacity(g.policies.len());
         // Empty names are dropped, as Vault drops them.
         let add = |policies: &mut Vec<String>, name: &str| {
             if !name.is_empty() && !policies.iter().any(|p| p == name) {
                 policies.push(name.to_string());
             }
         };
-        for id in &g.fixed_policies {
-            add(&mut policies, program.string(*id));
-        }
-        for (path, loc, optional) in &g.claim_policies {
+        for term in &g.policies {
+            let (path, loc, optional) = match term {
+                PolicyCode::Name(id) => {
+                    add(&mut policies, program.string(*id));
+                    continue;
+                }
+                PolicyCode::Claim(path, loc, optional) => (path, loc, optional),
+            };
             match self.claims.get(*path) {
                 None | Some(Val::Null) if *optional => {}
                 Some(Val::Str(s)) => add(&mut policies, self.claims.str(s)),

@@ -63,6 +63,33 @@ fn a_wrong_expectation_is_reported_for_each_field() {
     }
 }
 
+/// A provider-level denial (here an expired token) names no role under automatic selection,
+/// with one candidate as with several (docs/language.md); a role's own failure names it.
+#[test]
+fn provider_level_denials_name_no_role_even_with_one_candidate() {
+    let policy = common::load(&common::crate_dir().join("tests/cases/eval/selection.cg"));
+    let program = policy.compile().unwrap();
+    let fast = claimgate::vm::Options::default();
+    let explained = claimgate::Options::default().explain(true);
+    let role_of = |name: &str| {
+        let mut roles = Vec::new();
+        for options in [&fast, &explained] {
+            for result in run_tests(policy.set(), |request| program.evaluate_request(request, options)) {
+                if result.test.name == name {
+                    let claimgate::Decision::Deny(denial) = result.evaluation.decision() else { panic!("{name}") };
+                    roles.push(denial.role().map(str::to_string));
+                }
+            }
+        }
+        roles
+    };
+    assert_eq!(role_of("the only candidate's provider-level failure names no role"), [None, None]);
+    assert_eq!(
+        role_of("the only candidate's failure is the denial"),
+        [Some("actions".to_string()), Some("actions".to_string())]
+    );
+}
+
 /// Every inline test of every case file and example policy, on the VM, with the decision, the
 /// failing condition and the full trace compared with the reference interpreter's.
 #[test]

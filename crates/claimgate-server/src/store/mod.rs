@@ -1,7 +1,8 @@
 //! Where issued tokens and the signing keys live: one trait, an embedded SQLite store for one
 //! node, a PostgreSQL store shared by several.
 //!
-//! Tokens are kept by the SHA-256 of their value, never the value. Every use goes through
+//! Tokens are kept by a key made from their value (`issue::token_key`: the issue time it
+//! begins with, then its SHA-256), never the value. Every use goes through
 //! [`Store::use_token`], one atomic statement that checks revocation, expiry and the use count
 //! and consumes a use, so that two nodes on one database cannot both spend a token's last use.
 
@@ -53,7 +54,7 @@ pub enum TokenKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TokenRecord {
-    /// SHA-256 of the token's value.
+    /// The store's key for the token's value (its issue time, then its SHA-256; `issue::token_key`).
     #[serde(skip)]
     pub hash: [u8; 32],
     /// The token's accessor (`""` for batch tokens).
