@@ -44,10 +44,21 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(connection)
 }
 
-/// The WAL size past which the writer itself checkpoints it whole and truncates it.
+/// The WAL size from which the writer finishes what the checkpointer copied (`run_writer`); also
+/// the size SQLite truncates the WAL file to when it starts over (`journal_size_limit`), so that a
+/// WAL file larger than this has grown past it since it last started over.
+const WAL_SOFT_LIMIT: u64 = 4 << 20;
+
+/// The WAL size past which the writer checkpoints it whole and truncates it, whatever the
+/// checkpointer did (a checkpointer that cannot keep up, or a reader that held it back).
 const WAL_LIMIT: u64 = 64 << 20;
 
-fn run_writer(connection: Connection, wal: std::path::PathBuf, jobs: std::sync::mpsc::Receiver<Job>) {
+/// How the checkpointer tells the writer it finished a pass: the number of passes that copied
+/// every frame they saw.
+type Passes = Arc<std::sync::atomic::AtomicU64>;
+
+fn run_writer(connection: Connection, wal: std::path::PathBuf, jobs: std::sync::mpsc::Receiver<Job>, passes: Passes) {
+    let mut finished_after = 0;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
@@ -71,31 +82,50 @@ fn run_writer(connection: Connection, wal: std::path::PathBuf, jobs: std::sync::
         for reply in replies {
             reply(committed.as_ref().err());
         }
-        // Under unbroken writes the checkpointer's PASSIVE copies never catch up with the
-        // WAL's end, so the WAL never starts over and grows without bound (15 GB and an
-        // ever larger shared-memory index in a 10-minute soak). Past WAL_LIMIT the writer, which
-        // no other write can then race, copies it whole and truncates it: a pause of one
-        // checkpoint, instead of a disk that fills.
-        if std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_LIMIT)
-            && let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        {
-            tracing::warn!(%error, "a full WAL checkpoint failed; the next commit retries");
+        // The WAL starts over only when a write begins with every frame copied, which under
+        // unbroken writes never happens by itself: the checkpointer's copies run beside commits,
+        // so each ends with newer frames behind it, and the WAL grows without bound (15 GB and
+        // an ever larger shared-memory index in a 10-minute soak). So once the WAL is past
+        // WAL_SOFT_LIMIT and the checkpointer has finished a pass, the writer copies the few
+        // frames committed since that pass began, between two commits where no write can race
+        // it: a pause of a few pages and one fsync, after which the next write starts the WAL
+        // over. Copying it all in the writer instead (SQLite's own autocheckpoint, or a
+        // TRUNCATE every 64 MiB) paused it for tens of milliseconds at a time, and those pauses
+        // were the open-loop tail. TRUNCATE stays as the bound when the checkpointer falls behind.
+        let wal_size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let passed = passes.load(std::sync::atomic::Ordering::Acquire);
+        if wal_size > WAL_LIMIT {
+            if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "a full WAL checkpoint failed; the next commit retries");
+            }
+        } else if wal_size > WAL_SOFT_LIMIT && passed != finished_after {
+            finished_after = passed;
+            if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+            }
         }
     }
 }
 
-/// Copies the WAL into the database file every half second, without blocking the writer
-/// (`PASSIVE`); a WAL that was copied whole starts over at the next commit, so it stays small
-/// (and when writes never pause long enough for that, the writer truncates it: `WAL_LIMIT`).
-/// Stops once every handle of the store is dropped (`alive` no longer upgrades).
-fn run_checkpoints(connection: Connection, alive: std::sync::Weak<Mutex<Connection>>) {
+/// Copies the WAL into the database file every quarter second, without blocking the writer
+/// (`PASSIVE`), and counts the passes that copied every frame they saw, for the writer to
+/// finish (`run_writer`). Stops once every handle of the store is dropped (`alive` no longer
+/// upgrades).
+fn run_checkpoints(connection: Connection, alive: std::sync::Weak<Mutex<Connection>>, passes: Passes) {
     loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::thread::sleep(std::time::Duration::from_millis(250));
         if alive.upgrade().is_none() {
             break;
         }
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "a WAL checkpoint failed; the next one retries");
+        // (busy, frames in the WAL, frames copied); -1 when the database is not in WAL mode.
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        }) {
+            Ok((0, frames, copied)) if frames > 0 && frames == copied => {
+                passes.fetch_add(1, std::sync::atomic::Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "a WAL checkpoint failed; the next one retries"),
         }
     }
 }
@@ -120,19 +150,22 @@ impl SqliteStore {
         // Checkpoints (copying the WAL into the database file, with its own fsync) run on a
         // connection of their own, so that commits never wait behind one.
         writer.execute_batch("PRAGMA wal_autocheckpoint = 0").map_err(StoreError::of)?;
+        writer.execute_batch(&format!("PRAGMA journal_size_limit = {WAL_SOFT_LIMIT}")).map_err(StoreError::of)?;
         let checkpointer = open_connection(&path)?;
         let reader = open_connection(&path)?;
         reader.execute_batch("PRAGMA cache_size = -8192").map_err(StoreError::of)?;
         let reader = Arc::new(Mutex::new(reader));
         let alive = Arc::downgrade(&reader);
+        let passes = Passes::default();
+        let passed = passes.clone();
         std::thread::Builder::new()
             .name("claimgate-sqlite-checkpoint".into())
-            .spawn(move || run_checkpoints(checkpointer, alive))
+            .spawn(move || run_checkpoints(checkpointer, alive, passed))
             .map_err(StoreError::of)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("claimgate-sqlite-writer".into())
-            .spawn(move || run_writer(writer, wal, queue))
+            .spawn(move || run_writer(writer, wal, queue, passes))
             .map_err(StoreError::of)?;
         Ok(SqliteStore { writer: jobs, reader })
     }
@@ -372,6 +405,46 @@ mod tests {
         assert!(store.revoke_token(&[2; 32], 1100).await.unwrap());
         assert!(store.use_token(&[2; 32], 1100).await.unwrap().is_none(), "revoked");
         assert_eq!(store.purge_expired(1700).await.unwrap(), 201);
+    }
+
+    /// Under unbroken writes from many tasks the WAL still starts over (SQLite then cuts its
+    /// file back to WAL_SOFT_LIMIT), long before the WAL_LIMIT truncation would: the writer
+    /// finishes the checkpointer's passes. Bounded by writes, not by time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unbroken_writes_keep_the_wal_near_its_soft_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let wal = dir.path().join("claimgate.sqlite3-wal");
+        let size = || std::fs::metadata(&wal).map_or(0, |m| m.len());
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (mut grew, mut largest) = (false, 0);
+        for _round in 0..400 {
+            let writers: Vec<_> = (0..32)
+                .map(|_| {
+                    let (store, next) = (store.clone(), next.clone());
+                    tokio::spawn(async move {
+                        for _ in 0..20 {
+                            let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let mut r = record(0, 0);
+                            r.hash[..8].copy_from_slice(&n.to_be_bytes());
+                            store.insert_token(&r).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for writer in writers {
+                writer.await.unwrap();
+            }
+            let now = size();
+            largest = largest.max(now);
+            grew |= now > WAL_SOFT_LIMIT + (1 << 20);
+            if grew && now <= WAL_SOFT_LIMIT {
+                break;
+            }
+        }
+        assert!(grew, "the WAL never grew past its soft limit: the test wrote too little");
+        assert!(size() <= WAL_SOFT_LIMIT, "the WAL never started over ({} bytes, {largest} at most)", size());
+        assert!(largest < WAL_LIMIT / 2, "the WAL grew to {largest} bytes before starting over");
     }
 
     #[tokio::test]
