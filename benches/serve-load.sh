@@ -4,7 +4,8 @@
 # core the server runs on), then a soak of mixed valid and invalid logins with a key rotation and
 # a policy reload in the middle. A bench script, not a test: it prints figures, it asserts none.
 #
-# Usage: benches/serve-load.sh            (SOAK_MINUTES=10 by default, 0 for none; PEAK_SECONDS=20)
+# Usage: benches/serve-load.sh            (SOAK_MINUTES=10 by default, 0 for none; PEAK_SECONDS=20;
+#        FRACTIONS="0.5 0.65 0.8": the open-loop rates, as fractions of each endpoint's peak)
 # Needs: wrk (Debian's package), oha 1.16.0 (cargo install oha --version 1.16.0 --locked),
 #        taskset (util-linux), python3, curl.
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SOAK_MINUTES=${SOAK_MINUTES:-10}
 PEAK_SECONDS=${PEAK_SECONDS:-20}
+FRACTIONS=${FRACTIONS:-0.5 0.65 0.8}
 PORT=${PORT:-8399}
 for tool in wrk oha taskset python3 curl; do
   command -v "$tool" >/dev/null || { echo "serve-load: $tool is missing (see the header of this script)"; exit 2; }
@@ -43,17 +45,17 @@ peak() {
   echo "$out" | grep -E "^(STATUS|RESULT)" | sed "s/^/$1 peak: /"
   echo "$out" | sed -n 's/^RESULT rps=\([0-9.]*\).*/\1/p'
 }
-# fixed NAME PATH BODY CONTENT_TYPE RATE: open loop at RATE requests per second (oha corrects
-# for coordinated omission), the latency at that load.
+# fixed NAME PATH BODY CONTENT_TYPE RATE FRACTION: open loop at RATE requests per second (oha
+# corrects for coordinated omission), the latency at that load.
 fixed() {
   taskset -c 0 oha -z "${PEAK_SECONDS}s" -q "$5" -c 64 --latency-correction --no-tui --output-format json \
     -m POST -H "Content-Type: $4" -D "$dir/bodies/$3" "$(url "$2")" >"$dir/oha-$1.json"
-  python3 - "$1" "$5" "$dir/oha-$1.json" <<'PY'
+  python3 - "$1" "$5" "$dir/oha-$1.json" "$6" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[3]))
 s, p = r["summary"], r["latencyPercentiles"]
 codes = r.get("statusCodeDistribution", {})
-print(f"{sys.argv[1]} at {sys.argv[2]}/s (80% of its peak): rps={s['requestsPerSec']:.1f} "
+print(f"{sys.argv[1]} at {sys.argv[2]}/s ({sys.argv[4]} of its peak): rps={s['requestsPerSec']:.1f} "
       f"p50_ms={p['p50']*1000:.3f} p99_ms={p['p99']*1000:.3f} statuses={codes}")
 PY
 }
@@ -80,8 +82,13 @@ for endpoint in "vault /v1/auth/ci/login vault-valid.json application/json" \
   echo "$out" | sed '$d'
   rps=$(echo "$out" | tail -1)
   python3 -c "print(f'$1 peak: {float($rps):.0f} logins/s = {100*float($rps)/float($limit):.1f}% of ring\'s limit')"
-  fixed "$@" "$(python3 -c "print(int(0.8*float($rps)))")"
   stop_server
+  # Each rate on a fresh server and data folder, so that none inherits another's stored tokens.
+  for fraction in $FRACTIONS; do
+    start_server
+    fixed "$@" "$(python3 -c "print(int($fraction*float($rps)))")" "$(python3 -c "print(f'{100*$fraction:.0f}%')")"
+    stop_server
+  done
 done
 
 if [[ "$SOAK_MINUTES" == 0 ]]; then echo "run folder: $dir (delete it when done)"; exit 0; fi

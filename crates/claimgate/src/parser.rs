@@ -995,8 +995,7 @@ fn unescape(raw: &str) -> Result<CompactString, (usize, usize, String)> {
             Some((_, 'n')) => out.push('\n'),
             Some((_, 'r')) => out.push('\r'),
             Some((_, 't')) => out.push('\t'),
-            Some((_, 'u')) => {
-                // The grammar guarantees `u{` 1-6 hex digits `}`.
+            Some((_, 'u')) if is_code_point_escape(&raw[i..]) => {
                 let close = raw[i..].find('}').map_or(raw.len(), |j| i + j);
                 let hex = raw.get(i + 3..close).unwrap_or("");
                 let code = u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
@@ -1012,10 +1011,25 @@ fn unescape(raw: &str) -> Result<CompactString, (usize, usize, String)> {
                     }
                 }
             }
-            _ => return Err((i, 2, "invalid escape".to_string())),
+            Some((_, other)) => {
+                let shown: String = other.escape_debug().collect();
+                return Err((
+                    i,
+                    1 + other.len_utf8(),
+                    format!("`\\{shown}` is not an escape: write \\\", \\\\, \\n, \\r, \\t or \\u{{HEX}}"),
+                ));
+            }
+            None => return Err((i, 1, "a string cannot end with a lone `\\`".to_string())),
         }
     }
     Ok(out)
+}
+
+/// Whether `text` (from a `\`) is `\u{` 1-6 hex digits `}`, the one escape with a body.
+fn is_code_point_escape(text: &str) -> bool {
+    let Some(body) = text.strip_prefix("\\u{") else { return false };
+    let digits = body.bytes().take_while(u8::is_ascii_hexdigit).count();
+    (1..=6).contains(&digits) && body.as_bytes().get(digits) == Some(&b'}')
 }
 
 /// The contents of a `"""` string. On one line it is taken as written. Over several lines, the
