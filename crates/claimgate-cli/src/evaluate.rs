@@ -254,8 +254,8 @@ pub(crate) fn eval(
     let on_token = matches!(input, Input::Token { .. });
     let (evaluation, verified) = match input {
         Input::Claims(path) => {
-            // Decided on the bytes as given (checked to be one JSON object first), as a service
-            // decides on a token's payload: numbers keep their exact text.
+            // Decided on the bytes as given, as a service decides on a token's payload: what they
+            // hold is judged by the payload parser (payload_invalid), numbers keep their text.
             let bytes = read_claims_bytes(&path)?;
             (program.evaluate(&bytes, role, now, &options, &mut scratch), None)
         }

@@ -324,3 +324,26 @@ async fn claims_reach_the_audit_log_only_for_verbose_roles() {
     assert!(!audit.contains("silent-value"));
     h.stop().await;
 }
+
+/// A token stored before keys began with the issue time (under its plain SHA-256) still works
+/// after an upgrade: looked up, used and revoked under the key it was stored with.
+#[tokio::test]
+async fn a_token_stored_under_its_plain_hash_before_an_upgrade_still_works() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job-1", "project": "app" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": jwt })).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let plain = ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref().to_vec();
+    let database = rusqlite::Connection::open(h.dir.path().join("data/claimgate.sqlite3")).unwrap();
+    database.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(database.execute("UPDATE tokens SET hash = ?1", [&plain]).unwrap(), 1);
+    drop(database);
+    let (status, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+    assert_eq!(status, 200, "{looked}");
+    assert_eq!(looked["data"]["id"], token.as_str());
+    let (status, _) = token_call(&h, reqwest::Method::POST, "revoke-self", &token, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
+    assert_eq!(status, 403);
+}

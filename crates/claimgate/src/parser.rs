@@ -1011,8 +1011,13 @@ fn unescape(raw: &str) -> Result<CompactString, (usize, usize, String)> {
                     }
                 }
             }
+            Some((_, 'u')) => {
+                // Underline up to a nearby `}` (`\u{12345678}`), else the `\u` alone.
+                let end = raw[i..].char_indices().take(12).find(|(_, c)| *c == '}').map_or(2, |(j, _)| j + 1);
+                return Err((i, end, "`\\u` takes 1 to 6 hex digits in braces, such as \\u{1F600}".to_string()));
+            }
             Some((_, other)) => {
-                let shown: String = other.escape_debug().collect();
+                let shown: String = if other.is_control() { other.escape_debug().collect() } else { other.to_string() };
                 return Err((
                     i,
                     1 + other.len_utf8(),
