@@ -708,6 +708,19 @@ impl<'l> Checker<'l> {
                     );
                 }
                 for inner in &group.conditions {
+                    if let Some(message) = &inner.message {
+                        let keyword = group.kind.keyword();
+                        self.report(
+                            Diagnostic::warning(
+                                Code::MessageNeverShown,
+                                file,
+                                message.span,
+                                format!("a message inside an `{keyword}` group is never shown"),
+                            )
+                            .label("a denial names the group, not this condition")
+                            .help(format!("put the message on the group: `{keyword} {{ ... }} message \"...\"`")),
+                        );
+                    }
                     self.condition(file, inner);
                 }
             }

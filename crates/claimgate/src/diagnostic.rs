@@ -74,11 +74,14 @@ pub enum Code {
     DomainLikePath,
     /// Warning: an `any` group that always holds (`exists` or `absent`; `== "a"` or `!= "a"`).
     Tautology,
+    /// Warning: a `message` on a condition inside a group, which no denial shows (a denial
+    /// names the group).
+    MessageNeverShown,
 }
 
 impl Code {
     /// Every code, in the order of the documentation's table.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::Syntax,
         Code::LimitExceeded,
         Code::DuplicateName,
@@ -106,6 +109,7 @@ impl Code {
         Code::AcceptsEverything,
         Code::DomainLikePath,
         Code::Tautology,
+        Code::MessageNeverShown,
     ];
 
     /// The code as printed, e.g. `E0203`.
@@ -138,6 +142,7 @@ impl Code {
             Code::AcceptsEverything => "W0104",
             Code::DomainLikePath => "W0105",
             Code::Tautology => "W0106",
+            Code::MessageNeverShown => "W0107",
         }
     }
 }
