@@ -35,7 +35,12 @@ pub(crate) fn token_hash(value: &str) -> [u8; 32] {
 /// a value whose time was altered has another hash. A value of another shape (never issued
 /// here) gets its plain SHA-256, which matches no stored key.
 pub(crate) fn token_key(value: &str) -> [u8; 32] {
-    let mut key = token_hash(value);
+    key_with_hash(value, token_hash(value))
+}
+
+/// [`token_key`] from the value's SHA-256, for a caller that needs both.
+pub(crate) fn key_with_hash(value: &str, hash: [u8; 32]) -> [u8; 32] {
+    let mut key = hash;
     let mut bytes = [0u8; 33];
     let issued = value
         .split_once('.')

@@ -363,8 +363,6 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     // The address first, without spending a use: a client outside the token's bound_cidrs must
     // not be able to use up a token it holds (Vault checks in this order too).
     let found = if batch { Ok(state.batch.open(token, now)) } else { stored(state, token, now).await };
-    // The key the record was found under, for the use and the revocation below.
-    let hash = found.as_ref().ok().and_then(Option::as_ref).map_or([0; 32], |record| record.hash);
     let record = match live(state, endpoint, client, token, found) {
         Ok(record) => record,
         Err(response) => return *response,
@@ -378,7 +376,8 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     let record = if batch {
         record
     } else {
-        match live(state, endpoint, client, token, state.store.use_token(&hash, now).await) {
+        // By the key the record was found under (`stored`); the used record keeps it.
+        match live(state, endpoint, client, token, state.store.use_token(&record.hash, now).await) {
             Ok(record) => record,
             Err(response) => return *response,
         }
@@ -390,7 +389,7 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
             if record.kind == TokenKind::Batch {
                 error(StatusCode::BAD_REQUEST, "batch tokens cannot be revoked")
             } else {
-                match state.store.revoke_token(&hash, now).await {
+                match state.store.revoke_token(&record.hash, now).await {
                     Ok(_) => {
                         let mut response = StatusCode::NO_CONTENT.into_response();
                         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -420,24 +419,23 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
     response
 }
 
-/// The record of a live token, or the answer that ends the request: 403 for a token that is
-/// not live, 503 when the store cannot say.
 /// A stored token, by its key ([`issue::token_key`]). Tokens issued before keys began with the
 /// issue time (claimgate 0.1 before 2026-12-03) are stored under their plain SHA-256: they are
 /// looked up so as well, once the key finds nothing, so that an upgrade does not log every
 /// workload out (and nodes of both versions can share a store while it rolls out). The record
 /// carries the key it was found under. Harmless for tokens never issued: a second miss.
 async fn stored(state: &State, token: &str, now: i64) -> Result<Option<TokenRecord>, crate::store::StoreError> {
-    let key = issue::token_key(token);
+    let hash = issue::token_hash(token);
+    let key = issue::key_with_hash(token, hash);
     match state.store.get_token(&key, now).await? {
         Some(record) => Ok(Some(record)),
-        None => {
-            let hash = issue::token_hash(token);
-            if hash == key { Ok(None) } else { state.store.get_token(&hash, now).await }
-        }
+        None if key != hash => state.store.get_token(&hash, now).await,
+        None => Ok(None),
     }
 }
 
+/// The record of a live token, or the answer that ends the request: 403 for a token that is
+/// not live, 503 when the store cannot say.
 fn live(
     state: &State,
     endpoint: &'static str,
