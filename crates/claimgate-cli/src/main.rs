@@ -18,6 +18,10 @@ mod token;
 use claimgate::diagnostic::{self, RenderOptions};
 use claimgate::{Policy, SourceMap};
 
+// See the dependency's comment in Cargo.toml: the server's per-login allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "claimgate", version, about = "Policies for workload JWT logins: check, format, test, evaluate")]
 struct Cli {
