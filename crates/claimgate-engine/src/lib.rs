@@ -695,7 +695,7 @@ pub fn escape_log_text(text: &str) -> String {
     for c in text.chars() {
         let hidden = matches!(
             c,
-            '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
         );
         if c.is_control() || hidden {
             escaped.push_str(&format!("\\u{:04x}", c as u32));

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+/// The most `limits.max_connections` takes: far above what one process serves (each connection
+/// holds a socket and buffers), and within what the connection semaphore can count.
+const MAX_CONNECTIONS: usize = 1 << 20;
+
 /// Everything `claimgate serve` is configured with.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -352,18 +356,24 @@ impl Config {
             shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), d.shutdown_grace)?,
             verified_token_cache: l.verified_token_cache.unwrap_or(d.verified_token_cache),
         };
-        if limits.max_header_bytes < 8192 {
+        // A batch token may be 8 KiB (`batch::MAX_TOKEN_BYTES`), and it travels in a header
+        // beside the request line and the others: a smaller buffer would refuse tokens issued.
+        if limits.max_header_bytes < 16384 {
             return Err(ConfigError::Invalid {
                 field: "limits.max_header_bytes",
-                message: "must be at least 8192".into(),
+                message: "must be at least 16384 (a batch token alone may be 8 KiB)".into(),
             });
         }
-        if limits.max_body_bytes < 1024 || limits.failed_logins_per_minute == 0 || limits.max_connections == 0 {
+        if limits.max_connections == 0 || limits.max_connections > MAX_CONNECTIONS {
+            return Err(ConfigError::Invalid {
+                field: "limits.max_connections",
+                message: format!("must be between 1 and {MAX_CONNECTIONS}"),
+            });
+        }
+        if limits.max_body_bytes < 1024 || limits.failed_logins_per_minute == 0 {
             return Err(ConfigError::Invalid {
                 field: "limits",
-                message:
-                    "max_body_bytes must be at least 1024; failed_logins_per_minute and max_connections at least 1"
-                        .into(),
+                message: "max_body_bytes must be at least 1024; failed_logins_per_minute at least 1".into(),
             });
         }
         let audit_log = relative(file.audit_log.unwrap_or_else(|| data_dir.join("audit.log")));

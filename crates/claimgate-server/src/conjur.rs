@@ -47,18 +47,12 @@ fn wants_base64(headers: &HeaderMap) -> bool {
         .any(|item| item.trim().eq_ignore_ascii_case("base64"))
 }
 
-/// The `jwt` field of a form body. `Err` (400) when it is missing, empty, or given twice.
+/// The `jwt` field of a form body, trimmed. `Err` (400) when it is missing or empty; as in
+/// Conjur (which reads the form into a hash), the last of several `jwt` fields counts, and a
+/// value of only spaces is present but malformed (401, from [`looks_like_jwt`]).
 fn jwt_field(body: &[u8]) -> Result<String, ()> {
-    let mut jwt = None;
-    for (name, value) in form_urlencoded::parse(body) {
-        if name == "jwt" {
-            if jwt.is_some() {
-                return Err(());
-            }
-            jwt = Some(value.trim().to_string());
-        }
-    }
-    jwt.filter(|j| !j.is_empty()).ok_or(())
+    let jwt = form_urlencoded::parse(body).filter(|(name, _)| name == "jwt").last().map(|(_, value)| value);
+    jwt.filter(|j| !j.is_empty()).map(|j| j.trim().to_string()).ok_or(())
 }
 
 /// Three base64url parts (Conjur checks this before anything else reads the token).
@@ -155,7 +149,7 @@ pub(crate) async fn authenticate(
         "iss": state.issuer(),
         "aud": account,
     });
-    let Some([protected, payload, signature]) = state.keyring.sign(payload.to_string().as_bytes(), now) else {
+    let Some([protected, payload, signature]) = state.keyring.sign(&payload.to_string(), now) else {
         login::audit_other(&state, &attempt, "signing_key_unavailable");
         return status(StatusCode::SERVICE_UNAVAILABLE);
     };
@@ -216,7 +210,9 @@ mod tests {
         assert_eq!(jwt_field(b"jwt=%20a.b.c%0A"), Ok("a.b.c".into()));
         assert_eq!(jwt_field(b"jwt="), Err(()));
         assert_eq!(jwt_field(b"token=a.b.c"), Err(()));
-        assert_eq!(jwt_field(b"jwt=a.b.c&jwt=d.e.f"), Err(()));
+        assert_eq!(jwt_field(b"jwt=a.b.c&jwt=d.e.f"), Ok("d.e.f".into()), "the last, as Conjur's hash of the form");
+        assert_eq!(jwt_field(b"jwt=%20"), Ok(String::new()), "present: refused as malformed (401), not missing");
+        assert!(!looks_like_jwt(""));
         assert!(looks_like_jwt("eyJ.eyJ.sig_-="));
         assert!(!looks_like_jwt("a.b"));
         assert!(!looks_like_jwt("a..c"));

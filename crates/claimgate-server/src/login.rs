@@ -60,7 +60,7 @@ fn claims_of(state: &State, token: &str, provider: Option<&str>, role: Option<&s
 /// by the endpoint once its token is issued (`audit_allowed`), since issuing can still fail.
 pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant, Refusal> {
     if state.failed_logins.blocked(attempt.client).is_some() {
-        audit_refused(state, attempt, "rate_limited", None, None);
+        audit_refused(state, attempt, "rate_limited", None, None, false);
         return Err(Refusal::RateLimited);
     }
     let mut request = AuthRequest::new(attempt.token).client_address(attempt.client);
@@ -83,23 +83,35 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
                 error.code().as_str(),
                 error.provider().or(attempt.provider),
                 Some(error.detail()),
+                true,
             );
             Err(Refusal::Denied(error))
         }
     }
 }
 
-fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Option<&str>, detail: Option<&str>) {
+/// Audits a refusal. The provider and role may be what the client wrote (an unknown name), so
+/// both are cut to a short name; the claims (for verbose logging) only after the engine decided,
+/// so that a request refused before any token work cannot have its claims decoded and logged.
+fn audit_refused(
+    state: &State,
+    attempt: &Attempt<'_>,
+    code: &str,
+    provider: Option<&str>,
+    detail: Option<&str>,
+    decided: bool,
+) {
     let role = attempt.role.map(crate::audit::client_name);
+    let provider_name = provider.map(crate::audit::client_name);
     state.audit.record(&Entry {
         endpoint: attempt.endpoint,
-        provider,
+        provider: provider_name.as_deref(),
         role: role.as_deref(),
         code,
         client_address: Some(attempt.client),
         kid: kid_of(attempt.token),
         token_sha256: (!attempt.token.is_empty()).then(|| short_hash(attempt.token)),
-        claims: claims_of(state, attempt.token, provider, attempt.role),
+        claims: if decided { claims_of(state, attempt.token, provider, attempt.role) } else { None },
         detail,
         ..Entry::default()
     });
@@ -108,12 +120,13 @@ fn audit_refused(state: &State, attempt: &Attempt<'_>, code: &str, provider: Opt
 /// Audits a login that ended otherwise than by a decision: a malformed request, or a store
 /// that failed after the policy allowed.
 pub(crate) fn audit_other(state: &State, attempt: &Attempt<'_>, code: &str) {
-    audit_refused(state, attempt, code, attempt.provider, None);
+    audit_refused(state, attempt, code, attempt.provider, None, false);
 }
 
-/// [`audit_other`] with the reason, for the operator.
+/// Audits a login the policy allowed but the endpoint then refused, with the reason, for the
+/// operator (the token was verified, so verbose logging shows its claims).
 pub(crate) fn audit_other_because(state: &State, attempt: &Attempt<'_>, code: &str, detail: &str) {
-    audit_refused(state, attempt, code, attempt.provider, Some(detail));
+    audit_refused(state, attempt, code, attempt.provider, Some(detail), true);
 }
 
 /// Audits an allowed login whose token was issued.

@@ -6,8 +6,27 @@ use std::time::Duration;
 
 use crate::State;
 
+/// What `/readyz` says of a refused reload. `/readyz` answers anyone who reaches the listener,
+/// so it names the kind of problem and the count, never the policy text, paths or key errors
+/// that the full message shows; the server's log has that.
+fn public_summary(error: &claimgate_engine::LoadError) -> String {
+    use claimgate_engine::LoadError;
+    let what = match error {
+        LoadError::Policies { count, .. } => {
+            format!("the policies have {count} problem{}", if *count == 1 { "" } else { "s" })
+        }
+        LoadError::Io(_) => "a policy file could not be read".to_string(),
+        LoadError::Compiled { .. } => "the compiled policy set could not be loaded".to_string(),
+        LoadError::Keys { provider, .. } => {
+            format!("the keys of provider `{}` could not be loaded", crate::audit::client_name(provider))
+        }
+        _ => "the policies could not be loaded".to_string(),
+    };
+    format!("{what}; the server's log shows why, and the previous set keeps serving")
+}
+
 pub(crate) async fn reload(state: &State) -> Result<(), String> {
-    let result = state.engine.reload().await.map_err(|e| e.to_string());
+    let result = state.engine.reload().await;
     let mut last = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match &result {
         Ok(()) => {
@@ -16,9 +35,10 @@ pub(crate) async fn reload(state: &State) -> Result<(), String> {
         }
         Err(error) => {
             tracing::error!(%error, "the policies did not reload; the previous set keeps serving");
-            *last = Some(error.clone());
+            *last = Some(public_summary(error));
         }
     }
+    let result = result.map_err(|e| e.to_string());
     metrics::counter!("claimgate_policy_reloads_total", "result" => if result.is_ok() { "ok" } else { "error" })
         .increment(1);
     result

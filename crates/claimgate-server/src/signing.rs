@@ -119,14 +119,16 @@ impl Keyring {
         serde_json::json!({ "keys": keys })
     }
 
-    /// Signs `payload` (JSON) as a JWS with the key that signs at `now`: the protected header,
-    /// payload and signature, base64url without padding. `None` when no key signs now (the
-    /// store has not been read yet).
-    pub(crate) fn sign(&self, payload: &[u8], now: i64) -> Option<[String; 3]> {
+    /// Signs `payload` (JSON text) as a JWS with the key that signs at `now`: the protected
+    /// header, payload and signature, base64url without padding (RFC 7515). The header and
+    /// payload are written first as [`portable_json`], so that their encodings also read the
+    /// same under plain padded base64, which Conjur's own clients use. `None` when no key signs
+    /// now (the store has not been read yet).
+    pub(crate) fn sign(&self, payload: &str, now: i64) -> Option<[String; 3]> {
         let keys = self.snapshot();
         let key = keys.iter().rev().find(|k| k.record.activates <= now && now < k.record.retires)?;
-        let header = B64.encode(format!(r#"{{"alg":"EdDSA","kid":"{}"}}"#, key.record.kid));
-        let payload = B64.encode(payload);
+        let header = B64.encode(portable_json(&format!(r#"{{"alg":"EdDSA","kid":"{}","typ":"JWT"}}"#, key.record.kid)));
+        let payload = B64.encode(portable_json(payload));
         let signature = key.pair.sign(format!("{header}.{payload}").as_bytes());
         Some([header, payload, B64.encode(signature.as_ref())])
     }
@@ -137,10 +139,61 @@ impl Keyring {
     }
 }
 
+/// The same JSON object, written so that its base64url encoding is also its plain base64
+/// encoding, padding included: Conjur's clients decode an access token's payload with standard
+/// padded base64 (conjur-api-go: `base64.StdEncoding.DecodeString`; Python's `b64decode`),
+/// while JOSE libraries read base64url without padding (RFC 7515). Both read the same text when
+/// it needs no padding (its length is a multiple of 3) and holds none of the two characters the
+/// alphabets disagree on. An ASCII byte yields the sextet 62 or 63 (`+`/`-`, `/`/`_`) only as the
+/// last of its group of three, and only for `>`, `?`, `~` and DEL, which JSON allows only
+/// inside strings: those, and every non-ASCII character, are written as `\u` escapes, which
+/// decode to the same string. Spaces before the closing brace then make the length a multiple
+/// of 3. `text` is one JSON object, as serde_json writes it.
+pub(crate) fn portable_json(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_ascii() && !matches!(c, '>' | '?' | '~' | '\u{7f}') {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    let body = out.strip_suffix('}').map(str::len).unwrap_or(out.len());
+    let spaces = (3 - out.len() % 3) % 3;
+    out.insert_str(body, &" ".repeat(spaces));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::SqliteStore;
+
+    #[test]
+    fn portable_json_reads_the_same_in_both_base64_alphabets_with_or_without_padding() {
+        use base64::engine::general_purpose::STANDARD;
+        for value in [
+            serde_json::json!({}),
+            serde_json::json!({ "sub": "host/a>b?c~d\u{7f}", "iat": 1 }),
+            serde_json::json!({ "sub": "hôst/ünïcode/😀", "exp": 12345, "aud": "prod" }),
+            serde_json::json!({ "sub": "host/jwt-apps/app", "iat": 1_764_000_000, "exp": 1_764_000_480 }),
+        ] {
+            for extra in 0..3 {
+                let mut value = value.clone();
+                value["pad"] = serde_json::json!("x".repeat(extra));
+                let text = portable_json(&value.to_string());
+                assert_eq!(text.len() % 3, 0, "{text}");
+                let url = B64.encode(&text);
+                assert!(!url.contains(['-', '_', '+', '/', '=']), "{text} -> {url}");
+                assert_eq!(STANDARD.decode(&url).unwrap(), text.as_bytes());
+                let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert_eq!(parsed, value, "the same claims");
+            }
+        }
+    }
 
     const HOUR: i64 = 3600;
 
@@ -149,7 +202,7 @@ mod tests {
     }
 
     fn signer(keyring: &Keyring, now: i64) -> String {
-        let [header, _, _] = keyring.sign(b"{}", now).unwrap();
+        let [header, _, _] = keyring.sign("{}", now).unwrap();
         let header: serde_json::Value = serde_json::from_slice(&B64.decode(header).unwrap()).unwrap();
         header["kid"].as_str().unwrap().to_string()
     }
@@ -216,6 +269,6 @@ mod tests {
         assert!(!keyring.ready(later));
         keyring.refresh(&store, later, 24 * HOUR).await.unwrap();
         assert!(keyring.ready(later));
-        assert!(keyring.sign(b"{}", later).is_some());
+        assert!(keyring.sign("{}", later).is_some());
     }
 }

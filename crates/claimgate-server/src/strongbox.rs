@@ -59,6 +59,8 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.accounts.contains(t));
     let provider_known = state.engine.with_program(|p| p.provider_index(&parsed.provider).is_some());
     if !tenant_known || !provider_known || parsed.jwt.is_empty() {
+        // Counted like a refused token, so that naming providers cannot be done at any rate.
+        state.failed_logins.failed(client);
         login::audit_other(&state, &attempt, "bad_request");
         return error(StatusCode::BAD_REQUEST, "bad_request", "unknown tenant or provider, or no token");
     }

@@ -89,7 +89,20 @@ pub(crate) async fn route(
     headers: &HeaderMap,
     body: Bytes,
 ) -> Response {
+    // A client that asks for a wrapped answer must not get the token in the clear instead
+    // (Vault Agent with `wrap_ttl` would take it so; hvac's and the CLI's `-wrap-ttl` too).
+    if headers.get("x-vault-wrap-ttl").is_some_and(|v| !v.is_empty()) {
+        return error(StatusCode::BAD_REQUEST, "response wrapping is not supported by this server");
+    }
     let post = method == Method::POST || method == Method::PUT;
+    if post && path.ends_with('/') {
+        return error(StatusCode::BAD_REQUEST, "cannot write to a path ending in '/'");
+    }
+    // Vault reads a form body as it reads JSON (`curl -d role=r -d jwt=...`).
+    let body = match form_as_json(headers, body) {
+        Ok(body) => body,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
     let op = match path {
         "token/lookup-self" if post || method == Method::GET => Some(Op::Lookup),
         "token/renew-self" if post => Some(Op::Renew(body.clone())),
@@ -110,9 +123,39 @@ pub(crate) async fn route(
         _ => match path.strip_suffix("/login").and_then(|mount| provider_of_mount(&state, mount)) {
             Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
             Some(_) => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"),
-            None => error(StatusCode::NOT_FOUND, "no handler for this route: route entry not found"),
+            // Vault answers a path that is no login path with the token check, which a request
+            // without a token (or with one this server issued, whose policies name nothing
+            // here) fails: 403, so that which mounts exist does not show.
+            None => permission_denied(),
         },
     }
+}
+
+/// The body as JSON: itself, or, for a form (`application/x-www-form-urlencoded`) that does
+/// not begin with `{` or `[`, its fields as a JSON object of strings, as Vault reads forms.
+/// A field given twice is refused, as a JSON member given twice is.
+fn form_as_json(headers: &HeaderMap, body: Bytes) -> Result<Bytes, String> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    let json_text = body.iter().find(|b| !b.is_ascii_whitespace()).is_none_or(|b| matches!(b, b'{' | b'['));
+    if !is_form || json_text {
+        return Ok(body);
+    }
+    let mut fields = serde_json::Map::new();
+    for (name, value) in form_urlencoded::parse(&body) {
+        let name = name.into_owned();
+        if fields.contains_key(&name) {
+            return Err(format!(
+                "failed to parse form input: the field {:?} is given twice",
+                claimgate_jose::snippet(&name)
+            ));
+        }
+        fields.insert(name, Value::String(value.into_owned()));
+    }
+    Ok(Bytes::from(serde_json::to_vec(&Value::Object(fields)).unwrap_or_default()))
 }
 
 /// The provider a mount serves: the configured mapping, or, without one, each provider at its
@@ -144,10 +187,19 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         }
     };
     // `null` and "" both mean absent, as in Vault (hvac sends `"role": null`).
-    let role = parsed.role.filter(|r| !r.is_empty());
+    let role = parsed.role.filter(|r| !r.is_empty()).map(|r| mount_role(state, provider, r));
     let jwt = parsed.jwt.unwrap_or_default();
     let attempt =
         Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role: role.as_deref(), client };
+    // In Vault's order: the role, then the token. A role of another provider is not one of this
+    // mount's roles.
+    if let Some(name) = role.as_deref()
+        && login::role_settings(state, provider, name).is_none()
+    {
+        state.failed_logins.failed(client);
+        login::audit_other(state, &attempt, "unknown_role");
+        return error(StatusCode::BAD_REQUEST, &format!("role {:?} could not be found", claimgate_jose::snippet(name)));
+    }
     if jwt.is_empty() {
         login::audit_other(state, &attempt, "bad_request");
         return error(StatusCode::BAD_REQUEST, "missing token");
@@ -191,6 +243,17 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         Err(Issue::Invalid(message)) => error(StatusCode::BAD_REQUEST, &message),
         Err(Issue::Store) => unavailable(),
     }
+}
+
+/// The role a login names on a mount. Vault lowercases role names (its roles are stored so, and
+/// the `role` field is read so), so `Deploy` finds `deploy`; a policy's role whose name has
+/// capitals is still found by its exact name first.
+fn mount_role(state: &State, provider: &str, role: String) -> String {
+    if login::role_settings(state, provider, &role).is_some() {
+        return role;
+    }
+    let lower = role.to_lowercase();
+    if lower != role && login::role_settings(state, provider, &lower).is_some() { lower } else { role }
 }
 
 /// Issues the token of an allowed login and writes its audit line, as one step that a client
@@ -315,14 +378,16 @@ enum Op {
     Revoke,
 }
 
-/// The client's token: `X-Vault-Token`, else `Authorization: Bearer`.
+/// The client's token: a non-empty `X-Vault-Token`, else the first `Authorization: Bearer`
+/// (Vault's order).
 fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(value) = headers.get("x-vault-token") {
-        return value.to_str().ok().filter(|v| !v.is_empty());
+    if let Some(value) = headers.get("x-vault-token").filter(|v| !v.is_empty()) {
+        return value.to_str().ok();
     }
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    headers.get_all(header::AUTHORIZATION).iter().find_map(|value| {
+        let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    })
 }
 
 fn audit_token(
@@ -359,10 +424,16 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
         return permission_denied();
     };
     let now = crate::unix_now();
-    let batch = token.starts_with(crate::batch::PREFIX);
+    // A batch token opens by itself; any other value (including an `hvb.` token that does not
+    // open: one that the first builds stored) is looked up in the store.
+    let sealed = token.starts_with(crate::batch::PREFIX).then(|| state.batch.open(token, now)).flatten();
+    let batch = sealed.is_some();
     // The address first, without spending a use: a client outside the token's bound_cidrs must
     // not be able to use up a token it holds (Vault checks in this order too).
-    let found = if batch { Ok(state.batch.open(token, now)) } else { stored(state, token, now).await };
+    let found = match sealed {
+        Some(record) => Ok(Some(record)),
+        None => stored(state, token, now).await,
+    };
     let record = match live(state, endpoint, client, token, found) {
         Ok(record) => record,
         Err(response) => return *response,
@@ -504,7 +575,44 @@ fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {
     reply(StatusCode::OK, &envelope(Value::Null, data, &[], "token"))
 }
 
-/// `increment`: whole seconds, as a number or a string, or a duration string (`"1h"`).
+/// A Go duration, as Vault reads one (`time.ParseDuration`, plus `d` for days): one or more
+/// decimal numbers, each with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`,
+/// `m`, `h`, `d`), as in `"1h30m"` or `"1.5h"`. Whole seconds, rounded down.
+fn go_duration(text: &str) -> Option<i64> {
+    const UNITS: [(&str, f64); 8] = [
+        ("ns", 1e-9),
+        ("us", 1e-6),
+        ("µs", 1e-6),
+        ("ms", 1e-3),
+        ("s", 1.0),
+        ("m", 60.0),
+        ("h", 3600.0),
+        ("d", 86400.0),
+    ];
+    let mut rest = text;
+    let mut seconds = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let number = &rest[..digits];
+        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        rest = &rest[digits..];
+        // The longest unit first, so that `ms` is not read as `m`.
+        let (unit, scale) =
+            UNITS.iter().filter(|(unit, _)| rest.starts_with(unit)).max_by_key(|(unit, _)| unit.len())?;
+        rest = &rest[unit.len()..];
+        seconds += value * scale;
+    }
+    (seconds.is_finite() && seconds < 9.2e18).then_some(seconds as i64)
+}
+
+/// `increment`: whole seconds, as a number or a string, or a duration string (`"1h"`, `"1h30m"`,
+/// `"1.5h"`: Go's form, as Vault reads it).
 fn increment(body: &[u8]) -> Result<i64, String> {
     #[derive(Deserialize)]
     struct RenewBody {
@@ -522,7 +630,7 @@ fn increment(body: &[u8]) -> Result<i64, String> {
         Some(Value::String(s)) => match s.parse::<i64>() {
             Ok(n) if n >= 0 => Ok(n),
             Ok(_) => Err(bad()),
-            Err(_) => humantime::parse_duration(&s).map(|d| d.as_secs().min(i64::MAX as u64) as i64).map_err(|_| bad()),
+            Err(_) => go_duration(&s).ok_or_else(bad),
         },
         Some(_) => Err(bad()),
     }
@@ -531,6 +639,11 @@ fn increment(body: &[u8]) -> Result<i64, String> {
 async fn renew(state: &State, record: &TokenRecord, token: &str, now: i64, body: &[u8]) -> Response {
     if record.kind == TokenKind::Batch {
         return error(StatusCode::BAD_REQUEST, "batch tokens cannot be renewed");
+    }
+    // This request spent the token's last use: Vault revokes it at once, and its renewal no
+    // longer finds it.
+    if record.num_uses > 0 && record.uses_left == 0 {
+        return error(StatusCode::BAD_REQUEST, "token not found");
     }
     let increment = match increment(body) {
         Ok(increment) => increment,
@@ -573,6 +686,14 @@ mod tests {
         assert_eq!(increment(br#"{"increment": 3600}"#), Ok(3600));
         assert_eq!(increment(br#"{"increment": "3600"}"#), Ok(3600));
         assert_eq!(increment(br#"{"increment": "1h"}"#), Ok(3600));
+        assert_eq!(increment(br#"{"increment": "1h30m"}"#), Ok(5400));
+        assert_eq!(increment(br#"{"increment": "1.5h"}"#), Ok(5400));
+        assert_eq!(increment(br#"{"increment": "90s"}"#), Ok(90));
+        assert_eq!(increment(br#"{"increment": "2d"}"#), Ok(172_800));
+        assert_eq!(increment(br#"{"increment": "1500ms"}"#), Ok(1));
+        for bad in ["1M", "h", "1.2.3s", "1h ", "1x", ".s", "1e9999h"] {
+            assert!(increment(format!(r#"{{"increment": "{bad}"}}"#).as_bytes()).is_err(), "{bad}");
+        }
         assert!(increment(br#"{"increment": -1}"#).is_err());
         assert!(increment(br#"{"increment": "soon"}"#).is_err());
         assert!(increment(br#"{"increment": 1, "increment": 2}"#).unwrap_err().contains("duplicate field"));
@@ -585,7 +706,23 @@ mod tests {
         assert_eq!(presented_token(&h), Some("abc"));
         h.insert("x-vault-token", "xyz".parse().unwrap());
         assert_eq!(presented_token(&h), Some("xyz"));
+        // An empty X-Vault-Token is no token: the Authorization header is read (Vault's order).
         h.insert("x-vault-token", "".parse().unwrap());
+        assert_eq!(presented_token(&h), Some("abc"));
+        h.remove(header::AUTHORIZATION);
         assert_eq!(presented_token(&h), None);
+    }
+
+    #[test]
+    fn a_form_body_reads_as_json_of_strings() {
+        let form = |body: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, "application/x-www-form-urlencoded; charset=utf-8".parse().unwrap());
+            form_as_json(&h, Bytes::from_static(body.as_bytes()))
+        };
+        assert_eq!(form("role=deploy&jwt=a.b%2Ec").unwrap(), &br#"{"jwt":"a.b.c","role":"deploy"}"#[..]);
+        assert_eq!(form(r#"{"jwt":"x"}"#).unwrap(), &br#"{"jwt":"x"}"#[..], "JSON sent as a form stays JSON");
+        assert!(form("jwt=a&jwt=b").unwrap_err().contains("given twice"));
+        assert_eq!(form_as_json(&HeaderMap::new(), Bytes::from_static(b"jwt=a")).unwrap(), &b"jwt=a"[..]);
     }
 }

@@ -110,6 +110,31 @@ async fn role_null_selects_the_role_and_every_request_counts_against_num_uses() 
     assert_eq!(shown, [4, 3, 2, 1, -1]);
     let (status, _) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
     assert_eq!(status, 403, "the sixth use is refused");
+
+    // A form body, as `curl -d role=... -d jwt=...` sends it, reads as the JSON one. A renewal
+    // that spends the last use finds no token to renew (Vault revokes it with that use).
+    let response = h
+        .client
+        .post(h.url("/v1/auth/ci/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("role", "limited")
+                .append_pair("jwt", &jwt)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    for _ in 0..4 {
+        assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await.0, 200);
+    }
+    let (status, body) = token_call(&h, reqwest::Method::POST, "renew-self", &token, Some(json!({}))).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["token not found"] })));
+    assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await.0, 403);
     h.stop().await;
 }
 
@@ -205,15 +230,39 @@ async fn refused_logins_are_400_with_a_stable_code_and_never_leak_detail() {
     let other = h.other.token(json!({ "aud": "x", "sub": "y" }));
     let (status, body, _) = login(&h, "jwt", json!({ "jwt": other })).await;
     assert_eq!((status, body["errors"][0].as_str().unwrap().ends_with("(issuer_mismatch)")), (400, true), "{body}");
+    // A role of another provider is not one of this mount's roles, as in Vault, where each
+    // mount has its own.
     let (status, body, _) = login(&h, "jwt", json!({ "role": "other-role", "jwt": other })).await;
-    assert_eq!((status, body["errors"][0].as_str().unwrap().ends_with("(issuer_mismatch)")), (400, true), "{body}");
-    // With mounts configured, a provider is reachable only at its mount.
-    let (status, _, _) = login(&h, "ci", json!({ "jwt": wrong_project })).await;
-    assert_eq!(status, 404);
+    assert_eq!((status, body), (400, json!({ "errors": ["role \"other-role\" could not be found"] })));
+    // With mounts configured, a provider is reachable only at its mount; anything else under
+    // /v1/ is Vault's 403, which does not tell which mounts exist.
+    let (status, body, _) = login(&h, "ci", json!({ "jwt": wrong_project })).await;
+    assert_eq!((status, body), (403, json!({ "errors": ["permission denied"] })));
+    let (status, _, _) = login(&h, "nope", json!({ "jwt": wrong_project })).await;
+    assert_eq!(status, 403);
     let (status, body, _) = login(&h, "jwt", json!({ "role": "nope", "jwt": wrong_project })).await;
     assert_eq!((status, body), (400, json!({ "errors": ["role \"nope\" could not be found"] })));
+    // The role first, then the token, in Vault's order; role names are read in lower case.
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "nope" })).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["role \"nope\" could not be found"] })));
+    let (status, body, _) = login(&h, "jwt", json!({ "role": "Deploy" })).await;
+    assert_eq!((status, body), (400, json!({ "errors": ["missing token"] })));
     let (status, body, _) = login(&h, "jwt", json!({ "role": "deploy" })).await;
     assert_eq!((status, body), (400, json!({ "errors": ["missing token"] })));
+    // Response wrapping is refused, never ignored: the client asked not to see the token.
+    let response = h
+        .client
+        .post(h.url("/v1/auth/jwt/login"))
+        .header("X-Vault-Wrap-TTL", "60s")
+        .json(&json!({ "jwt": wrong_project }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!({ "errors": ["response wrapping is not supported by this server"] })
+    );
     let response = h.client.post(h.url("/v1/auth/jwt/login")).body("{\"jwt\": ").send().await.unwrap();
     assert_eq!(response.status(), 400);
     let body: Value = response.json().await.unwrap();

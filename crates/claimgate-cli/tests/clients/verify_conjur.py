@@ -24,4 +24,10 @@ try:
 except Exception as e:  # any failure to verify is the answer
     print(f"FAILED: {type(e).__name__}: {e}")
     sys.exit(1)
+# Conjur's own clients read the payload as standard padded base64 (conjur-api-go decodes it
+# with `base64.StdEncoding`): it must give the same claims that way.
+standard = json.loads(base64.b64decode(token["payload"], validate=True))
+if standard != json.loads(verified.payload):
+    print(f"FAILED: the payload reads differently as standard base64: {standard}")
+    sys.exit(1)
 print(json.dumps(json.loads(verified.payload)))
