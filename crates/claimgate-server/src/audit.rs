@@ -75,7 +75,12 @@ impl AuditLog {
             entry: &'a Entry<'a>,
         }
         let line = Line { time: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(), entry };
-        let mut text = claimgate_engine::escape_log_text(&serde_json::to_string(&line).unwrap_or_default());
+        let mut text = serde_json::to_string(&line).unwrap_or_default();
+        // serde_json already escapes the C0 controls; a line of other ASCII (most lines) has
+        // nothing else that could move a terminal's cursor or forge a line.
+        if !text.bytes().all(|b| b.is_ascii() && b != 0x7f) {
+            text = claimgate_engine::escape_log_text(&text);
+        }
         text.push('\n');
         let mut out = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -108,8 +113,11 @@ mod tests {
             code: "claim_mismatch",
             ..Entry::default()
         });
+        // DEL is ASCII but not printable: escaped too.
+        log.record(&Entry { endpoint: "conjur", identity: Some("a\u{7f}b"), code: "allow", ..Entry::default() });
         let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-        assert_eq!(text.lines().count(), 1);
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.contains(r#""identity":"a\u007fb""#), "{text}");
         assert_eq!(client_name("deploy"), "deploy");
         assert_eq!(client_name(&"é".repeat(500)), format!("{}...", "é".repeat(128)));
         assert!(

@@ -55,7 +55,8 @@ pub(crate) fn key_with_hash(value: &str, hash: [u8; 32]) -> [u8; 32] {
 
 /// The first 16 hex digits of a token's SHA-256, to correlate log lines without the token.
 pub(crate) fn short_hash(value: &str) -> String {
-    token_hash(value)[..8].iter().map(|b| format!("{b:02x}")).collect()
+    let prefix: [u8; 8] = token_hash(value)[..8].try_into().unwrap_or_default();
+    format!("{:016x}", u64::from_be_bytes(prefix))
 }
 
 /// `n` random characters from `[0-9A-Za-z]` (Vault's accessors are 24 of them).
@@ -76,12 +77,17 @@ pub(crate) fn base62(n: usize) -> Option<String> {
     Some(out)
 }
 
-/// A random request id in UUID form.
+/// A random request id in UUID form (128 random bits, as Vault's `uuid.GenerateUUID`).
 pub(crate) fn request_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = SystemRandom::new().fill(&mut b);
-    let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    let v: u128 = rand::random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        v >> 96,
+        (v >> 80) & 0xffff,
+        (v >> 64) & 0xffff,
+        (v >> 48) & 0xffff,
+        v & 0xffff_ffff_ffff
+    )
 }
 
 /// Vault's `SanitizePolicies`: trimmed, lower case, no empty names, `default` added unless the
@@ -330,7 +336,7 @@ mod tests {
         assert_eq!(token_key("hvs.short"), token_hash("hvs.short"));
         let a = base62(24).unwrap();
         assert!(a.len() == 24 && a.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_eq!(short_hash("x").len(), 16);
+        assert_eq!(short_hash("x"), "2d711642b726b044", "the SHA-256's first 8 bytes in hex");
         assert_eq!(request_id().len(), 36);
     }
 }
