@@ -11,6 +11,12 @@
 #
 # The server is pinned to CPU 1 and the load generators to CPU 0, so that the comparison with
 # ring is core for core: the server's one core against ring's verify on one core.
+#
+# NO_IDLE_HALT=1 (root only) holds /dev/cpu_dma_latency at 0 for the run, the kernel's PM QoS
+# request that latency-tuned hosts make (tuned's `latency-performance` profile): an idle vCPU
+# then polls instead of halting. In a VM a halted vCPU gives its physical core back to the host,
+# and every wakeup (an arrival on an idle server, open loop) costs an exit and cold caches. The
+# figures say which mode they were measured in; the default is the machine as it comes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOAK_MINUTES=${SOAK_MINUTES:-10}
@@ -22,6 +28,14 @@ for tool in wrk oha taskset python3 curl; do
 done
 
 cargo build --release -q -p claimgate-cli -p claimgate-benches --bin claimgate --bin serve_load_setup
+if [[ "${NO_IDLE_HALT:-0}" == 1 ]]; then
+  # A file descriptor held open for the whole script keeps the request in force.
+  exec 9>/dev/cpu_dma_latency || { echo "serve-load: NO_IDLE_HALT=1 needs root (/dev/cpu_dma_latency)"; exit 2; }
+  printf '\x00\x00\x00\x00' >&9
+  echo "mode: NO_IDLE_HALT=1 (PM QoS 0: idle CPUs poll)"
+else
+  echo "mode: default (idle CPUs may halt)"
+fi
 dir=$(mktemp -d /tmp/claimgate-load.XXXXXX)
 echo "run folder: $dir"
 taskset -c 1 target/release/serve_load_setup "$dir" "$PORT"

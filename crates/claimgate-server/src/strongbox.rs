@@ -78,7 +78,17 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
         }
         Err(Refusal::Denied(e)) => return error(StatusCode::UNAUTHORIZED, e.code().as_str(), e.message()),
     };
-    match issue_audited(&state, &attempt, &grant, "strongbox", &parsed.provider, TokenKind::Strongbox).await {
+    match issue_audited(
+        &state,
+        &attempt,
+        &grant,
+        "strongbox",
+        &parsed.provider,
+        TokenKind::Strongbox,
+        parsed.tenant.as_deref(),
+    )
+    .await
+    {
         Ok((token, record)) => reply(
             StatusCode::OK,
             json!({

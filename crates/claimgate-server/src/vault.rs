@@ -227,7 +227,7 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
             return error(status, &format!("error validating token: {} ({})", e.message(), e.code()));
         }
     };
-    match issue_audited(state, &attempt, &grant, mount, provider, TokenKind::Service).await {
+    match issue_audited(state, &attempt, &grant, mount, provider, TokenKind::Service, None).await {
         Ok((token, record)) => {
             let asked = grant.token().period.map_or(0, |p| i64::try_from(p).unwrap_or(i64::MAX));
             let warnings = if record.period > 0 && asked > record.period {
@@ -266,14 +266,16 @@ pub(crate) async fn issue_audited(
     mount: &str,
     provider: &str,
     kind: TokenKind,
+    tenant: Option<&str>,
 ) -> Result<(String, TokenRecord), Issue> {
     let (state, grant) = (state.clone(), grant.clone());
+    let tenant = tenant.map(str::to_string);
     let (endpoint, client) = (attempt.endpoint, attempt.client);
     let (token, role) = (attempt.token.to_string(), attempt.role.map(str::to_string));
     let (mount, provider) = (mount.to_string(), provider.to_string());
     tokio::spawn(async move {
         let attempt = Attempt { endpoint, token: &token, provider: Some(&provider), role: role.as_deref(), client };
-        let issued = issue_token(&state, &grant, &mount, &provider, kind).await;
+        let issued = issue_token(&state, &grant, &mount, &provider, kind, tenant.as_deref()).await;
         match &issued {
             Ok((_, record)) => login::audit_allowed(&state, &attempt, &grant, &provider, Some(&record.accessor)),
             Err(Issue::Invalid(_)) => login::audit_other(&state, &attempt, "bad_request"),
@@ -293,14 +295,16 @@ pub(crate) enum Issue {
 }
 
 /// Makes and stores the token of an allowed login. `kind` is `Service` for Vault (a role with
-/// `token_type = "batch"` makes a batch token) or `Strongbox`. The token exists for clients
-/// only once the store has it.
+/// `token_type = "batch"` makes a batch token) or `Strongbox`. A Strongbox login's `tenant` is
+/// kept in the token's metadata, so that a token issued for one tenant shows which. The token
+/// exists for clients only once the store has it.
 async fn issue_token(
     state: &State,
     grant: &Grant,
     mount: &str,
     provider: &str,
     kind: TokenKind,
+    tenant: Option<&str>,
 ) -> Result<(String, TokenRecord), Issue> {
     let settings = grant.token();
     let policies = issue::sanitize_policies(grant.policies(), settings.no_default_policy).map_err(Issue::Invalid)?;
@@ -323,9 +327,13 @@ async fn issue_token(
             (token, accessor)
         }
     };
+    // What the server knows (the role, the tenant) replaces any mapped value of that name.
     let mut metadata: Vec<(String, String)> = grant.metadata().to_vec();
-    metadata.retain(|(k, _)| k != "role");
+    metadata.retain(|(k, _)| k != "role" && (tenant.is_none() || k != "tenant"));
     metadata.push(("role".into(), grant.role().to_string()));
+    if let Some(tenant) = tenant {
+        metadata.push(("tenant".into(), tenant.to_string()));
+    }
     let now = crate::unix_now();
     let record = TokenRecord {
         hash: issue::token_key(&token),

@@ -138,6 +138,9 @@ async fn strongbox_login_returns_its_token_fields() {
         .await
         .unwrap();
     assert_eq!(looked.status(), 200);
+    // It shows the tenant it was issued for.
+    let looked: Value = looked.json().await.unwrap();
+    assert_eq!(looked["data"]["meta"]["tenant"], "myorg", "{looked}");
 
     for (request, status, code) in [
         (
