@@ -31,6 +31,11 @@ pub struct Config {
     /// PEM file of the CA certificates the shared store's TLS certificate is verified against;
     /// with it, connections to the store are TLS only.
     pub store_ca: Option<PathBuf>,
+    /// The embedded store: whether a login waits for its new token to reach the disk (fsync).
+    /// Revocations, use counts, renewals and keys always do. Without it (the default) a new
+    /// token reaches the disk within a quarter second; a crash of the server loses none, and a
+    /// power cut may lose the last quarter second's, whose holders are refused and log in again.
+    pub sync_issued_tokens: bool,
     /// Conjur accounts (and Strongbox tenants) that logins may name.
     pub accounts: Vec<String>,
     /// Vault mount path → the provider it serves. Empty: each provider at its own name.
@@ -141,6 +146,7 @@ struct File {
     store: Option<String>,
     store_ca: Option<PathBuf>,
     allow_plain_store: Option<bool>,
+    sync_issued_tokens: Option<bool>,
     accounts: Option<Vec<String>>,
     audit_log: Option<PathBuf>,
     trusted_proxies: Option<Vec<String>>,
@@ -385,6 +391,7 @@ impl Config {
             data_dir,
             store_url: file.store,
             store_ca,
+            sync_issued_tokens: file.sync_issued_tokens.unwrap_or(false),
             accounts,
             mounts,
             default_lease_ttl,

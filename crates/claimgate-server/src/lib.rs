@@ -180,7 +180,7 @@ impl Server {
         }
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
-            None => Arc::new(SqliteStore::open(&config.data_dir)?),
+            None => Arc::new(SqliteStore::open(&config.data_dir)?.sync_issued_tokens(config.sync_issued_tokens)),
         };
         let audit_out: Box<dyn std::io::Write + Send> = if config.audit_log.as_os_str() == "-" {
             Box::new(std::io::stdout())

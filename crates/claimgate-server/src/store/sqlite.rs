@@ -8,7 +8,16 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
 
 /// SQLite in `<data_dir>/claimgate.sqlite3`, created with mode 0600 (it holds the signing keys),
-/// in WAL mode with synchronous commits: a token is on disk before the client sees it.
+/// in WAL mode.
+///
+/// What restricts a token (a revocation, a spent use, a renewal) and the keys are on disk
+/// (fsync, `synchronous = FULL`) before the request is answered. A new token is written before
+/// the login is answered, and reaches the disk with the next fsync: a durable commit's, or the
+/// checkpointer's a quarter second later at most (`synchronous = NORMAL`). A crash of the
+/// process loses nothing; a power cut may lose the tokens of the last quarter second, which
+/// fails closed (their holders are refused and log in again), never a revocation or a use. The
+/// fsync per group of logins was a third of the server's CPU under load (benches/README.md);
+/// [`SqliteStore::sync_issued_tokens`] brings it back.
 ///
 /// Writes go to one writer thread that commits them in groups: the writes that arrive while a
 /// commit is on its way to the disk are committed together by the next one, each answered only
@@ -20,11 +29,17 @@ use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
 pub struct SqliteStore {
     writer: std::sync::mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
+    sync_issued_tokens: bool,
 }
 
-/// A write: runs its statement (or is told the group could not start), and returns what to
-/// answer once the group's commit succeeded or failed.
-type Job = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Reply + Send>;
+/// A write: whether its commit must reach the disk before it is answered, and its statement,
+/// which runs (or is told the group could not start) and returns what to answer once the
+/// group's commit succeeded or failed.
+struct Job {
+    durable: bool,
+    run: Statement,
+}
+type Statement = Box<dyn FnOnce(Result<&Connection, &StoreError>) -> Reply + Send>;
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 /// The most writes one commit carries.
@@ -59,6 +74,8 @@ type Passes = Arc<std::sync::atomic::AtomicU64>;
 
 fn run_writer(connection: Connection, wal: std::path::PathBuf, jobs: std::sync::mpsc::Receiver<Job>, passes: Passes) {
     let mut finished_after = 0;
+    // The connection opens with FULL (`open_connection`).
+    let mut synchronous_full = true;
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         while group.len() < GROUP {
@@ -67,14 +84,30 @@ fn run_writer(connection: Connection, wal: std::path::PathBuf, jobs: std::sync::
                 Err(_) => break,
             }
         }
+        // One durable write makes the whole group's commit durable (and every commit before it:
+        // an fsync of the WAL covers all its frames).
+        let durable = group.iter().any(|job| job.durable);
+        if durable != synchronous_full {
+            let pragma = if durable { "PRAGMA synchronous = FULL" } else { "PRAGMA synchronous = NORMAL" };
+            match connection.execute_batch(pragma) {
+                Ok(()) => synchronous_full = durable,
+                Err(e) => {
+                    let error = StoreError::of(e);
+                    for job in group {
+                        (job.run)(Err(&error))(Some(&error));
+                    }
+                    continue;
+                }
+            }
+        }
         if let Err(e) = connection.execute_batch("BEGIN IMMEDIATE") {
             let error = StoreError::of(e);
             for job in group {
-                job(Err(&error))(Some(&error));
+                (job.run)(Err(&error))(Some(&error));
             }
             continue;
         }
-        let replies: Vec<Reply> = group.into_iter().map(|job| job(Ok(&connection))).collect();
+        let replies: Vec<Reply> = group.into_iter().map(|job| (job.run)(Ok(&connection))).collect();
         let committed = connection.execute_batch("COMMIT").map_err(StoreError::of);
         if committed.is_err() {
             let _ = connection.execute_batch("ROLLBACK");
@@ -168,7 +201,14 @@ impl SqliteStore {
             .name("claimgate-sqlite-writer".into())
             .spawn(move || run_writer(writer, wal, queue, passes))
             .map_err(StoreError::of)?;
-        Ok(SqliteStore { writer: jobs, reader })
+        Ok(SqliteStore { writer: jobs, reader, sync_issued_tokens: false })
+    }
+
+    /// Whether a new token's commit waits for the disk (fsync) too, as every other write does.
+    /// Off by default; see [`SqliteStore`].
+    pub fn sync_issued_tokens(mut self, yes: bool) -> SqliteStore {
+        self.sync_issued_tokens = yes;
+        self
     }
 
     /// Runs a read on the reader connection, on a blocking thread.
@@ -185,13 +225,24 @@ impl SqliteStore {
         .map_err(StoreError::of)?
     }
 
-    /// Runs a write in the writer's next group; answers once the group is committed.
+    /// Runs a write in the writer's next group; answers once the group is committed, and on
+    /// disk (fsync).
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.write_as(true, f).await
+    }
+
+    /// [`write`](Self::write), durable or not: a write that is not answers once committed,
+    /// and reaches the disk with the next fsync (see [`SqliteStore`]).
+    async fn write_as<T: Send + 'static>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (answer, answered) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |connection| {
+        let run = Box::new(move |connection: Result<&Connection, &StoreError>| -> Reply {
             let result = match connection {
                 Ok(c) => f(c).map_err(StoreError::of),
                 Err(e) => Err(StoreError(e.0.clone())),
@@ -203,7 +254,7 @@ impl SqliteStore {
                 });
             })
         });
-        self.writer.send(job).map_err(|_| StoreError("the store's writer has stopped".into()))?;
+        self.writer.send(Job { durable, run }).map_err(|_| StoreError("the store's writer has stopped".into()))?;
         answered.await.map_err(|_| StoreError("the store's writer has stopped".into()))?
     }
 }
@@ -212,7 +263,7 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
         let r = record.clone();
-        self.write(move |c| {
+        self.write_as(self.sync_issued_tokens, move |c| {
             // Cached statements: the hot paths are parsed once per connection, not per login.
             c.prepare_cached(
                 "INSERT INTO tokens (hash, body, expire_time, num_uses, uses_left) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -412,6 +463,26 @@ mod tests {
     /// file back to WAL_SOFT_LIMIT), long before the WAL_LIMIT truncation would: the writer
     /// finishes the checkpointer's passes. Bounded by writes, not by time.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_tokens_commit_without_fsync_and_what_restricts_a_token_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let synchronous = |c: &Connection| c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
+        // 1 = NORMAL (the WAL is synced by the next durable commit or checkpoint), 2 = FULL.
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.write_as(false, synchronous).await.unwrap(), 1);
+        assert_eq!(store.write(synchronous).await.unwrap(), 2);
+        assert_eq!(store.write_as(false, synchronous).await.unwrap(), 1);
+        // Relaxed inserts, then a durable use: both found, the use counted.
+        store.insert_token(&record(1, 2)).await.unwrap();
+        let used = store.use_token(&record(1, 2).hash, 0).await.unwrap().expect("found");
+        assert_eq!(used.uses_left, 1);
+        // With sync_issued_tokens, every write waits for the disk.
+        let other = tempfile::tempdir().unwrap();
+        let synced = SqliteStore::open(other.path()).unwrap().sync_issued_tokens(true);
+        assert!(synced.sync_issued_tokens);
+        assert_eq!(synced.write_as(synced.sync_issued_tokens, synchronous).await.unwrap(), 2);
+    }
+
+    #[tokio::test]
     async fn unbroken_writes_keep_the_wal_near_its_soft_limit() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
