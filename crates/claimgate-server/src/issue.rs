@@ -179,19 +179,42 @@ pub(crate) enum Capped {
 }
 
 impl Capped {
-    /// Vault's warning, in Vault's words.
+    /// Vault's warning, in Vault's words and with its durations (`"1h"`, `"1h30m"`).
     pub(crate) fn warning(self, ttl: i64) -> String {
         match self {
             Capped::Period { asked, max } => format!(
-                "period of \"{asked}s\" exceeded the effective max_ttl of \"{max}s\"; period value is capped accordingly"
+                "period of \"{}\" exceeded the effective max_ttl of \"{}\"; period value is capped accordingly",
+                human_duration(asked),
+                human_duration(max)
             ),
-            Capped::Ttl { asked } => {
-                format!(
-                    "TTL of \"{asked}s\" exceeded the effective max_ttl of \"{ttl}s\"; TTL value is capped accordingly"
-                )
-            }
+            Capped::Ttl { asked } => format!(
+                "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                human_duration(asked),
+                human_duration(ttl)
+            ),
         }
     }
+}
+
+/// A number of seconds as Vault writes it in warnings (`humanDuration` in its SDK): Go's
+/// `Duration.String` (`1h0m0s`) without the zero minutes and seconds (`1h`, `1h30m`, `1m`).
+pub(crate) fn human_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = if h > 0 {
+        format!("{h}h{m}m{s}s")
+    } else if m > 0 {
+        format!("{m}m{s}s")
+    } else {
+        format!("{s}s")
+    };
+    if text.ends_with("m0s") {
+        text.truncate(text.len() - 2);
+    }
+    if let Some(at) = text.find("h0m").filter(|at| *at > 0) {
+        text.replace_range(at + 1..at + 3, "");
+    }
+    text
 }
 
 /// A renewal at `now` of a token created at `created`: the new TTL counted from now and
@@ -336,6 +359,19 @@ mod tests {
         assert_eq!(token_key("hvs.short"), token_hash("hvs.short"));
         let a = base62(24).unwrap();
         assert!(a.len() == 24 && a.bytes().all(|b| b.is_ascii_alphanumeric()));
+        for (seconds, text) in [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (90, "1m30s"),
+            (1800, "30m"),
+            (3600, "1h"),
+            (3601, "1h1s"),
+            (5400, "1h30m"),
+            (2_764_800, "768h"),
+        ] {
+            assert_eq!(human_duration(seconds), text, "{seconds}");
+        }
         assert_eq!(short_hash("x"), "2d711642b726b044", "the SHA-256's first 8 bytes in hex");
         assert_eq!(request_id().len(), 36);
     }

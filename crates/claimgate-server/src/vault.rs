@@ -558,7 +558,8 @@ fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {
         "display_name": record.display_name,
         "entity_id": "",
         "expire_time": rfc3339(record.expire_time),
-        "explicit_max_ttl": record.explicit_max_ttl,
+        // Vault keeps neither in a batch token (its `create` copies the TTL, not these).
+        "explicit_max_ttl": if record.kind == TokenKind::Batch { 0 } else { record.explicit_max_ttl },
         "id": token,
         "issue_time": rfc3339(record.creation_time),
         "meta": metadata(record),
@@ -570,7 +571,7 @@ fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {
         "ttl": (record.expire_time - now).max(0),
         "type": if record.kind == TokenKind::Batch { "batch" } else { "service" },
     });
-    if record.period > 0 {
+    if record.period > 0 && record.kind != TokenKind::Batch {
         data["period"] = json!(record.period);
     }
     if !record.bound_cidrs.is_empty() {

@@ -203,7 +203,7 @@ async fn a_period_is_cut_to_the_mounts_max_lease_ttl_with_a_warning() {
     assert_eq!((status, renewed["auth"]["lease_duration"].clone()), (200, json!(1800)), "{renewed}");
     assert_eq!(
         renewed["warnings"][0],
-        r#"period of "3600s" exceeded the effective max_ttl of "1800s"; period value is capped accordingly"#,
+        r#"period of "1h" exceeded the effective max_ttl of "30m"; period value is capped accordingly"#,
         "{renewed}"
     );
     h.stop().await;
