@@ -125,7 +125,7 @@ pub(crate) async fn route(
             Some(_) => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"),
             // Vault answers a path that is no login path with the token check, which a request
             // without a token (or with one this server issued, whose policies name nothing
-            // here) fails: 403, so that which mounts exist does not show.
+            // here) fails: 403, as Vault does.
             None => permission_denied(),
         },
     }
@@ -191,6 +191,11 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
     let jwt = parsed.jwt.unwrap_or_default();
     let attempt =
         Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role: role.as_deref(), client };
+    // A client over its quota learns nothing more, not even whether a role exists.
+    if state.failed_logins.blocked(client).is_some() {
+        login::audit_other(state, &attempt, "rate_limited");
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+    }
     // In Vault's order: the role, then the token. A role of another provider is not one of this
     // mount's roles.
     if let Some(name) = role.as_deref()
@@ -329,7 +334,9 @@ async fn issue_token(
     };
     // What the server knows (the role, the tenant) replaces any mapped value of that name.
     let mut metadata: Vec<(String, String)> = grant.metadata().to_vec();
-    metadata.retain(|(k, _)| k != "role" && (tenant.is_none() || k != "tenant"));
+    // On a Strongbox token `tenant` is the server's word only: a value mapped from the token's
+    // claims never stands in for it.
+    metadata.retain(|(k, _)| k != "role" && (kind != TokenKind::Strongbox || k != "tenant"));
     metadata.push(("role".into(), grant.role().to_string()));
     if let Some(tenant) = tenant {
         metadata.push(("tenant".into(), tenant.to_string()));
@@ -584,40 +591,55 @@ fn lookup(record: &TokenRecord, token: &str, now: i64) -> Response {
     reply(StatusCode::OK, &envelope(Value::Null, data, &[], "token"))
 }
 
-/// A Go duration, as Vault reads one (`time.ParseDuration`, plus `d` for days): one or more
-/// decimal numbers, each with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`,
-/// `m`, `h`, `d`), as in `"1h30m"` or `"1.5h"`. Whole seconds, rounded down.
+/// A duration as Vault reads one (`parseutil.ParseDurationSecond`): `""` is 0, a whole number
+/// followed by `d` is days, and anything else is Go's `time.ParseDuration` without a sign: one or
+/// more decimal numbers, each with an optional fraction and a unit (`ns`, `us`, `µs`, `ms`, `s`,
+/// `m`, `h`), as in `"1h30m"` or `"1.5h"`. Computed in whole nanoseconds as Go does, then cut to
+/// whole seconds.
 fn go_duration(text: &str) -> Option<i64> {
-    const UNITS: [(&str, f64); 8] = [
-        ("ns", 1e-9),
-        ("us", 1e-6),
-        ("µs", 1e-6),
-        ("ms", 1e-3),
-        ("s", 1.0),
-        ("m", 60.0),
-        ("h", 3600.0),
-        ("d", 86400.0),
+    const UNITS: [(&str, u128); 7] = [
+        ("ns", 1),
+        ("us", 1_000),
+        ("µs", 1_000),
+        ("ms", 1_000_000),
+        ("s", 1_000_000_000),
+        ("m", 60_000_000_000),
+        ("h", 3_600_000_000_000),
     ];
-    let mut rest = text;
-    let mut seconds = 0f64;
-    if rest.is_empty() {
-        return None;
+    if text.is_empty() {
+        return Some(0);
     }
+    if let Some(days) = text.strip_suffix('d') {
+        return days
+            .parse::<u32>()
+            .ok()
+            .map(|d| i64::from(d) * 86_400)
+            .filter(|_| days.bytes().all(|b| b.is_ascii_digit()));
+    }
+    let mut rest = text;
+    let mut nanos: u128 = 0;
     while !rest.is_empty() {
         let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let number = &rest[..digits];
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
+        let (whole, fraction) = rest[..digits].split_once('.').unwrap_or((&rest[..digits], ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') || whole.len() > 20 {
             return None;
         }
-        let value: f64 = number.parse().ok()?;
         rest = &rest[digits..];
         // The longest unit first, so that `ms` is not read as `m`.
         let (unit, scale) =
             UNITS.iter().filter(|(unit, _)| rest.starts_with(unit)).max_by_key(|(unit, _)| unit.len())?;
         rest = &rest[unit.len()..];
-        seconds += value * scale;
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().ok()? };
+        // Go keeps the fraction's first digits (as many as fit) and truncates.
+        let fraction = &fraction[..fraction.len().min(18)];
+        let part = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse::<u128>().ok()? * scale / 10u128.pow(fraction.len() as u32)
+        };
+        nanos = nanos.checked_add(whole.checked_mul(*scale)?.checked_add(part)?)?;
     }
-    (seconds.is_finite() && seconds < 9.2e18).then_some(seconds as i64)
+    i64::try_from(nanos / 1_000_000_000).ok()
 }
 
 /// `increment`: whole seconds, as a number or a string, or a duration string (`"1h"`, `"1h30m"`,
@@ -700,7 +722,22 @@ mod tests {
         assert_eq!(increment(br#"{"increment": "90s"}"#), Ok(90));
         assert_eq!(increment(br#"{"increment": "2d"}"#), Ok(172_800));
         assert_eq!(increment(br#"{"increment": "1500ms"}"#), Ok(1));
-        for bad in ["1M", "h", "1.2.3s", "1h ", "1x", ".s", "1e9999h"] {
+        assert_eq!(increment(br#"{"increment": "8.2h"}"#), Ok(29_520), "exact, as Go computes it");
+        assert_eq!(increment(br#"{"increment": "4.35h"}"#), Ok(15_660));
+        assert_eq!(increment(br#"{"increment": ""}"#), Ok(0), "Vault reads an empty value as 0");
+        for bad in [
+            "1M",
+            "h",
+            "1.2.3s",
+            "1h ",
+            "1x",
+            ".s",
+            "1e9999h",
+            "1d2h",
+            "1.5d",
+            "99999999999999999999h",
+            &"9".repeat(400),
+        ] {
             assert!(increment(format!(r#"{{"increment": "{bad}"}}"#).as_bytes()).is_err(), "{bad}");
         }
         assert!(increment(br#"{"increment": -1}"#).is_err());

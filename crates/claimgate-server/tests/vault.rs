@@ -235,7 +235,7 @@ async fn refused_logins_are_400_with_a_stable_code_and_never_leak_detail() {
     let (status, body, _) = login(&h, "jwt", json!({ "role": "other-role", "jwt": other })).await;
     assert_eq!((status, body), (400, json!({ "errors": ["role \"other-role\" could not be found"] })));
     // With mounts configured, a provider is reachable only at its mount; anything else under
-    // /v1/ is Vault's 403, which does not tell which mounts exist.
+    // /v1/auth/ is Vault's 403.
     let (status, body, _) = login(&h, "ci", json!({ "jwt": wrong_project })).await;
     assert_eq!((status, body), (403, json!({ "errors": ["permission denied"] })));
     let (status, _, _) = login(&h, "nope", json!({ "jwt": wrong_project })).await;
