@@ -59,8 +59,7 @@ fn claims_of(state: &State, token: &str, provider: Option<&str>, role: Option<&s
 /// Decides a login. The audit line is written here for refusals; an allowed login is audited
 /// by the endpoint once its token is issued (`audit_allowed`), since issuing can still fail.
 pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant, Refusal> {
-    if state.failed_logins.blocked(attempt.client).is_some() {
-        audit_refused(state, attempt, "rate_limited", None, None, false);
+    if over_quota(state, attempt) {
         return Err(Refusal::RateLimited);
     }
     let mut request = AuthRequest::new(attempt.token).client_address(attempt.client);
@@ -93,6 +92,17 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
 /// Audits a refusal. The provider and role may be what the client wrote (an unknown name), so
 /// both are cut to a short name; the claims (for verbose logging) only after the engine decided,
 /// so that a request refused before any token work cannot have its claims decoded and logged.
+/// Whether the client is over its failed-login quota (audited when it is). Endpoints that tell
+/// a client something before deciding (that a role or provider exists) ask first, so that a
+/// client over its quota learns nothing more; [`decide`] asks too.
+pub(crate) fn over_quota(state: &State, attempt: &Attempt<'_>) -> bool {
+    let blocked = state.failed_logins.blocked(attempt.client).is_some();
+    if blocked {
+        audit_refused(state, attempt, "rate_limited", None, None, false);
+    }
+    blocked
+}
+
 fn audit_refused(
     state: &State,
     attempt: &Attempt<'_>,

@@ -57,8 +57,7 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     let attempt =
         Attempt { endpoint, token: &parsed.jwt, provider: Some(&parsed.provider), role: Some(&parsed.role), client };
     // A client over its quota learns nothing more, not even which providers exist.
-    if state.failed_logins.blocked(client).is_some() {
-        login::audit_other(&state, &attempt, "rate_limited");
+    if login::over_quota(&state, &attempt) {
         return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
     }
     let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.accounts.contains(t));

@@ -187,19 +187,19 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         }
     };
     // `null` and "" both mean absent, as in Vault (hvac sends `"role": null`).
-    let role = parsed.role.filter(|r| !r.is_empty()).map(|r| mount_role(state, provider, r));
+    let asked = parsed.role.filter(|r| !r.is_empty());
+    let found = asked.as_deref().and_then(|name| mount_role(state, provider, name));
+    let role = found.as_deref().or(asked.as_deref());
     let jwt = parsed.jwt.unwrap_or_default();
-    let attempt =
-        Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role: role.as_deref(), client };
+    let attempt = Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role, client };
     // A client over its quota learns nothing more, not even whether a role exists.
-    if state.failed_logins.blocked(client).is_some() {
-        login::audit_other(state, &attempt, "rate_limited");
+    if login::over_quota(state, &attempt) {
         return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
     }
     // In Vault's order: the role, then the token. A role of another provider is not one of this
     // mount's roles.
-    if let Some(name) = role.as_deref()
-        && login::role_settings(state, provider, name).is_none()
+    if let Some(name) = asked.as_deref()
+        && found.is_none()
     {
         state.failed_logins.failed(client);
         login::audit_other(state, &attempt, "unknown_role");
@@ -221,7 +221,7 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
             let status = match e.code() {
                 DenyCode::AddressNotAllowed => return permission_denied(),
                 DenyCode::UnknownRole => {
-                    let name = role.as_deref().unwrap_or_default();
+                    let name = role.unwrap_or_default();
                     return error(
                         StatusCode::BAD_REQUEST,
                         &format!("role {:?} could not be found", claimgate_jose::snippet(name)),
@@ -250,15 +250,15 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
     }
 }
 
-/// The role a login names on a mount. Vault lowercases role names (its roles are stored so, and
-/// the `role` field is read so), so `Deploy` finds `deploy`; a policy's role whose name has
-/// capitals is still found by its exact name first.
-fn mount_role(state: &State, provider: &str, role: String) -> String {
-    if login::role_settings(state, provider, &role).is_some() {
-        return role;
+/// The role of the mount's provider that a login's `role` names, if any. Vault lowercases role
+/// names (its roles are stored so, and the `role` field is read so), so `Deploy` finds `deploy`;
+/// a policy's role whose name has capitals is still found by its exact name first.
+fn mount_role(state: &State, provider: &str, role: &str) -> Option<String> {
+    if login::role_settings(state, provider, role).is_some() {
+        return Some(role.to_string());
     }
     let lower = role.to_lowercase();
-    if lower != role && login::role_settings(state, provider, &lower).is_some() { lower } else { role }
+    (lower != role && login::role_settings(state, provider, &lower).is_some()).then_some(lower)
 }
 
 /// Issues the token of an allowed login and writes its audit line, as one step that a client
