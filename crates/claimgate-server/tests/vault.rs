@@ -326,6 +326,17 @@ async fn a_client_over_its_failed_login_quota_gets_429_until_it_refills() {
     let (status, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": good })).await;
     assert_eq!((status, body), (429, json!({ "errors": ["too many failed logins; try again later"] })));
     assert!(h.audit().contains(r#""code":"rate_limited""#));
+    // Nor can a limited client learn which roles and providers exist: the quota is checked
+    // before the role (Vault) and the provider (Strongbox) are looked up.
+    for role in ["no-such-role", "deploy"] {
+        let (status, body, _) = login(&h, "ci", json!({ "role": role, "jwt": good })).await;
+        assert_eq!((status, body), (429, json!({ "errors": ["too many failed logins; try again later"] })), "{role}");
+    }
+    for provider in ["no-such-provider", "ci"] {
+        let request = json!({ "provider": provider, "role": "deploy", "jwt": good });
+        let response = h.client.post(h.url("/v1/jwt-login")).json(&request).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 429, "{provider}");
+    }
     h.stop().await;
 }
 
