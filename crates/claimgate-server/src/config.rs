@@ -36,8 +36,10 @@ pub struct Config {
     /// token reaches the disk within a quarter second; a crash of the server loses none, and a
     /// power cut may lose the last quarter second's, whose holders are refused and log in again.
     pub sync_issued_tokens: bool,
-    /// Conjur accounts (and Strongbox tenants) that logins may name.
-    pub accounts: Vec<String>,
+    /// Conjur accounts (and Strongbox tenants) that logins may name, each with the providers
+    /// that may log in to it (`None`: every provider, for the one account of
+    /// `accounts = ["myorg"]`). See [`Config::account_takes`].
+    accounts: BTreeMap<String, Option<Vec<String>>>,
     /// Vault mount path → the provider it serves. Empty: each provider at its own name.
     pub mounts: BTreeMap<String, String>,
     /// Vault's system-wide token lifetimes: the TTL of a token whose role sets none, and the
@@ -88,6 +90,23 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Verified tokens kept so that a token presented again is not verified again (0: none).
     pub verified_token_cache: usize,
+}
+
+impl Config {
+    /// Whether a login through `provider` may name `account` (a Conjur account, a Strongbox
+    /// tenant): the account is configured, and takes that provider.
+    pub fn account_takes(&self, account: &str, provider: &str) -> bool {
+        match self.accounts.get(account) {
+            Some(None) => true,
+            Some(Some(providers)) => providers.iter().any(|p| p == provider),
+            None => false,
+        }
+    }
+
+    /// The configured accounts (Conjur accounts, Strongbox tenants).
+    pub fn accounts(&self) -> impl Iterator<Item = &str> {
+        self.accounts.keys().map(String::as_str)
+    }
 }
 
 impl Default for Limits {
@@ -147,7 +166,8 @@ struct File {
     store_ca: Option<PathBuf>,
     allow_plain_store: Option<bool>,
     sync_issued_tokens: Option<bool>,
-    accounts: Option<Vec<String>>,
+    /// `["myorg"]` (one account, every provider) or a table `{ dev = ["gitlab"], ... }`.
+    accounts: Option<toml::Value>,
     audit_log: Option<PathBuf>,
     trusted_proxies: Option<Vec<String>>,
     signing_key_rotation: Option<String>,
@@ -298,18 +318,7 @@ impl Config {
                 message: "there is no shared store (`store = \"postgres://...\"`) to connect to".into(),
             });
         }
-        let accounts = file.accounts.unwrap_or_default();
-        for account in &accounts {
-            if !valid_name(account) {
-                return Err(ConfigError::Invalid {
-                    field: "accounts",
-                    message: format!(
-                        "`{}` is not an account name (letters, digits, `-`, `_`, `.`)",
-                        account.escape_debug()
-                    ),
-                });
-            }
-        }
+        let accounts = accounts(file.accounts)?;
         let vault = file.vault.unwrap_or_default();
         let mounts = vault.mounts.unwrap_or_default();
         for mount in mounts.keys() {
@@ -442,6 +451,62 @@ fn check_plain_http(listen: SocketAddr, tls: bool, allowed: bool) -> Result<(), 
     })
 }
 
+/// The `accounts` setting. A list names one account, which every provider may log in to; with
+/// more than one account, a table says which providers each takes: the client names the
+/// account in the URL (Conjur) or the body (Strongbox's tenant), and the policy does not see
+/// it, so a list of several would let a token allowed for `dev` log in to `prod`.
+fn accounts(value: Option<toml::Value>) -> Result<BTreeMap<String, Option<Vec<String>>>, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid { field: "accounts", message };
+    let account_name = |name: String| {
+        if valid_name(&name) {
+            Ok(name)
+        } else {
+            Err(invalid(format!("`{}` is not an account name (letters, digits, `-`, `_`, `.`)", name.escape_debug())))
+        }
+    };
+    let strings = |value: toml::Value, what: &str| match value {
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|item| match item {
+                toml::Value::String(text) if !text.is_empty() => Ok(text),
+                toml::Value::String(_) => Err(invalid(format!("{what} are non-empty strings, not \"\""))),
+                other => Err(invalid(format!("{what} are non-empty strings, not values of type {}", other.type_str()))),
+            })
+            .collect::<Result<Vec<String>, ConfigError>>(),
+        other => Err(invalid(format!(
+            "write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the providers \
+             each takes (`[accounts]` then `dev = [\"gitlab\"]`), not a value of type {}",
+            other.type_str()
+        ))),
+    };
+    match value {
+        None => Ok(BTreeMap::new()),
+        Some(toml::Value::Table(table)) => table
+            .into_iter()
+            .map(|(name, providers)| {
+                let name = account_name(name)?;
+                let providers = strings(providers, "provider names")?;
+                if providers.is_empty() {
+                    return Err(invalid(format!("account `{name}` names no provider that may log in to it")));
+                }
+                Ok((name, Some(providers)))
+            })
+            .collect(),
+        Some(list) => {
+            let names = strings(list, "account names")?;
+            if names.len() > 1 {
+                return Err(invalid(format!(
+                    "with more than one account, say which providers each takes, so that a token allowed for \
+                     one cannot log in to another: a table, `[accounts]` then `{} = [\"a-provider\"]`, one line \
+                     per account",
+                    names[0]
+                )));
+            }
+            names.into_iter().map(|name| Ok((account_name(name)?, None))).collect()
+        }
+    }
+}
+
 /// A name as Conjur accounts and Vault mount segments are written.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -535,6 +600,42 @@ mod tests {
         assert!(ok("store = \"postgres://claimgate@db.internal/x?hostaddr=127.0.0.1\"").is_ok());
         assert!(ok("[vault]\nmax_lease_ttl = \"100y\"").is_ok());
         assert!(error("store_ca = \"db-ca.pem\"").starts_with("store_ca: there is no shared store"));
+    }
+
+    #[test]
+    fn several_accounts_name_the_providers_each_takes() {
+        let load = |text: &str| Config::from_toml(text, Path::new("/etc/claimgate/serve.toml"));
+        // One account in a list: every provider logs in to it.
+        let one = load("accounts = [\"myorg\"]").unwrap();
+        assert!(one.account_takes("myorg", "gitlab") && one.account_takes("myorg", "github"));
+        assert!(!one.account_takes("other", "gitlab"));
+        // Several: a table, each account with its providers.
+        let table = load("[accounts]\ndev = [\"gitlab\", \"github\"]\nprod = [\"gitlab-prod\"]").unwrap();
+        assert!(table.account_takes("dev", "github") && table.account_takes("prod", "gitlab-prod"));
+        assert!(!table.account_takes("prod", "gitlab"), "a provider of dev does not log in to prod");
+        assert_eq!(table.accounts().collect::<Vec<_>>(), ["dev", "prod"]);
+        assert!(!Config::defaults().account_takes("myorg", "gitlab"), "no account unless configured");
+        assert_eq!(
+            error("accounts = [\"dev\", \"prod\"]"),
+            "accounts: with more than one account, say which providers each takes, so that a token allowed \
+             for one cannot log in to another: a table, `[accounts]` then `dev = [\"a-provider\"]`, one line per \
+             account"
+        );
+        assert_eq!(
+            error("[accounts]\nprod = []"),
+            "accounts: account `prod` names no provider that may log in to it"
+        );
+        assert_eq!(
+            error("[accounts]\nprod = [\"\"]"),
+            "accounts: provider names are non-empty strings, not \"\""
+        );
+        assert_eq!(
+            error("accounts = \"myorg\""),
+            "accounts: write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the \
+             providers each takes (`[accounts]` then `dev = [\"gitlab\"]`), not a value of type string"
+        );
+        assert!(error("[accounts]\n\"a b\" = [\"x\"]").contains("`a b` is not an account name"));
+        assert!(error("accounts = [1]").contains("account names are non-empty strings, not values of type integer"));
     }
 
     #[test]

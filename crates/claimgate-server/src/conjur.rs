@@ -78,15 +78,23 @@ pub(crate) async fn authenticate(
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let known_provider = state.engine.with_program(|p| p.provider_index(service_id).is_some());
     let endpoint = "conjur_authenticate";
     let attempt = |token| Attempt { endpoint, token, provider: Some(service_id), role: None, client };
-    // As in Conjur: the account and the authenticator are checked before the body is read.
-    if !state.config.accounts.iter().any(|a| a == account) || !known_provider {
+    // A client over its quota learns nothing more, not even which accounts and services exist.
+    if login::over_quota(&state, &attempt("")) {
+        return status(StatusCode::TOO_MANY_REQUESTS);
+    }
+    // As in Conjur: the account and the authenticator are checked before the body is read. An
+    // account takes only the providers configured for it. Refusals here count against the
+    // client's quota, so that names cannot be tried at any rate.
+    let known_provider = state.engine.with_program(|p| p.provider_index(service_id).is_some());
+    if !known_provider || !state.config.account_takes(account, service_id) {
+        state.failed_logins.failed(client);
         login::audit_other(&state, &attempt(""), "unknown_account_or_service");
         return status(StatusCode::UNAUTHORIZED);
     }
     if host_id.is_some_and(|id| !valid_host_id(id)) {
+        state.failed_logins.failed(client);
         login::audit_other(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);
     }
@@ -99,6 +107,7 @@ pub(crate) async fn authenticate(
         }
     };
     let Ok(jwt) = jwt_field(&body) else {
+        state.failed_logins.failed(client);
         login::audit_other(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);
     };

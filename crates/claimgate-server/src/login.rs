@@ -92,6 +92,15 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
 /// Audits a refusal. The provider and role may be what the client wrote (an unknown name), so
 /// both are cut to a short name; the claims (for verbose logging) only after the engine decided,
 /// so that a request refused before any token work cannot have its claims decoded and logged.
+/// A JSON request body read as `T`, which must be a JSON object: serde reads a struct from an
+/// array too (by position), which neither Vault nor Strongbox takes as a request.
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err("the body is not a JSON object".into());
+    }
+    serde_json::from_slice(body).map_err(|e| e.to_string())
+}
+
 /// Whether the client is over its failed-login quota (audited when it is). Endpoints that tell
 /// a client something before deciding (that a role or provider exists) ask first, so that a
 /// client over its quota learns nothing more; [`decide`] asks too.

@@ -22,6 +22,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/authn-jwt/{service}/{account}/authenticate", post(conjur))
         .route("/authn-jwt/{service}/{account}/{host}/authenticate", post(conjur_host))
+        .route("/v1/auth/", any(vault))
         .route("/v1/auth/{*path}", any(vault))
         .route("/v1/jwt-login", post(strongbox))
         .route("/.well-known/jwks.json", get(jwks))

@@ -43,9 +43,10 @@ fn time(unix: i64) -> String {
 
 pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Response {
     let endpoint = "strongbox_login";
-    let parsed: LoginBody = match serde_json::from_slice(body) {
+    let parsed: LoginBody = match login::json_object(body) {
         Ok(parsed) => parsed,
         Err(e) => {
+            state.failed_logins.failed(client);
             login::audit_other(
                 &state,
                 &Attempt { endpoint, token: "", provider: None, role: None, client },
@@ -60,7 +61,7 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     if login::over_quota(&state, &attempt) {
         return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
     }
-    let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.accounts.contains(t));
+    let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.account_takes(t, &parsed.provider));
     let provider_known = state.engine.with_program(|p| p.provider_index(&parsed.provider).is_some());
     if !tenant_known || !provider_known || parsed.jwt.is_empty() {
         // Counted like a refused token, so that naming providers cannot be done at any rate.

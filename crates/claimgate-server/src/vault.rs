@@ -164,14 +164,32 @@ pub(crate) async fn route(
         "token/lookup-self" | "token/renew-self" | "token/revoke-self" => {
             error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
         }
-        _ => match path.strip_suffix("/login").and_then(|mount| provider_of_mount(&state, mount)) {
-            Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
-            Some(_) => error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"),
-            // Vault answers a path that is no login path with the token check, which a request
-            // without a token (or with one this server issued, whose policies name nothing
-            // here) fails: 403, as Vault does.
-            None => permission_denied(),
-        },
+        _ => {
+            let Some(mount) = path.strip_suffix("/login") else {
+                // Vault answers a path that is no login path with the token check, which a
+                // request without a token (or with one this server issued, whose policies name
+                // nothing here) fails: 403, as Vault does.
+                return permission_denied();
+            };
+            // A login path: which mounts exist shows in the answer (403, 405 or a login's
+            // own), so a client over its quota gets 429 first, and a miss counts against it.
+            let attempt = Attempt { endpoint: "vault_login", token: "", provider: None, role: None, client };
+            if login::over_quota(&state, &attempt) {
+                return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+            }
+            match provider_of_mount(&state, mount) {
+                Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
+                found => {
+                    state.failed_logins.failed(client);
+                    if found.is_some() {
+                        error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
+                    } else {
+                        login::audit_other(&state, &attempt, "unknown_mount");
+                        permission_denied()
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -222,10 +240,11 @@ struct LoginBody {
 }
 
 async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, body: &[u8]) -> Response {
-    let parsed: LoginBody = match serde_json::from_slice(if body.is_empty() { b"{}" } else { body }) {
+    let parsed: LoginBody = match login::json_object(if body.is_empty() { b"{}" } else { body }) {
         Ok(parsed) => parsed,
         Err(e) => {
             let attempt = Attempt { endpoint: "vault_login", token: "", provider: Some(provider), role: None, client };
+            state.failed_logins.failed(client);
             login::audit_other(state, &attempt, "bad_request");
             return error(StatusCode::BAD_REQUEST, &format!("failed to parse JSON input: {e}"));
         }
@@ -236,10 +255,7 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
     let role = found.as_deref().or(asked.as_deref());
     let jwt = parsed.jwt.unwrap_or_default();
     let attempt = Attempt { endpoint: "vault_login", token: &jwt, provider: Some(provider), role, client };
-    // A client over its quota learns nothing more, not even whether a role exists.
-    if login::over_quota(state, &attempt) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
-    }
+    // (A client over its quota got 429 before the mount was looked up: `route`.)
     // In Vault's order: the role, then the token. A role of another provider is not one of this
     // mount's roles.
     if let Some(name) = asked.as_deref()
@@ -250,6 +266,8 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         return error(StatusCode::BAD_REQUEST, &format!("role {:?} could not be found", claimgate_jose::snippet(name)));
     }
     if jwt.is_empty() {
+        // Counted: a mount's existence is learned from this answer too.
+        state.failed_logins.failed(client);
         login::audit_other(state, &attempt, "bad_request");
         return error(StatusCode::BAD_REQUEST, "missing token");
     }
@@ -713,7 +731,7 @@ fn increment(body: &[u8]) -> Result<i64, String> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(0);
     }
-    let parsed: RenewBody = serde_json::from_slice(body).map_err(|e| format!("failed to parse JSON input: {e}"))?;
+    let parsed: RenewBody = login::json_object(body).map_err(|e| format!("failed to parse JSON input: {e}"))?;
     let bad = || "increment: expected a number of seconds or a duration such as \"1h\"".to_string();
     match parsed.increment {
         None | Some(Value::Null) => Ok(0),

@@ -112,6 +112,40 @@ async fn conjur_refusals_are_401_without_a_body_and_malformed_requests_400() {
 }
 
 #[tokio::test]
+async fn an_account_takes_only_its_providers_and_wrong_names_count_against_the_quota() {
+    let h =
+        common::start("[accounts]\ndev = [\"ci\"]\nprod = [\"other\"]\n[limits]\nfailed_logins_per_minute = 3\n").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    let strongbox = |tenant: &str| {
+        let request = h
+            .client
+            .post(h.url("/v1/jwt-login"))
+            .json(&json!({ "tenant": tenant, "provider": "ci", "role": "deploy", "jwt": jwt }));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let body = form(&jwt);
+    let login = |path: &'static str| {
+        let request = conjur(&h, path, &body, false);
+        async move { request.await.status().as_u16() }
+    };
+    // `ci` logs in to `dev`, its account, whether as a Conjur account or a Strongbox tenant.
+    assert_eq!(login("/authn-jwt/ci/dev/authenticate").await, 200);
+    assert_eq!(strongbox("dev").await, 200);
+    // Not to `prod`, which takes `other` only: a token the policy allows for one account does
+    // not get an access token whose `aud` names another.
+    assert_eq!(strongbox("prod").await, 400);
+    assert_eq!(login("/authn-jwt/ci/prod/authenticate").await, 401);
+    assert_eq!(login("/authn-jwt/ci/myorg/authenticate").await, 401);
+    assert_eq!(login("/authn-jwt/nope/dev/authenticate").await, 401);
+    // Each of those four counted: now over the quota, the client learns nothing, not even
+    // which names exist.
+    assert_eq!(login("/authn-jwt/ci/dev/authenticate").await, 429);
+    assert_eq!(login("/authn-jwt/nope/dev/authenticate").await, 429);
+    assert_eq!(strongbox("dev").await, 429);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn strongbox_login_returns_its_token_fields() {
     let h = common::start("").await;
     let jwt = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));

@@ -341,6 +341,38 @@ async fn a_client_over_its_failed_login_quota_gets_429_until_it_refills() {
 }
 
 #[tokio::test]
+async fn mount_names_cost_quota_and_a_body_must_be_a_json_object() {
+    let h = common::start("[limits]\nfailed_logins_per_minute = 4\n").await;
+    let good = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "app" }));
+    // A JSON array is not a request, though serde would read it into the fields by position.
+    let send = |path: &str, body: String| {
+        let request = h.client.post(h.url(path)).header("Content-Type", "application/json").body(body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = send("/v1/auth/ci/login", json!([null, good]).to_string()).await;
+    assert_eq!(status, 400);
+    assert_eq!(body, json!({ "errors": ["failed to parse JSON input: the body is not a JSON object"] }));
+    let (status, body) = send("/v1/jwt-login", json!(["myorg", "ci", "deploy", good]).to_string()).await;
+    assert_eq!((status, &body["error"]), (400, &json!("bad_request")), "{body}");
+    // Each of these tells a mount that exists from one that does not, so each counts.
+    assert_eq!(send("/v1/auth/nope/login", "{}".into()).await.0, 403);
+    let get = h.client.get(h.url("/v1/auth/ci/login")).send().await.unwrap();
+    assert_eq!(get.status().as_u16(), 405);
+    assert_eq!(login(&h, "ci", json!({ "role": "deploy" })).await.1, json!({ "errors": ["missing token"] }));
+    // Five refusals (the array bodies count too): over the quota of four, every login path
+    // answers 429, whether its mount exists or not.
+    for mount in ["nope", "ci"] {
+        let (status, body, _) = login(&h, mount, json!({ "role": "deploy", "jwt": good })).await;
+        assert_eq!((status, body), (429, json!({ "errors": ["too many failed logins; try again later"] })), "{mount}");
+    }
+    assert!(h.audit().contains(r#""code":"unknown_mount""#), "{}", h.audit());
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
     let jwt_for = |h: &common::Harness| h.ci.token(json!({ "aud": "fenced", "sub": "svc" }));
     let send = |h: &common::Harness, forwarded: &'static str| {

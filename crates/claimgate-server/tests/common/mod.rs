@@ -179,9 +179,10 @@ pub async fn start(extra: &str) -> Harness {
     std::fs::create_dir(&policies).unwrap();
     std::fs::write(policies.join("test.cg"), policy(&ci, &other)).unwrap();
     let config_path = dir.path().join("serve.toml");
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\naccounts = [\"myorg\"]\nsigning_key_rotation = \"1h\"\n{extra}\n"
-    );
+    // One account, unless the test configures its own (`[accounts]` in `extra`).
+    let accounts = if extra.contains("[accounts]") { "" } else { "accounts = [\"myorg\"]\n" };
+    let text =
+        format!("listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{accounts}signing_key_rotation = \"1h\"\n{extra}\n");
     std::fs::write(&config_path, &text).unwrap();
     let config = Config::load(&config_path).unwrap();
     let server = Server::start(policies, config).await.unwrap();
