@@ -621,14 +621,8 @@ mod tests {
              for one cannot log in to another: a table, `[accounts]` then `dev = [\"a-provider\"]`, one line per \
              account"
         );
-        assert_eq!(
-            error("[accounts]\nprod = []"),
-            "accounts: account `prod` names no provider that may log in to it"
-        );
-        assert_eq!(
-            error("[accounts]\nprod = [\"\"]"),
-            "accounts: provider names are non-empty strings, not \"\""
-        );
+        assert_eq!(error("[accounts]\nprod = []"), "accounts: account `prod` names no provider that may log in to it");
+        assert_eq!(error("[accounts]\nprod = [\"\"]"), "accounts: provider names are non-empty strings, not \"\"");
         assert_eq!(
             error("accounts = \"myorg\""),
             "accounts: write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the \

@@ -359,6 +359,8 @@ async fn mount_names_cost_quota_and_a_body_must_be_a_json_object() {
     assert_eq!((status, &body["error"]), (400, &json!("bad_request")), "{body}");
     // Each of these tells a mount that exists from one that does not, so each counts.
     assert_eq!(send("/v1/auth/nope/login", "{}".into()).await.0, 403);
+    let root = h.client.get(h.url("/v1/auth/")).send().await.unwrap();
+    assert_eq!(root.status().as_u16(), 403, "not counted: no login path");
     let get = h.client.get(h.url("/v1/auth/ci/login")).send().await.unwrap();
     assert_eq!(get.status().as_u16(), 405);
     assert_eq!(login(&h, "ci", json!({ "role": "deploy" })).await.1, json!({ "errors": ["missing token"] }));
