@@ -346,28 +346,16 @@ pub(crate) async fn issue_audited(
     let (mount, provider) = (mount.to_string(), provider.to_string());
     tokio::spawn(async move {
         let attempt = Attempt { endpoint, token: &token, provider: Some(&provider), role: role.as_deref(), client };
-        issue_then_audit(&state, &attempt, &grant, &mount, &provider, kind, tenant.as_deref()).await
+        let issued = issue_token(&state, &grant, &mount, &provider, kind, tenant.as_deref()).await;
+        match &issued {
+            Ok((_, record)) => login::audit_allowed(&state, &attempt, &grant, &provider, Some(&record.accessor)),
+            Err(Issue::Invalid(_)) => login::audit_other(&state, &attempt, "bad_request"),
+            Err(Issue::Store) => login::audit_other(&state, &attempt, "store_unavailable"),
+        }
+        issued
     })
     .await
     .unwrap_or(Err(Issue::Store))
-}
-
-async fn issue_then_audit(
-    state: &State,
-    attempt: &Attempt<'_>,
-    grant: &Grant,
-    mount: &str,
-    provider: &str,
-    kind: TokenKind,
-    tenant: Option<&str>,
-) -> Result<(String, TokenRecord), Issue> {
-    let issued = issue_token(state, grant, mount, provider, kind, tenant).await;
-    match &issued {
-        Ok((_, record)) => login::audit_allowed(state, attempt, grant, provider, Some(&record.accessor)),
-        Err(Issue::Invalid(_)) => login::audit_other(state, attempt, "bad_request"),
-        Err(Issue::Store) => login::audit_other(state, attempt, "store_unavailable"),
-    }
-    issued
 }
 
 pub(crate) enum Issue {
