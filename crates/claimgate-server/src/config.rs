@@ -107,6 +107,14 @@ impl Config {
     pub fn accounts(&self) -> impl Iterator<Item = &str> {
         self.accounts.keys().map(String::as_str)
     }
+
+    /// The providers the accounts name, with their account (to check them against the
+    /// policies at start).
+    pub(crate) fn account_providers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.accounts.iter().flat_map(|(account, providers)| {
+            providers.iter().flatten().map(move |provider| (account.as_str(), provider.as_str()))
+        })
+    }
 }
 
 impl Default for Limits {
@@ -457,53 +465,64 @@ fn check_plain_http(listen: SocketAddr, tls: bool, allowed: bool) -> Result<(), 
 /// it, so a list of several would let a token allowed for `dev` log in to `prod`.
 fn accounts(value: Option<toml::Value>) -> Result<BTreeMap<String, Option<Vec<String>>>, ConfigError> {
     let invalid = |message: String| ConfigError::Invalid { field: "accounts", message };
-    let account_name = |name: String| {
-        if valid_name(&name) {
-            Ok(name)
+    // Names as Conjur service ids and account names are written (and as the policies name
+    // providers), so that a setting that strayed into the table is not taken for one.
+    let name = |text: String, what: &str| {
+        if valid_name(&text) {
+            Ok(text)
         } else {
-            Err(invalid(format!("`{}` is not an account name (letters, digits, `-`, `_`, `.`)", name.escape_debug())))
+            Err(invalid(format!("`{}` is not {what} (letters, digits, `-`, `_`, `.`)", text.escape_debug())))
         }
     };
-    let strings = |value: toml::Value, what: &str| match value {
-        toml::Value::Array(items) => items
+    let names = |items: Vec<toml::Value>, what: &str| {
+        items
             .into_iter()
             .map(|item| match item {
-                toml::Value::String(text) if !text.is_empty() => Ok(text),
-                toml::Value::String(_) => Err(invalid(format!("{what} are non-empty strings, not \"\""))),
-                other => Err(invalid(format!("{what} are non-empty strings, not values of type {}", other.type_str()))),
+                toml::Value::String(text) => name(text, what),
+                other => Err(invalid(format!("{what} is a string, not a value of type {}", other.type_str()))),
             })
-            .collect::<Result<Vec<String>, ConfigError>>(),
-        other => Err(invalid(format!(
-            "write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the providers \
-             each takes (`[accounts]` then `dev = [\"gitlab\"]`), not a value of type {}",
-            other.type_str()
-        ))),
+            .collect::<Result<Vec<String>, ConfigError>>()
     };
     match value {
         None => Ok(BTreeMap::new()),
-        Some(toml::Value::Table(table)) => table
-            .into_iter()
-            .map(|(name, providers)| {
-                let name = account_name(name)?;
-                let providers = strings(providers, "provider names")?;
-                if providers.is_empty() {
-                    return Err(invalid(format!("account `{name}` names no provider that may log in to it")));
-                }
-                Ok((name, Some(providers)))
-            })
-            .collect(),
-        Some(list) => {
-            let names = strings(list, "account names")?;
-            if names.len() > 1 {
+        Some(toml::Value::Array(items)) => {
+            let accounts = names(items, "an account name")?;
+            if accounts.len() > 1 {
                 return Err(invalid(format!(
                     "with more than one account, say which providers each takes, so that a token allowed for \
-                     one cannot log in to another: a table, `[accounts]` then `{} = [\"a-provider\"]`, one line \
-                     per account",
-                    names[0]
+                     one cannot log in to another: `accounts = {{ {} = [\"a-provider\"], ... }}`",
+                    accounts[0]
                 )));
             }
-            names.into_iter().map(|name| Ok((account_name(name)?, None))).collect()
+            Ok(accounts.into_iter().map(|account| (account, None)).collect())
         }
+        Some(toml::Value::Table(table)) if table.is_empty() => {
+            Err(invalid("names no account; leave it out if no login names one (Conjur, Strongbox tenants)".into()))
+        }
+        Some(toml::Value::Table(table)) => table
+            .into_iter()
+            .map(|(account, providers)| {
+                let account = name(account, "an account name")?;
+                let toml::Value::Array(providers) = providers else {
+                    return Err(invalid(format!(
+                        "account `{account}`: write the providers that may log in to it as a list, \
+                         `{account} = [\"gitlab\"]`, not a value of type {} (a name with a dot is quoted: \
+                         `\"dev.eu\" = [...]`)",
+                        providers.type_str()
+                    )));
+                };
+                let providers = names(providers, "a provider name")?;
+                if providers.is_empty() {
+                    return Err(invalid(format!("account `{account}` names no provider that may log in to it")));
+                }
+                Ok((account, Some(providers)))
+            })
+            .collect(),
+        Some(other) => Err(invalid(format!(
+            "write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the providers \
+             each takes (`accounts = {{ dev = [\"gitlab\"] }}`), not a value of type {}",
+            other.type_str()
+        ))),
     }
 }
 
@@ -609,27 +628,57 @@ mod tests {
         let one = load("accounts = [\"myorg\"]").unwrap();
         assert!(one.account_takes("myorg", "gitlab") && one.account_takes("myorg", "github"));
         assert!(!one.account_takes("other", "gitlab"));
-        // Several: a table, each account with its providers.
-        let table = load("[accounts]\ndev = [\"gitlab\", \"github\"]\nprod = [\"gitlab-prod\"]").unwrap();
-        assert!(table.account_takes("dev", "github") && table.account_takes("prod", "gitlab-prod"));
-        assert!(!table.account_takes("prod", "gitlab"), "a provider of dev does not log in to prod");
-        assert_eq!(table.accounts().collect::<Vec<_>>(), ["dev", "prod"]);
+        assert_eq!(one.account_providers().count(), 0);
+        // Several: a table, each account with its providers, inline or as a section.
+        for text in [
+            "accounts = { dev = [\"gitlab\", \"github\"], prod = [\"gitlab-prod\"] }",
+            "[accounts]\ndev = [\"gitlab\", \"github\"]\nprod = [\"gitlab-prod\"]",
+        ] {
+            let table = load(text).unwrap();
+            assert!(table.account_takes("dev", "github") && table.account_takes("prod", "gitlab-prod"));
+            assert!(!table.account_takes("prod", "gitlab"), "a provider of dev does not log in to prod");
+            assert_eq!(table.accounts().collect::<Vec<_>>(), ["dev", "prod"]);
+            assert_eq!(
+                table.account_providers().collect::<Vec<_>>(),
+                [("dev", "gitlab"), ("dev", "github"), ("prod", "gitlab-prod")]
+            );
+        }
+        assert!(load("accounts = { \"dev.eu\" = [\"gitlab\"] }").unwrap().account_takes("dev.eu", "gitlab"));
         assert!(!Config::defaults().account_takes("myorg", "gitlab"), "no account unless configured");
         assert_eq!(
             error("accounts = [\"dev\", \"prod\"]"),
             "accounts: with more than one account, say which providers each takes, so that a token allowed \
-             for one cannot log in to another: a table, `[accounts]` then `dev = [\"a-provider\"]`, one line per \
-             account"
+             for one cannot log in to another: `accounts = { dev = [\"a-provider\"], ... }`"
         );
         assert_eq!(error("[accounts]\nprod = []"), "accounts: account `prod` names no provider that may log in to it");
-        assert_eq!(error("[accounts]\nprod = [\"\"]"), "accounts: provider names are non-empty strings, not \"\"");
+        assert_eq!(
+            error("[accounts]"),
+            "accounts: names no account; leave it out if no login names one (Conjur, Strongbox tenants)"
+        );
+        assert_eq!(
+            error("[accounts]\nprod = [\"\"]"),
+            "accounts: `` is not a provider name (letters, digits, `-`, `_`, `.`)"
+        );
+        // A setting written after `[accounts]` belongs to the table in TOML: refused, not taken
+        // for an account whose provider is `10.0.0.0/8` (a stray setting whose value reads as a
+        // provider name is caught at start: the policies define no such provider).
+        assert_eq!(
+            error("[accounts]\ndev = [\"gitlab\"]\ntrusted_proxies = [\"10.0.0.0/8\"]"),
+            "accounts: `10.0.0.0/8` is not a provider name (letters, digits, `-`, `_`, `.`)"
+        );
+        assert_eq!(
+            error("[accounts]\ndev = \"gitlab\""),
+            "accounts: account `dev`: write the providers that may log in to it as a list, `dev = [\"gitlab\"]`, \
+             not a value of type string (a name with a dot is quoted: `\"dev.eu\" = [...]`)"
+        );
+        assert!(error("[accounts]\ndev.eu = [\"x\"]").contains("account `dev`: write the providers"));
         assert_eq!(
             error("accounts = \"myorg\""),
             "accounts: write a list of one account (`accounts = [\"myorg\"]`) or a table of accounts and the \
-             providers each takes (`[accounts]` then `dev = [\"gitlab\"]`), not a value of type string"
+             providers each takes (`accounts = { dev = [\"gitlab\"] }`), not a value of type string"
         );
         assert!(error("[accounts]\n\"a b\" = [\"x\"]").contains("`a b` is not an account name"));
-        assert!(error("accounts = [1]").contains("account names are non-empty strings, not values of type integer"));
+        assert!(error("accounts = [1]").contains("an account name is a string, not a value of type integer"));
     }
 
     #[test]

@@ -164,16 +164,22 @@ impl Server {
         }
         let engine = builder.build().await.map_err(|e| ServeError::Policies(e.to_string()))?;
         let unknown: Vec<String> = engine.with_program(|program| {
-            config
-                .mounts
-                .iter()
-                .filter(|(_, provider)| program.provider_index(provider).is_none())
-                .map(|(mount, provider)| {
+            let mounts = config.mounts.iter().filter(|(_, provider)| program.provider_index(provider).is_none()).map(
+                |(mount, provider)| {
                     format!(
                         "vault.mounts: mount `{mount}` names provider `{provider}`, which the policies do not define"
                     )
-                })
-                .collect()
+                },
+            );
+            let accounts = config
+                .account_providers()
+                .filter(|(_, provider)| program.provider_index(provider).is_none())
+                .map(|(account, provider)| {
+                    format!(
+                        "accounts: account `{account}` names provider `{provider}`, which the policies do not define"
+                    )
+                });
+            mounts.chain(accounts).collect()
         });
         if let Some(first) = unknown.into_iter().next() {
             return Err(ServeError::Config(first));

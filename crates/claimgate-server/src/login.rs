@@ -89,9 +89,6 @@ pub(crate) async fn decide(state: &State, attempt: &Attempt<'_>) -> Result<Grant
     }
 }
 
-/// Audits a refusal. The provider and role may be what the client wrote (an unknown name), so
-/// both are cut to a short name; the claims (for verbose logging) only after the engine decided,
-/// so that a request refused before any token work cannot have its claims decoded and logged.
 /// A JSON request body read as `T`, which must be a JSON object: serde reads a struct from an
 /// array too (by position), which neither Vault nor Strongbox takes as a request.
 pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
@@ -112,6 +109,9 @@ pub(crate) fn over_quota(state: &State, attempt: &Attempt<'_>) -> bool {
     blocked
 }
 
+/// Audits a refusal. The provider and role may be what the client wrote (an unknown name), so
+/// both are cut to a short name; the claims (for verbose logging) only after the engine decided,
+/// so that a request refused before any token work cannot have its claims decoded and logged.
 fn audit_refused(
     state: &State,
     attempt: &Attempt<'_>,

@@ -43,6 +43,11 @@ fn time(unix: i64) -> String {
 
 pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Response {
     let endpoint = "strongbox_login";
+    // A client over its quota learns nothing more, not even which providers exist; and a
+    // refusal counted while it is blocked would push its block further.
+    if login::over_quota(&state, &Attempt { endpoint, token: "", provider: None, role: None, client }) {
+        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
+    }
     let parsed: LoginBody = match login::json_object(body) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -57,10 +62,6 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     };
     let attempt =
         Attempt { endpoint, token: &parsed.jwt, provider: Some(&parsed.provider), role: Some(&parsed.role), client };
-    // A client over its quota learns nothing more, not even which providers exist.
-    if login::over_quota(&state, &attempt) {
-        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
-    }
     let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.account_takes(t, &parsed.provider));
     let provider_known = state.engine.with_program(|p| p.provider_index(&parsed.provider).is_some());
     if !tenant_known || !provider_known || parsed.jwt.is_empty() {

@@ -182,6 +182,7 @@ pub(crate) async fn route(
                 found => {
                     state.failed_logins.failed(client);
                     if found.is_some() {
+                        login::audit_other(&state, &attempt, "method_not_allowed");
                         error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
                     } else {
                         login::audit_other(&state, &attempt, "unknown_mount");
@@ -779,7 +780,12 @@ mod tests {
     #[test]
     fn increments_are_seconds_or_durations() {
         assert_eq!(increment(b""), Ok(0));
+        assert_eq!(increment(b" \n"), Ok(0), "no body: `vault write -f`");
         assert_eq!(increment(b"{}"), Ok(0));
+        // Not an object: not read by position.
+        let not_an_object = Err("failed to parse JSON input: the body is not a JSON object".to_string());
+        assert_eq!(increment(b"[3600]"), not_an_object);
+        assert_eq!(increment(b"null"), not_an_object);
         assert_eq!(increment(br#"{"increment": 3600}"#), Ok(3600));
         assert_eq!(increment(br#"{"increment": "3600"}"#), Ok(3600));
         assert_eq!(increment(br#"{"increment": "1h"}"#), Ok(3600));

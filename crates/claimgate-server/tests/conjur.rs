@@ -114,7 +114,7 @@ async fn conjur_refusals_are_401_without_a_body_and_malformed_requests_400() {
 #[tokio::test]
 async fn an_account_takes_only_its_providers_and_wrong_names_count_against_the_quota() {
     let h =
-        common::start("[accounts]\ndev = [\"ci\"]\nprod = [\"other\"]\n[limits]\nfailed_logins_per_minute = 3\n").await;
+        common::start("[accounts]\ndev = [\"ci\"]\nprod = [\"other\"]\n[limits]\nfailed_logins_per_minute = 4\n").await;
     let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
     let strongbox = |tenant: &str| {
         let request = h
@@ -137,8 +137,10 @@ async fn an_account_takes_only_its_providers_and_wrong_names_count_against_the_q
     assert_eq!(login("/authn-jwt/ci/prod/authenticate").await, 401);
     assert_eq!(login("/authn-jwt/ci/myorg/authenticate").await, 401);
     assert_eq!(login("/authn-jwt/nope/dev/authenticate").await, 401);
-    // Each of those four counted: now over the quota, the client learns nothing, not even
-    // which names exist.
+    // Exactly four counted, the quota: a good login still passes.
+    assert_eq!(login("/authn-jwt/ci/dev/authenticate").await, 200);
+    // The fifth exceeds it: from then on the client learns nothing, not even which names exist.
+    assert_eq!(login("/authn-jwt/nope/dev/authenticate").await, 401);
     assert_eq!(login("/authn-jwt/ci/dev/authenticate").await, 429);
     assert_eq!(login("/authn-jwt/nope/dev/authenticate").await, 429);
     assert_eq!(strongbox("dev").await, 429);

@@ -71,18 +71,29 @@ fn a_certificate_that_cannot_be_read_is_a_located_error() {
 }
 
 #[tokio::test]
-async fn a_mount_naming_no_provider_is_refused_at_start() {
+async fn a_mount_or_account_naming_no_provider_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
     std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
     let path = dir.path().join("serve.toml");
-    std::fs::write(&path, "data_dir = \"data\"\n[vault.mounts]\njwt = \"gitlab\"\n").unwrap();
-    let error = Server::start(dir.path().join("policies"), Config::load(&path).unwrap()).await.unwrap_err();
+    let start = |text: &str| {
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(&path).unwrap();
+        let policies = dir.path().join("policies");
+        async move { Server::start(policies, config).await.map(|_| ()).map_err(|e| e.to_string()) }
+    };
     assert_eq!(
-        error.to_string(),
-        "vault.mounts: mount `jwt` names provider `gitlab`, which the policies do not define"
+        start("data_dir = \"data\"\n[vault.mounts]\njwt = \"gitlab\"\n").await,
+        Err("vault.mounts: mount `jwt` names provider `gitlab`, which the policies do not define".into())
     );
+    // A setting written below `[accounts]` (TOML puts it in that table) whose value reads as a
+    // provider name is caught here.
+    assert_eq!(
+        start("data_dir = \"data\"\n[accounts]\ndev = [\"ci\"]\naudit_logs = [\"stdout\"]\n").await,
+        Err("accounts: account `audit_logs` names provider `stdout`, which the policies do not define".into())
+    );
+    assert_eq!(start("data_dir = \"data\"\n[accounts]\ndev = [\"ci\"]\nprod = [\"other\"]\n").await, Ok(()));
 }
 
 /// The router embedded in another axum server: with the connection's address it serves;

@@ -342,7 +342,7 @@ async fn a_client_over_its_failed_login_quota_gets_429_until_it_refills() {
 
 #[tokio::test]
 async fn mount_names_cost_quota_and_a_body_must_be_a_json_object() {
-    let h = common::start("[limits]\nfailed_logins_per_minute = 4\n").await;
+    let h = common::start("[limits]\nfailed_logins_per_minute = 5\n").await;
     let good = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "app" }));
     // A JSON array is not a request, though serde would read it into the fields by position.
     let send = |path: &str, body: String| {
@@ -359,18 +359,25 @@ async fn mount_names_cost_quota_and_a_body_must_be_a_json_object() {
     assert_eq!((status, &body["error"]), (400, &json!("bad_request")), "{body}");
     // Each of these tells a mount that exists from one that does not, so each counts.
     assert_eq!(send("/v1/auth/nope/login", "{}".into()).await.0, 403);
-    let root = h.client.get(h.url("/v1/auth/")).send().await.unwrap();
-    assert_eq!(root.status().as_u16(), 403, "not counted: no login path");
     let get = h.client.get(h.url("/v1/auth/ci/login")).send().await.unwrap();
     assert_eq!(get.status().as_u16(), 405);
     assert_eq!(login(&h, "ci", json!({ "role": "deploy" })).await.1, json!({ "errors": ["missing token"] }));
-    // Five refusals (the array bodies count too): over the quota of four, every login path
-    // answers 429, whether its mount exists or not.
+    // Not a login path, not a login attempt: not counted.
+    let root = h.client.get(h.url("/v1/auth/")).send().await.unwrap();
+    assert_eq!(root.status().as_u16(), 403);
+    assert_eq!(send("/v1/auth/nope/other", "{}".into()).await.0, 403);
+    // Exactly five counted, the quota: a good login still passes.
+    let (status, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": good })).await;
+    assert_eq!(status, 200, "{body}");
+    // The sixth refusal exceeds it: from then on every login path answers 429, whether its
+    // mount exists or not.
+    assert_eq!(send("/v1/auth/nope/login", "{}".into()).await.0, 403);
     for mount in ["nope", "ci"] {
         let (status, body, _) = login(&h, mount, json!({ "role": "deploy", "jwt": good })).await;
         assert_eq!((status, body), (429, json!({ "errors": ["too many failed logins; try again later"] })), "{mount}");
     }
-    assert!(h.audit().contains(r#""code":"unknown_mount""#), "{}", h.audit());
+    let audit = h.audit();
+    assert!(audit.contains(r#""code":"unknown_mount""#) && audit.contains(r#""code":"method_not_allowed""#), "{audit}");
     h.stop().await;
 }
 
