@@ -194,20 +194,29 @@ async fn readyz(Shared(state): Shared<AppState>) -> Response {
     }
     let signing = state.keyring.ready(crate::unix_now());
     let reload_error = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    // A reload may drop a provider that a Vault mount serves: that mount refuses every login.
-    let orphan_mounts: Vec<&String> = state.engine.with_program(|program| {
-        state
+    // A reload may drop a provider that a Vault mount serves, or that an account takes: that
+    // mount, or that account through that provider, refuses every login.
+    let (orphan_mounts, orphan_accounts) = state.engine.with_program(|program| {
+        let missing = |provider: &str| program.provider_index(provider).is_none();
+        let mounts: Vec<&String> =
+            state.config.mounts.iter().filter(|(_, provider)| missing(provider)).map(|(m, _)| m).collect();
+        let accounts: Vec<serde_json::Value> = state
             .config
-            .mounts
-            .iter()
-            .filter(|(_, provider)| program.provider_index(provider).is_none())
-            .map(|(m, _)| m)
-            .collect()
+            .account_providers()
+            .filter(|(_, provider)| missing(provider))
+            .map(|(account, provider)| json!({ "account": account, "provider": provider }))
+            .collect();
+        (mounts, accounts)
     });
-    let ready = keys_ready && store.is_ok() && signing && orphan_mounts.is_empty();
+    let ready = keys_ready && store.is_ok() && signing && orphan_mounts.is_empty() && orphan_accounts.is_empty();
     let body = json!({
         "ready": ready,
-        "policies": { "loaded": true, "reload_error": reload_error, "mounts_without_provider": orphan_mounts },
+        "policies": {
+            "loaded": true,
+            "reload_error": reload_error,
+            "mounts_without_provider": orphan_mounts,
+            "accounts_without_provider": orphan_accounts,
+        },
         "providers": providers,
         "store": { "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string()) },
         "signing_key": { "ready": signing },

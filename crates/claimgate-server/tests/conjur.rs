@@ -285,6 +285,36 @@ async fn a_policy_set_with_errors_is_refused_and_shown_while_the_old_one_serves(
 }
 
 #[tokio::test]
+async fn a_reload_that_drops_a_provider_named_by_a_mount_or_an_account_shows_in_readyz() {
+    let h = common::start(
+        "[vault.mounts]\nci = \"ci\"\nelsewhere = \"other\"\n[accounts]\ndev = [\"ci\"]\nprod = [\"ci\", \"other\"]\n",
+    )
+    .await;
+    let readyz = || async { h.client.get(h.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap() };
+    let ready = readyz().await;
+    assert_eq!(ready["policies"]["mounts_without_provider"], json!([]), "{ready}");
+    assert_eq!(ready["policies"]["accounts_without_provider"], json!([]), "{ready}");
+    // The set without provider `other` (and its role) is valid: the reload is taken.
+    let file = h.policies().join("test.cg");
+    let mut text = common::read(&file);
+    for block in ["provider other {", "role other-role {"] {
+        let start = text.find(block).unwrap();
+        let end = start + text[start..].find("\n}\n").unwrap() + 3;
+        text.replace_range(start..end, "");
+    }
+    std::fs::write(&file, text).unwrap();
+    h.server.reload().await.unwrap();
+    let ready = readyz().await;
+    assert_eq!(ready["ready"], false, "{ready}");
+    assert_eq!(ready["policies"]["mounts_without_provider"], json!(["elsewhere"]));
+    assert_eq!(ready["policies"]["accounts_without_provider"], json!([{ "account": "prod", "provider": "other" }]));
+    // What still resolves keeps serving.
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
+    assert_eq!(conjur(&h, "/authn-jwt/ci/prod/authenticate", &form(&jwt), false).await.status(), 200);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn a_change_in_the_policy_folder_reloads_by_itself() {
     let h = common::start("").await;
     let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
