@@ -108,12 +108,41 @@ impl Config {
         self.accounts.keys().map(String::as_str)
     }
 
-    /// The providers the accounts name, with their account (to check them against the
-    /// policies at start).
+    /// The providers the accounts name, with their account.
     pub(crate) fn account_providers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.accounts.iter().flat_map(|(account, providers)| {
             providers.iter().flatten().map(move |provider| (account.as_str(), provider.as_str()))
         })
+    }
+
+    /// Every provider the configuration names, with what names it (a Vault mount, an account):
+    /// checked against the policies at start, and after reloads in `/readyz`.
+    pub(crate) fn provider_references(&self) -> impl Iterator<Item = (Reference<'_>, &str)> {
+        let mounts = self.mounts.iter().map(|(mount, provider)| (Reference::Mount(mount), provider.as_str()));
+        mounts.chain(self.account_providers().map(|(account, provider)| (Reference::Account(account), provider)))
+    }
+}
+
+/// What in the configuration names a provider.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Reference<'a> {
+    /// A Vault mount (`vault.mounts`).
+    Mount(&'a str),
+    /// An account (`accounts`).
+    Account(&'a str),
+}
+
+impl Reference<'_> {
+    /// The error of a start whose policies do not define `provider`.
+    pub(crate) fn undefined(self, provider: &str) -> String {
+        match self {
+            Reference::Mount(mount) => {
+                format!("vault.mounts: mount `{mount}` names provider `{provider}`, which the policies do not define")
+            }
+            Reference::Account(account) => {
+                format!("accounts: account `{account}` names provider `{provider}`, which the policies do not define")
+            }
+        }
     }
 }
 

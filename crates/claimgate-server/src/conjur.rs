@@ -89,13 +89,11 @@ pub(crate) async fn authenticate(
     // client's quota, so that names cannot be tried at any rate.
     let known_provider = state.engine.with_program(|p| p.provider_index(service_id).is_some());
     if !known_provider || !state.config.account_takes(account, service_id) {
-        state.failed_logins.failed(client);
-        login::audit_other(&state, &attempt(""), "unknown_account_or_service");
+        login::refuse_counted(&state, &attempt(""), "unknown_account_or_service");
         return status(StatusCode::UNAUTHORIZED);
     }
     if host_id.is_some_and(|id| !valid_host_id(id)) {
-        state.failed_logins.failed(client);
-        login::audit_other(&state, &attempt(""), "bad_request");
+        login::refuse_counted(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);
     }
     // Only now is the body read (within max_body_bytes: 413 past it, as elsewhere).
@@ -107,14 +105,12 @@ pub(crate) async fn authenticate(
         }
     };
     let Ok(jwt) = jwt_field(&body) else {
-        state.failed_logins.failed(client);
-        login::audit_other(&state, &attempt(""), "bad_request");
+        login::refuse_counted(&state, &attempt(""), "bad_request");
         return status(StatusCode::BAD_REQUEST);
     };
     let attempt = attempt(&jwt);
     if !looks_like_jwt(&jwt) {
-        login::audit_other(&state, &attempt, "token_malformed");
-        state.failed_logins.failed(client);
+        login::refuse_counted(&state, &attempt, "token_malformed");
         return status(StatusCode::UNAUTHORIZED);
     }
     let grant = match login::decide(&state, &attempt).await {

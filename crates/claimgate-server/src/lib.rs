@@ -163,26 +163,14 @@ impl Server {
             builder = builder.verified_token_cache(cached, cached.saturating_mul(3 << 10));
         }
         let engine = builder.build().await.map_err(|e| ServeError::Policies(e.to_string()))?;
-        let unknown: Vec<String> = engine.with_program(|program| {
-            let mounts = config.mounts.iter().filter(|(_, provider)| program.provider_index(provider).is_none()).map(
-                |(mount, provider)| {
-                    format!(
-                        "vault.mounts: mount `{mount}` names provider `{provider}`, which the policies do not define"
-                    )
-                },
-            );
-            let accounts = config
-                .account_providers()
-                .filter(|(_, provider)| program.provider_index(provider).is_none())
-                .map(|(account, provider)| {
-                    format!(
-                        "accounts: account `{account}` names provider `{provider}`, which the policies do not define"
-                    )
-                });
-            mounts.chain(accounts).collect()
+        let undefined = engine.with_program(|program| {
+            config
+                .provider_references()
+                .find(|(_, provider)| program.provider_index(provider).is_none())
+                .map(|(reference, provider)| reference.undefined(provider))
         });
-        if let Some(first) = unknown.into_iter().next() {
-            return Err(ServeError::Config(first));
+        if let Some(error) = undefined {
+            return Err(ServeError::Config(error));
         }
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),

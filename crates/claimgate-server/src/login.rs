@@ -138,6 +138,14 @@ fn audit_refused(
 
 /// Audits a login that ended otherwise than by a decision: a malformed request, or a store
 /// that failed after the policy allowed.
+/// Refuses a login attempt before the engine decides, counting it against the client's quota:
+/// what it was refused for (an unknown name, a malformed request) tells the client something,
+/// so trying names cannot be done at any rate.
+pub(crate) fn refuse_counted(state: &State, attempt: &Attempt<'_>, code: &str) {
+    state.failed_logins.failed(attempt.client);
+    audit_other(state, attempt, code);
+}
+
 pub(crate) fn audit_other(state: &State, attempt: &Attempt<'_>, code: &str) {
     audit_refused(state, attempt, code, attempt.provider, None, false);
 }

@@ -14,6 +14,7 @@ use serde_json::json;
 
 use crate::State;
 use crate::client::client_address;
+use crate::config::Reference;
 
 type AppState = Arc<State>;
 
@@ -196,17 +197,17 @@ async fn readyz(Shared(state): Shared<AppState>) -> Response {
     let reload_error = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
     // A reload may drop a provider that a Vault mount serves, or that an account takes: that
     // mount, or that account through that provider, refuses every login.
-    let (orphan_mounts, orphan_accounts) = state.engine.with_program(|program| {
-        let missing = |provider: &str| program.provider_index(provider).is_none();
-        let mounts: Vec<&String> =
-            state.config.mounts.iter().filter(|(_, provider)| missing(provider)).map(|(m, _)| m).collect();
-        let accounts: Vec<serde_json::Value> = state
-            .config
-            .account_providers()
-            .filter(|(_, provider)| missing(provider))
-            .map(|(account, provider)| json!({ "account": account, "provider": provider }))
-            .collect();
-        (mounts, accounts)
+    let (mut orphan_mounts, mut orphan_accounts) = (Vec::new(), Vec::new());
+    state.engine.with_program(|program| {
+        for (reference, provider) in state.config.provider_references() {
+            match reference {
+                _ if program.provider_index(provider).is_some() => {}
+                Reference::Mount(mount) => orphan_mounts.push(mount),
+                Reference::Account(account) => {
+                    orphan_accounts.push(json!({ "account": account, "provider": provider }));
+                }
+            }
+        }
     });
     let ready = keys_ready && store.is_ok() && signing && orphan_mounts.is_empty() && orphan_accounts.is_empty();
     let body = json!({

@@ -45,18 +45,14 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     let endpoint = "strongbox_login";
     // A client over its quota learns nothing more, not even which providers exist; and a
     // refusal counted while it is blocked would push its block further.
-    if login::over_quota(&state, &Attempt { endpoint, token: "", provider: None, role: None, client }) {
+    let unread = Attempt { endpoint, token: "", provider: None, role: None, client };
+    if login::over_quota(&state, &unread) {
         return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
     }
     let parsed: LoginBody = match login::json_object(body) {
         Ok(parsed) => parsed,
         Err(e) => {
-            state.failed_logins.failed(client);
-            login::audit_other(
-                &state,
-                &Attempt { endpoint, token: "", provider: None, role: None, client },
-                "bad_request",
-            );
+            login::refuse_counted(&state, &unread, "bad_request");
             return error(StatusCode::BAD_REQUEST, "bad_request", &format!("the body is not a login request: {e}"));
         }
     };
@@ -65,9 +61,7 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     let tenant_known = parsed.tenant.as_ref().is_none_or(|t| state.config.account_takes(t, &parsed.provider));
     let provider_known = state.engine.with_program(|p| p.provider_index(&parsed.provider).is_some());
     if !tenant_known || !provider_known || parsed.jwt.is_empty() {
-        // Counted like a refused token, so that naming providers cannot be done at any rate.
-        state.failed_logins.failed(client);
-        login::audit_other(&state, &attempt, "bad_request");
+        login::refuse_counted(&state, &attempt, "bad_request");
         return error(StatusCode::BAD_REQUEST, "bad_request", "unknown tenant or provider, or no token");
     }
     let grant = match login::decide(&state, &attempt).await {

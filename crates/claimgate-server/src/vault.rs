@@ -179,15 +179,13 @@ pub(crate) async fn route(
             }
             match provider_of_mount(&state, mount) {
                 Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
-                found => {
-                    state.failed_logins.failed(client);
-                    if found.is_some() {
-                        login::audit_other(&state, &attempt, "method_not_allowed");
-                        error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
-                    } else {
-                        login::audit_other(&state, &attempt, "unknown_mount");
-                        permission_denied()
-                    }
+                Some(_) => {
+                    login::refuse_counted(&state, &attempt, "method_not_allowed");
+                    error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
+                }
+                None => {
+                    login::refuse_counted(&state, &attempt, "unknown_mount");
+                    permission_denied()
                 }
             }
         }
@@ -245,8 +243,7 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
         Ok(parsed) => parsed,
         Err(e) => {
             let attempt = Attempt { endpoint: "vault_login", token: "", provider: Some(provider), role: None, client };
-            state.failed_logins.failed(client);
-            login::audit_other(state, &attempt, "bad_request");
+            login::refuse_counted(state, &attempt, "bad_request");
             return error(StatusCode::BAD_REQUEST, &format!("failed to parse JSON input: {e}"));
         }
     };
@@ -262,14 +259,12 @@ async fn login(state: &Arc<State>, mount: &str, provider: &str, client: IpAddr, 
     if let Some(name) = asked.as_deref()
         && found.is_none()
     {
-        state.failed_logins.failed(client);
-        login::audit_other(state, &attempt, "unknown_role");
+        login::refuse_counted(state, &attempt, "unknown_role");
         return error(StatusCode::BAD_REQUEST, &format!("role {:?} could not be found", claimgate_jose::snippet(name)));
     }
     if jwt.is_empty() {
         // Counted: a mount's existence is learned from this answer too.
-        state.failed_logins.failed(client);
-        login::audit_other(state, &attempt, "bad_request");
+        login::refuse_counted(state, &attempt, "bad_request");
         return error(StatusCode::BAD_REQUEST, "missing token");
     }
     let grant = match login::decide(state, &attempt).await {
