@@ -70,6 +70,17 @@ pub struct EngineBuilder {
     kid_cooldown: Duration,
     require_keys: bool,
     cache: Option<(usize, usize)>,
+    set_check: Option<SetCheck>,
+}
+
+/// A service's own check of each policy set, before the set serves.
+#[derive(Clone)]
+struct SetCheck(Arc<dyn Fn(&Program) -> Result<(), String> + Send + Sync>);
+
+impl std::fmt::Debug for SetCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetCheck")
+    }
 }
 
 impl EngineBuilder {
@@ -102,6 +113,16 @@ impl EngineBuilder {
         self
     }
 
+    /// A check of the service's own that every policy set must pass before it serves, at
+    /// [`EngineBuilder::build`] and on every reload: for example that the providers the
+    /// service's configuration names are defined. A set it refuses is refused as a set with
+    /// errors is ([`LoadError::Refused`], with the check's message), and the current set keeps
+    /// serving. It runs before any key is fetched.
+    pub fn check_each_set(mut self, check: impl Fn(&Program) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.set_check = Some(SetCheck(Arc::new(check)));
+        self
+    }
+
     /// Fail [`EngineBuilder::build`] when a provider has no keys after the first fetch, instead
     /// of starting with that provider unavailable (its tokens get `keys_unavailable`) and
     /// retrying in the background.
@@ -125,6 +146,7 @@ impl EngineBuilder {
                 max_bytes,
                 inner: std::sync::Mutex::new(CacheInner::default()),
             }),
+            set_check: self.set_check,
         });
         let loaded = Loaded::load(&shared, &self.source).await?;
         if self.require_keys
@@ -172,6 +194,7 @@ struct Shared {
     remotes: std::sync::Mutex<HashMap<RemoteId, std::sync::Weak<RemoteKeys>>>,
     fetchers: std::sync::Mutex<HashMap<Option<Vec<u8>>, fetch::Fetcher>>,
     cache: Option<TokenCache>,
+    set_check: Option<SetCheck>,
 }
 
 /// Verified tokens by their exact bytes (no hash collisions to reason about).
@@ -278,6 +301,9 @@ impl Loaded {
         let (program, key_file) = tokio::task::spawn_blocking(move || load::program(&source, &limits))
             .await
             .map_err(|e| LoadError::Io(format!("policy loading stopped: {e}")))??;
+        if let Some(SetCheck(check)) = &shared.set_check {
+            check(&program).map_err(LoadError::Refused)?;
+        }
         let mut keys = Vec::with_capacity(program.providers.len());
         let mut first_fetches = Vec::new();
         let mut provider_names = Vec::new();
@@ -720,6 +746,7 @@ impl Engine {
             kid_cooldown: DEFAULT_KID_REFETCH_COOLDOWN,
             require_keys: false,
             cache: None,
+            set_check: None,
         }
     }
 

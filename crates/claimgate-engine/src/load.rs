@@ -68,6 +68,9 @@ pub enum LoadError {
         /// Why.
         error: String,
     },
+    /// The service's own check ([`crate::EngineBuilder::check_each_set`]) refused the set.
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// The largest policy file read (the parser's own bound is applied after reading).

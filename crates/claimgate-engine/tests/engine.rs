@@ -114,6 +114,32 @@ async fn reload_rereads_key_files_and_refuses_a_broken_set() {
 }
 
 #[tokio::test]
+async fn a_set_the_service_check_refuses_is_refused_at_build_and_on_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (Signer::new("a-key"), Signer::new("b-key"));
+    two_providers(dir.path(), &a, &b);
+    let needs_b = |program: &claimgate_engine::Program| match program.provider_index("b") {
+        Some(_) => Ok(()),
+        None => Err("mount `m` names provider `b`, which the policies do not define".to_string()),
+    };
+    let engine = Engine::builder(PolicySource::dir(dir.path())).check_each_set(needs_b).build().await.unwrap();
+    let token = b.sign(&claims("https://b.test", "svc"));
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+
+    // A valid set without provider `b`: the check refuses it, and `b` keeps serving.
+    let text = std::fs::read_to_string(dir.path().join("policy.cg")).unwrap();
+    write(dir.path(), "policy.cg", &text[..text.find("provider b {").unwrap()]);
+    let error = engine.reload().await.unwrap_err();
+    assert!(matches!(&error, LoadError::Refused(_)), "{error:?}");
+    assert_eq!(error.to_string(), "mount `m` names provider `b`, which the policies do not define");
+    assert!(engine.authenticate(AuthRequest::new(&token)).await.is_ok());
+    // Without the check that set loads; with it, so does no engine built on it.
+    assert!(Engine::builder(PolicySource::dir(dir.path())).build().await.is_ok());
+    let error = Engine::builder(PolicySource::dir(dir.path())).check_each_set(needs_b).build().await.unwrap_err();
+    assert!(matches!(error, LoadError::Refused(_)), "{error:?}");
+}
+
+#[tokio::test]
 async fn reload_keeps_the_key_cache_of_an_unchanged_source() {
     let pki = pki();
     let server = Server::start(&pki).await;

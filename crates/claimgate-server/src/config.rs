@@ -116,7 +116,7 @@ impl Config {
     }
 
     /// Every provider the configuration names, with what names it (a Vault mount, an account):
-    /// checked against the policies at start, and after reloads in `/readyz`.
+    /// the policies must define each, at start and in every reloaded set.
     pub(crate) fn provider_references(&self) -> impl Iterator<Item = (Reference<'_>, &str)> {
         let mounts = self.mounts.iter().map(|(mount, provider)| (Reference::Mount(mount), provider.as_str()));
         mounts.chain(self.account_providers().map(|(account, provider)| (Reference::Account(account), provider)))

@@ -162,16 +162,23 @@ impl Server {
             // About 3 KiB per token at most (the engine also bounds the bytes).
             builder = builder.verified_token_cache(cached, cached.saturating_mul(3 << 10));
         }
-        let engine = builder.build().await.map_err(|e| ServeError::Policies(e.to_string()))?;
-        let undefined = engine.with_program(|program| {
-            config
-                .provider_references()
-                .find(|(_, provider)| program.provider_index(provider).is_none())
-                .map(|(reference, provider)| reference.undefined(provider))
+        // Every provider that a Vault mount or an account names must be defined, at start and in
+        // every reloaded set: a reload that drops one is refused, and the current set keeps
+        // serving.
+        let references: Vec<(String, String)> = config
+            .provider_references()
+            .map(|(reference, provider)| (provider.to_string(), reference.undefined(provider)))
+            .collect();
+        builder = builder.check_each_set(move |program| {
+            match references.iter().find(|(provider, _)| program.provider_index(provider).is_none()) {
+                Some((_, error)) => Err(error.clone()),
+                None => Ok(()),
+            }
         });
-        if let Some(error) = undefined {
-            return Err(ServeError::Config(error));
-        }
+        let engine = builder.build().await.map_err(|e| match e {
+            claimgate_engine::LoadError::Refused(error) => ServeError::Config(error),
+            e => ServeError::Policies(e.to_string()),
+        })?;
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
             None => Arc::new(SqliteStore::open(&config.data_dir)?.sync_issued_tokens(config.sync_issued_tokens)),

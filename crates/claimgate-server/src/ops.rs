@@ -14,7 +14,6 @@ use serde_json::json;
 
 use crate::State;
 use crate::client::client_address;
-use crate::config::Reference;
 
 type AppState = Arc<State>;
 
@@ -195,28 +194,12 @@ async fn readyz(Shared(state): Shared<AppState>) -> Response {
     }
     let signing = state.keyring.ready(crate::unix_now());
     let reload_error = state.reload_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    // A reload may drop a provider that a Vault mount serves, or that an account takes: that
-    // mount, or that account through that provider, refuses every login.
-    let (mut orphan_mounts, mut orphan_accounts) = (Vec::new(), Vec::new());
-    state.engine.with_program(|program| {
-        for (reference, provider) in state.config.provider_references() {
-            match reference {
-                _ if program.provider_index(provider).is_some() => {}
-                Reference::Mount(mount) => orphan_mounts.push(mount),
-                Reference::Account(account) => {
-                    orphan_accounts.push(json!({ "account": account, "provider": provider }));
-                }
-            }
-        }
-    });
-    let ready = keys_ready && store.is_ok() && signing && orphan_mounts.is_empty() && orphan_accounts.is_empty();
+    let ready = keys_ready && store.is_ok() && signing;
     let body = json!({
         "ready": ready,
         "policies": {
             "loaded": true,
             "reload_error": reload_error,
-            "mounts_without_provider": orphan_mounts,
-            "accounts_without_provider": orphan_accounts,
         },
         "providers": providers,
         "store": { "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string()) },

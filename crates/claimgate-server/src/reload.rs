@@ -20,6 +20,9 @@ fn public_summary(error: &claimgate_engine::LoadError) -> String {
         LoadError::Keys { provider, .. } => {
             format!("the keys of provider `{}` could not be loaded", crate::audit::client_name(provider))
         }
+        // The configuration's own names (mounts, accounts, providers), which `/readyz` shows
+        // anyway.
+        LoadError::Refused(reason) => crate::audit::client_name(reason).into_owned(),
         _ => "the policies could not be loaded".to_string(),
     };
     format!("{what}; the server's log shows why, and the previous set keeps serving")

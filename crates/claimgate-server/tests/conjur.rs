@@ -285,32 +285,45 @@ async fn a_policy_set_with_errors_is_refused_and_shown_while_the_old_one_serves(
 }
 
 #[tokio::test]
-async fn a_reload_that_drops_a_provider_named_by_a_mount_or_an_account_shows_in_readyz() {
+async fn a_reload_that_drops_a_provider_named_by_a_mount_or_an_account_is_refused() {
     let h = common::start(
         "[vault.mounts]\nci = \"ci\"\nelsewhere = \"other\"\n[accounts]\ndev = [\"ci\"]\nprod = [\"ci\", \"other\"]\n",
     )
     .await;
     let readyz = || async { h.client.get(h.url("/readyz")).send().await.unwrap().json::<Value>().await.unwrap() };
-    let ready = readyz().await;
-    assert_eq!(ready["policies"]["mounts_without_provider"], json!([]), "{ready}");
-    assert_eq!(ready["policies"]["accounts_without_provider"], json!([]), "{ready}");
-    // The set without provider `other` (and its role) is valid: the reload is taken.
     let file = h.policies().join("test.cg");
-    let mut text = common::read(&file);
-    for block in ["provider other {", "role other-role {"] {
-        let start = text.find(block).unwrap();
-        let end = start + text[start..].find("\n}\n").unwrap() + 3;
-        text.replace_range(start..end, "");
-    }
-    std::fs::write(&file, text).unwrap();
-    h.server.reload().await.unwrap();
+    let original = common::read(&file);
+    let without = |blocks: &[&str]| {
+        let mut text = original.clone();
+        for block in blocks {
+            let start = text.find(block).unwrap();
+            let end = start + text[start..].find("\n}\n").unwrap() + 3;
+            text.replace_range(start..end, "");
+        }
+        text
+    };
+    // The set without provider `other` (and its role) is valid policy, but mount `elsewhere`
+    // and account `prod` name that provider: the reload is refused and the current set serves.
+    std::fs::write(&file, without(&["provider other {", "role other-role {"])).unwrap();
+    let error = h.server.reload().await.unwrap_err();
+    assert_eq!(error, "vault.mounts: mount `elsewhere` names provider `other`, which the policies do not define");
     let ready = readyz().await;
-    assert_eq!(ready["ready"], false, "{ready}");
-    assert_eq!(ready["policies"]["mounts_without_provider"], json!(["elsewhere"]));
-    assert_eq!(ready["policies"]["accounts_without_provider"], json!([{ "account": "prod", "provider": "other" }]));
-    // What still resolves keeps serving.
+    assert_eq!(ready["ready"], true, "{ready}");
+    assert_eq!(
+        ready["policies"]["reload_error"],
+        "vault.mounts: mount `elsewhere` names provider `other`, which the policies do not define; the server's \
+         log shows why, and the previous set keeps serving"
+    );
     let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job", "project": "app" }));
     assert_eq!(conjur(&h, "/authn-jwt/ci/prod/authenticate", &form(&jwt), false).await.status(), 200);
+    let other = h.other.token(json!({ "aud": "vault", "sub": "job" }));
+    let response =
+        h.client.post(h.url("/v1/auth/elsewhere/login")).json(&json!({ "jwt": other })).send().await.unwrap();
+    assert_eq!(response.status(), 200, "mount `elsewhere` still has its provider");
+    // A set that keeps every named provider reloads, and clears the error.
+    std::fs::write(&file, &original).unwrap();
+    h.server.reload().await.unwrap();
+    assert_eq!(readyz().await["policies"]["reload_error"], Value::Null);
     h.stop().await;
 }
 
