@@ -75,7 +75,9 @@ pub struct EngineBuilder {
 
 /// A service's own check of each policy set, before the set serves.
 #[derive(Clone)]
-struct SetCheck(Arc<dyn Fn(&Program) -> Result<(), String> + Send + Sync>);
+struct SetCheck(Arc<CheckFn>);
+
+type CheckFn = dyn Fn(&Program) -> Result<(), String> + Send + Sync;
 
 impl std::fmt::Debug for SetCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
