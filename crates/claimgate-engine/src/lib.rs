@@ -756,9 +756,8 @@ impl Engine {
     /// then the role's `bound_cidrs` against the client's address.
     pub async fn authenticate(&self, request: AuthRequest<'_>) -> Result<Grant, AuthError> {
         let started = Instant::now();
-        let loaded = self.inner.current.load_full();
-        let now = request.now.unwrap_or_else(unix_now);
-        let mut decided = self.decide(&loaded, &request, now);
+        let mut loaded = self.inner.current.load_full();
+        let mut decided = self.decide(&loaded, &request, request.now.unwrap_or_else(unix_now));
         // A kid the cached keys do not have: the issuer may have rotated. Fetch again (once,
         // shared, rate-limited) and decide again.
         if let (Err(denial), Some(provider), Some(_)) = (&decided.outcome, &decided.provider, &decided.kid)
@@ -766,7 +765,11 @@ impl Engine {
             && let Some(remote) = loaded.remote(provider).cloned()
             && tokio::spawn(async move { remote.refetch_for_unknown_kid().await }).await.unwrap_or(false)
         {
-            decided = self.decide(&loaded, &request, now);
+            // The wait may have been as long as the provider's fetch timeout (and a slow key
+            // source is the attacker's to make): decide on the set in force now and at the time
+            // now, never on a set a reload has replaced or with a clock from before the wait.
+            loaded = self.inner.current.load_full();
+            decided = self.decide(&loaded, &request, request.now.unwrap_or_else(unix_now));
         }
         let counters = &self.inner.shared.counters;
         let latency_us = started.elapsed().as_micros() as u64;
@@ -782,7 +785,15 @@ impl Engine {
             Ok(grant) => {
                 counters.allows.fetch_add(1, Ordering::Relaxed);
                 observe::login("allow", provider.as_deref(), started.elapsed().as_secs_f64());
-                tracing::info!(target: "claimgate::decision", provider, role = %grant.role(), kid, code = "allow", latency_us, "login allowed");
+                tracing::info!(
+                    target: "claimgate::decision",
+                    provider,
+                    role = %grant.role(),
+                    kid = kid.as_deref().map(claimgate_jose::snippet),
+                    code = "allow",
+                    latency_us,
+                    "login allowed"
+                );
                 Ok(grant)
             }
             Err(denial) => {

@@ -139,6 +139,56 @@ async fn a_set_the_service_check_refuses_is_refused_at_build_and_on_reload() {
     assert!(matches!(error, LoadError::Refused(_)), "{error:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_that_waits_for_a_key_refetch_is_decided_on_the_set_in_force_after_it() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let (old, new) = (Signer::new("old"), Signer::new("new"));
+    server.set("/jwks", Reply::json(jwks(&[&old])));
+    let url = server.url("/jwks");
+    let policy = |condition: &str| {
+        let role = format!(
+            "role api {{\n  provider = idp\n  audience = any\n  require {{\n    {condition}\n  }}\n  identity = claims.sub\n}}\n"
+        );
+        PolicySource::text([("p.cg", remote_policy(&url, &pki.ca_pem, "", &role))])
+    };
+    let engine =
+        Engine::builder(policy("claims.sub == \"svc\"")).kid_refetch_cooldown(Duration::ZERO).build().await.unwrap();
+    // The issuer rotates to a key the cache lacks, and its answer takes a second: the login
+    // waits for the refetch, and the policies reload meanwhile.
+    server.set("/jwks", Reply { delay: Duration::from_secs(1), ..Reply::json(jwks(&[&old, &new])) });
+    let token = new.sign(&claims("https://idp.test", "svc"));
+    let login = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.authenticate(AuthRequest::new(&token)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    engine.reload_from(&policy("claims.sub == \"someone-else\"")).await.unwrap();
+    let outcome = login.await.unwrap();
+    assert_eq!(outcome.unwrap_err().code(), DenyCode::ClaimMismatch, "decided on the set that was replaced");
+    assert_eq!(server.hits("/jwks"), 2);
+}
+
+#[tokio::test]
+async fn a_token_that_expires_while_its_keys_are_refetched_is_refused() {
+    let pki = pki();
+    let server = Server::start(&pki).await;
+    let (old, new) = (Signer::new("old"), Signer::new("new"));
+    server.set("/jwks", Reply::json(jwks(&[&old])));
+    let role = "role api {\n  provider = idp\n  audience = any\n  identity = claims.sub\n}\n";
+    let policy = remote_policy(&server.url("/jwks"), &pki.ca_pem, "  clock_skew = 0s\n", role);
+    let engine = Engine::builder(PolicySource::text([("p.cg", policy)]))
+        .kid_refetch_cooldown(Duration::ZERO)
+        .build()
+        .await
+        .unwrap();
+    server.set("/jwks", Reply { delay: Duration::from_millis(2500), ..Reply::json(jwks(&[&old, &new])) });
+    let now = common::now();
+    let token = new.sign(&format!(r#"{{"iss":"https://idp.test","sub":"svc","iat":{now},"exp":{}}}"#, now + 1));
+    let refused = engine.authenticate(AuthRequest::new(&token)).await.unwrap_err();
+    assert_eq!(refused.code(), DenyCode::TokenExpired, "the clock is read again after the wait");
+}
+
 #[tokio::test]
 async fn reload_keeps_the_key_cache_of_an_unchanged_source() {
     let pki = pki();
