@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
@@ -69,8 +69,10 @@ fn valid_host_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 512 && !id.chars().any(|c| c.is_control())
 }
 
+#[allow(clippy::too_many_arguments)] // the parts of one request, each taken apart by the router
 pub(crate) async fn authenticate(
     state: Arc<State>,
+    method: &Method,
     service_id: &str,
     account: &str,
     host_id: Option<&str>,
@@ -83,6 +85,10 @@ pub(crate) async fn authenticate(
     // A client over its quota learns nothing more, not even which accounts and services exist.
     if login::over_quota(&state, &attempt("")) {
         return status(StatusCode::TOO_MANY_REQUESTS);
+    }
+    if method != Method::POST {
+        login::refuse_counted(&state, &attempt(""), "method_not_allowed");
+        return status(StatusCode::METHOD_NOT_ALLOWED);
     }
     // As in Conjur: the account and the authenticator are checked before the body is read. An
     // account takes only the providers configured for it. Refusals here count against the

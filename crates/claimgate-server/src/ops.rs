@@ -5,11 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{any, get};
 use serde_json::json;
 
 use crate::State;
@@ -20,11 +19,13 @@ type AppState = Arc<State>;
 pub(crate) fn router(state: AppState) -> Router {
     let limits = state.config.limits.clone();
     Router::new()
-        .route("/authn-jwt/{service}/{account}/authenticate", post(conjur))
-        .route("/authn-jwt/{service}/{account}/{host}/authenticate", post(conjur_host))
+        // Every method reaches the login handlers, which count a wrong one against the client's
+        // failed-login quota (and answer it in the protocol's error shape).
+        .route("/authn-jwt/{service}/{account}/authenticate", any(conjur))
+        .route("/authn-jwt/{service}/{account}/{host}/authenticate", any(conjur_host))
         .route("/v1/auth/", any(vault))
         .route("/v1/auth/{*path}", any(vault))
-        .route("/v1/jwt-login", post(strongbox))
+        .route("/v1/jwt-login", any(strongbox))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/healthz", get(healthz))
@@ -80,6 +81,7 @@ fn client(
 async fn conjur(
     Shared(state): Shared<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    method: Method,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -89,12 +91,13 @@ async fn conjur(
         Ok(client) => client,
         Err(status) => return status.into_response(),
     };
-    crate::conjur::authenticate(state, &service, &account, None, client, &headers, body).await
+    crate::conjur::authenticate(state, &method, &service, &account, None, client, &headers, body).await
 }
 
 async fn conjur_host(
     Shared(state): Shared<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    method: Method,
     path: Result<Path<(String, String, String)>, axum::extract::rejection::PathRejection>,
     headers: HeaderMap,
     body: axum::body::Body,
@@ -104,7 +107,7 @@ async fn conjur_host(
         Ok(client) => client,
         Err(status) => return status.into_response(),
     };
-    crate::conjur::authenticate(state, &service, &account, Some(&host), client, &headers, body).await
+    crate::conjur::authenticate(state, &method, &service, &account, Some(&host), client, &headers, body).await
 }
 
 async fn vault(
@@ -113,7 +116,7 @@ async fn vault(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let client = match client(&state, peer, &headers) {
         Ok(client) => client,
@@ -128,8 +131,9 @@ async fn vault(
 async fn strongbox(
     Shared(state): Shared<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    method: Method,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let client = match client(&state, peer, &headers) {
         Ok(client) => client,
@@ -139,7 +143,7 @@ async fn strongbox(
             return crate::strongbox::error(status, code, message);
         }
     };
-    crate::strongbox::login(state, client, &body).await
+    crate::strongbox::login(state, &method, client, body).await
 }
 
 pub(crate) fn json_reply(status: StatusCode, body: &serde_json::Value, cache: &'static str) -> Response {

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
@@ -41,7 +41,7 @@ fn time(unix: i64) -> String {
     humantime::format_rfc3339_micros(crate::rfc3339_time(unix)).to_string()
 }
 
-pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Response {
+pub(crate) async fn login(state: Arc<State>, method: &Method, client: IpAddr, body: axum::body::Body) -> Response {
     let endpoint = "strongbox_login";
     // A client over its quota learns nothing more, not even which providers exist; and a
     // refusal counted while it is blocked would push its block further.
@@ -49,7 +49,16 @@ pub(crate) async fn login(state: Arc<State>, client: IpAddr, body: &[u8]) -> Res
     if login::over_quota(&state, &unread) {
         return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins; try again later");
     }
-    let parsed: LoginBody = match login::json_object(body) {
+    if method != Method::POST {
+        login::refuse_counted(&state, &unread, "method_not_allowed");
+        return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "log in with POST");
+    }
+    // Only now is the body read (within max_body_bytes: 413 past it, as elsewhere).
+    let Ok(body) = axum::body::to_bytes(body, state.config.limits.max_body_bytes).await else {
+        login::audit_other(&state, &unread, "bad_request");
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large");
+    };
+    let parsed: LoginBody = match login::json_object(&body) {
         Ok(parsed) => parsed,
         Err(e) => {
             login::refuse_counted(&state, &unread, "bad_request");

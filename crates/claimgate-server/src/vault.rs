@@ -131,21 +131,47 @@ pub(crate) async fn route(
     path: &str,
     client: IpAddr,
     headers: &HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
+    let post = method == Method::POST || method == Method::PUT;
+    // A login path: which mounts exist shows in the answer (403, 405 or a login's own), so a
+    // client over its quota gets 429 before anything else is checked or read, and every
+    // refusal here counts against it.
+    let login_mount = path.strip_suffix("/login").filter(|_| token_endpoint(path).is_none());
+    let attempt = Attempt { endpoint: "vault_login", token: "", provider: None, role: None, client };
+    if login_mount.is_some() && login::over_quota(&state, &attempt) {
+        return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
+    }
+    let refuse = |code: &str, response: Response| {
+        if login_mount.is_some() {
+            login::refuse_counted(&state, &attempt, code);
+        }
+        response
+    };
     // A client that asks for a wrapped answer must not get the token in the clear instead
     // (Vault Agent with `wrap_ttl` would take it so; hvac's and the CLI's `-wrap-ttl` too).
     if headers.get("x-vault-wrap-ttl").is_some_and(|v| !v.is_empty()) {
-        return error(StatusCode::BAD_REQUEST, "response wrapping is not supported by this server");
+        return refuse(
+            "bad_request",
+            error(StatusCode::BAD_REQUEST, "response wrapping is not supported by this server"),
+        );
     }
-    let post = method == Method::POST || method == Method::PUT;
     if post && path.ends_with('/') {
         return error(StatusCode::BAD_REQUEST, "cannot write to a path ending in '/'");
     }
+    let body = match axum::body::to_bytes(body, state.config.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(_) => {
+            if login_mount.is_some() {
+                login::audit_other(&state, &attempt, "bad_request");
+            }
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        }
+    };
     // Vault reads a form body as it reads JSON (`curl -d role=r -d jwt=...`).
     let body = match form_as_json(headers, body) {
         Ok(body) => body,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+        Err(message) => return refuse("bad_request", error(StatusCode::BAD_REQUEST, &message)),
     };
     let op = match path {
         "token/lookup-self" if post || method == Method::GET => Some(Op::Lookup),
@@ -160,35 +186,21 @@ pub(crate) async fn route(
             .await
             .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     }
-    match path {
-        "token/lookup-self" | "token/renew-self" | "token/revoke-self" => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
-        }
-        _ => {
-            let Some(mount) = path.strip_suffix("/login") else {
-                // Vault answers a path that is no login path with the token check, which a
-                // request without a token (or with one this server issued, whose policies name
-                // nothing here) fails: 403, as Vault does.
-                return permission_denied();
-            };
-            // A login path: which mounts exist shows in the answer (403, 405 or a login's
-            // own), so a client over its quota gets 429 first, and a miss counts against it.
-            let attempt = Attempt { endpoint: "vault_login", token: "", provider: None, role: None, client };
-            if login::over_quota(&state, &attempt) {
-                return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
-            }
-            match provider_of_mount(&state, mount) {
-                Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
-                Some(_) => {
-                    login::refuse_counted(&state, &attempt, "method_not_allowed");
-                    error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")
-                }
-                None => {
-                    login::refuse_counted(&state, &attempt, "unknown_mount");
-                    permission_denied()
-                }
-            }
-        }
+    if let Some(endpoint) = token_endpoint(path) {
+        let token = presented_token(headers).unwrap_or_default();
+        audit_token(&state, endpoint, client, token, None, "method_not_allowed");
+        return error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation");
+    }
+    let Some(mount) = login_mount else {
+        // Vault answers a path that is no login path with the token check, which a request
+        // without a token (or with one this server issued, whose policies name nothing here)
+        // fails: 403, as Vault does.
+        return permission_denied();
+    };
+    match provider_of_mount(&state, mount) {
+        Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
+        Some(_) => refuse("method_not_allowed", error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")),
+        None => refuse("unknown_mount", permission_denied()),
     }
 }
 
@@ -467,6 +479,17 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
     })
 }
 
+/// The audit log's name of a token endpoint's path.
+fn token_endpoint(path: &str) -> Option<&'static str> {
+    match path {
+        "token/lookup-self" => Some("vault_lookup_self"),
+        "token/renew-self" => Some("vault_renew_self"),
+        "token/revoke-self" => Some("vault_revoke_self"),
+        _ => None,
+    }
+}
+
+/// One token endpoint request's audit line; `token` is empty when none was presented.
 fn audit_token(
     state: &State,
     endpoint: &'static str,
@@ -482,7 +505,7 @@ fn audit_token(
         identity: record.map(|r| r.identity.as_str()),
         code,
         client_address: Some(client),
-        token_sha256: Some(issue::short_hash(token)),
+        token_sha256: (!token.is_empty()).then(|| issue::short_hash(token)),
         accessor: record.map(|r| r.accessor.as_str()).filter(|a| !a.is_empty()),
         ..Default::default()
     });
@@ -498,19 +521,17 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
         Op::Revoke => "vault_revoke_self",
     };
     let Some(token) = presented_token(headers) else {
+        audit_token(state, endpoint, client, "", None, "missing_token");
         return permission_denied();
     };
     let now = crate::unix_now();
-    // A batch token opens by itself; any other value (including an `hvb.` token that does not
-    // open: one that the first builds stored) is looked up in the store.
-    let sealed = token.starts_with(crate::batch::PREFIX).then(|| state.batch.open(token, now)).flatten();
-    let batch = sealed.is_some();
+    // A batch token opens by itself, and one that does not open (forged, or expired) is no
+    // token: batch tokens are never stored, so their uses never need the store. Any other
+    // value is looked up in the store.
+    let batch = token.starts_with(crate::batch::PREFIX);
+    let found = if batch { Ok(state.batch.open(token, now)) } else { stored(state, token, now).await };
     // The address first, without spending a use: a client outside the token's bound_cidrs must
     // not be able to use up a token it holds (Vault checks in this order too).
-    let found = match sealed {
-        Some(record) => Ok(Some(record)),
-        None => stored(state, token, now).await,
-    };
     let record = match live(state, endpoint, client, token, found) {
         Ok(record) => record,
         Err(response) => return *response,
@@ -539,7 +560,11 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
             } else {
                 match state.store.revoke_token(&record.hash, now).await {
                     Ok(_) => {
+                        // Vault's 204 carries its JSON content type too.
                         let mut response = StatusCode::NO_CONTENT.into_response();
+                        response
+                            .headers_mut()
+                            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                         response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                         response
                     }

@@ -81,8 +81,11 @@ async fn a_login_returns_vaults_auth_object_and_the_token_works_until_revoked() 
     let (_, looked) = token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await;
     assert!(looked["data"]["last_renewal_time"].is_i64(), "{looked}");
 
-    let (status, _) = token_call(&h, reqwest::Method::POST, "revoke-self", &token, None).await;
-    assert_eq!(status, 204);
+    let revoked =
+        h.client.post(h.url("/v1/auth/token/revoke-self")).header("X-Vault-Token", &token).send().await.unwrap();
+    assert_eq!(revoked.status(), 204);
+    assert_eq!(revoked.headers()["content-type"], "application/json", "as Vault's 204");
+    assert_eq!(revoked.headers()["cache-control"], "no-store");
     for op in ["lookup-self", "renew-self", "revoke-self"] {
         let method = if op == "lookup-self" { reqwest::Method::GET } else { reqwest::Method::POST };
         let (status, body) = token_call(&h, method, op, &token, None).await;
@@ -378,6 +381,97 @@ async fn mount_names_cost_quota_and_a_body_must_be_a_json_object() {
     }
     let audit = h.audit();
     assert!(audit.contains(r#""code":"unknown_mount""#) && audit.contains(r#""code":"method_not_allowed""#), "{audit}");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_over_its_quota_gets_429_before_anything_of_its_request_is_checked_or_read() {
+    let h = common::start("[limits]\nfailed_logins_per_minute = 5\nmax_body_bytes = 1024\n").await;
+    let good = h.ci.token(json!({ "aud": "vault", "sub": "x", "project": "app" }));
+    let wrapped = || {
+        h.client
+            .post(h.url("/v1/auth/ci/login"))
+            .header("X-Vault-Wrap-TTL", "60s")
+            .json(&json!({ "role": "deploy", "jwt": good }))
+    };
+    let twice = || {
+        h.client
+            .post(h.url("/v1/auth/ci/login"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("jwt={good}&jwt={good}"))
+    };
+    let large =
+        |path: &str| h.client.post(h.url(path)).header("Content-Type", "application/json").body(" ".repeat(4096));
+    let strongbox_get = || h.client.get(h.url("/v1/jwt-login"));
+    let conjur_get = || h.client.get(h.url("/authn-jwt/ci/myorg/authenticate"));
+    let status = |request: reqwest::RequestBuilder| async move { request.send().await.unwrap().status().as_u16() };
+    // Under the quota, each is answered as itself. A body too large is not counted (it says
+    // nothing of names), the other five are.
+    assert_eq!(status(large("/v1/auth/ci/login")).await, 413);
+    assert_eq!(status(large("/v1/jwt-login")).await, 413);
+    assert_eq!(status(wrapped()).await, 400);
+    assert_eq!(status(twice()).await, 400);
+    let response = strongbox_get().send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({ "error": "method_not_allowed", "message": "log in with POST" }));
+    assert_eq!(status(conjur_get()).await, 405);
+    assert_eq!(status(h.client.put(h.url("/authn-jwt/ci/myorg/host%2Fapp/authenticate"))).await, 405);
+    // Five counted: a good login still passes; the sixth refusal blocks.
+    let (code, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": good })).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(wrapped()).await, 400);
+    // Over the quota, every one of them is 429, before its method, headers or body are looked at.
+    for (path, request) in [
+        ("vault wrap", wrapped()),
+        ("vault form", twice()),
+        ("vault large", large("/v1/auth/ci/login")),
+        ("strongbox large", large("/v1/jwt-login")),
+        ("strongbox get", strongbox_get()),
+        ("conjur get", conjur_get()),
+    ] {
+        assert_eq!(status(request).await, 429, "{path}");
+    }
+    let audit = h.audit();
+    for (endpoint, code) in [
+        ("vault_login", "bad_request"),
+        ("strongbox_login", "bad_request"),
+        ("strongbox_login", "method_not_allowed"),
+        ("conjur_authenticate", "method_not_allowed"),
+    ] {
+        let (endpoint, code) = (format!(r#""endpoint":"{endpoint}""#), format!(r#""code":"{code}""#));
+        assert!(audit.lines().any(|l| l.contains(&endpoint) && l.contains(&code)), "{endpoint} {code}: {audit}");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn token_endpoint_requests_without_a_token_or_with_a_wrong_method_are_audited() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job-1", "project": "app" }));
+    let (_, body, _) = login(&h, "ci", json!({ "role": "deploy", "jwt": jwt })).await;
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let missing = h.client.get(h.url("/v1/auth/token/lookup-self")).send().await.unwrap();
+    assert_eq!(missing.status(), 403);
+    let (status, body) = token_call(&h, reqwest::Method::GET, "renew-self", &token, None).await;
+    assert_eq!((status, body), (405, json!({ "errors": ["unsupported operation"] })));
+    // A wrong method spends no use: the token still looks up.
+    assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await.0, 200);
+    let audit = h.audit();
+    let line = |endpoint: &str, code: &str| {
+        audit
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|l| l["endpoint"] == endpoint && l["code"] == code)
+            .unwrap_or_else(|| panic!("no {endpoint} {code} line: {audit}"))
+    };
+    let missing = line("vault_lookup_self", "missing_token");
+    assert_eq!(missing["client_address"], "127.0.0.1");
+    assert!(missing.get("token_sha256").is_none(), "no token, no hash: {missing}");
+    let wrong = line("vault_renew_self", "method_not_allowed");
+    assert!(wrong["token_sha256"].as_str().is_some_and(|h| h.len() == 16), "{wrong}");
+    assert!(!audit.contains(&token));
     h.stop().await;
 }
 
