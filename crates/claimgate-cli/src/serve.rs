@@ -37,9 +37,18 @@ pub(crate) fn serve(
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let server = Server::start(policies, config).await?;
+        let server = match Server::start(policies, config).await {
+            // Policies with problems exit 1, as `claimgate check` does; the rest is usage or I/O.
+            Err(error @ claimgate_server::ServeError::Policies(_)) => {
+                // The rendered diagnostics, line by line (each escaped).
+                let text = error.to_string();
+                let lines: Vec<_> = text.lines().map(crate::output::text).collect();
+                eprintln!("error: {}", lines.join("\n"));
+                return Ok(ExitCode::from(1));
+            }
+            started => started?,
+        };
         server.run_until_signal().await?;
-        Ok::<_, UsageError>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        Ok::<_, UsageError>(ExitCode::SUCCESS)
+    })
 }

@@ -57,6 +57,25 @@ fn check_prints_json_for_tools() {
 }
 
 #[test]
+fn serve_exits_1_on_policies_with_problems_and_2_on_a_missing_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.cg"), "role x {\n  provider = nobody\n}\n").unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\naudit_log = \"-\"\n", data.display().to_string())).unwrap();
+    let serve = |policies: &std::path::Path| {
+        let args = ["serve", "--listen", "127.0.0.1:0", "--config", config.to_str().unwrap(), "--policies"];
+        claimgate().args(args).arg(policies).output().unwrap()
+    };
+    let output = serve(dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.starts_with("error: the policies did not load: the policies have 2 problems:\n"), "{stderr}");
+    assert!(stderr.contains("p.cg:2:14]\n"), "located, on lines of their own: {stderr}");
+    assert_eq!(serve(&dir.path().join("missing")).status.code(), Some(2));
+}
+
+#[test]
 fn check_of_a_missing_path_is_a_usage_error() {
     let output = claimgate().args(["check", "no/such/dir"]).output().unwrap();
     assert_eq!(output.status.code(), Some(2));

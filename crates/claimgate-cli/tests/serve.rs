@@ -332,6 +332,30 @@ fn conjur_flows_with_curl_as_documented_and_tokens_verified_by_joserfc_and_the_e
 /// Slow clients are cut off, a reload by SIGHUP takes effect, and SIGTERM lets a request in
 /// flight finish before the process exits.
 #[test]
+fn metrics_lists_every_documented_metric_before_its_first_event() {
+    let ci = Signer::new("https://ci.example");
+    let dir = setup(&ci);
+    let server = Serve::start(dir.path(), "serve", CONFIG);
+    let (status, headers, body) = curl(&[&format!("{}/metrics", server.base)]);
+    assert_eq!(status, 200, "{headers}");
+    let text = String::from_utf8(body).unwrap();
+    for name in [
+        "# TYPE claimgate_logins_total counter",
+        "claimgate_logins_total{code=\"allow\",provider=\"ci\"} 0",
+        "# TYPE claimgate_login_duration_seconds histogram",
+        "claimgate_login_duration_seconds_count{provider=\"ci\"} 0",
+        "claimgate_key_fetches_total{result=\"error\"} 0",
+        "claimgate_kid_refetches_total{result=\"rate_limited\"} 0",
+        "claimgate_verified_token_cache_hits_total 0",
+        "claimgate_store_errors_total 0",
+        "claimgate_policy_reloads_total{result=\"ok\"} 0",
+        "claimgate_audit_write_errors_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == name), "{name} missing:\n{text}");
+    }
+}
+
+#[test]
 fn slow_clients_reload_on_sighup_and_graceful_stop() {
     let ci = Signer::new("https://ci.example");
     let dir = setup(&ci);

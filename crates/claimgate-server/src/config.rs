@@ -369,10 +369,20 @@ impl Config {
                 });
             }
         }
-        let default_lease_ttl =
-            duration("vault.default_lease_ttl", vault.default_lease_ttl.as_deref(), Duration::from_secs(768 * 3600))?;
         let max_lease_ttl =
             duration("vault.max_lease_ttl", vault.max_lease_ttl.as_deref(), Duration::from_secs(768 * 3600))?;
+        if max_lease_ttl.is_zero() {
+            return Err(ConfigError::Invalid {
+                field: "vault.max_lease_ttl",
+                message: "must be more than zero".into(),
+            });
+        }
+        // Unset, the default follows a lower ceiling down (Vault's 768h default is no use then).
+        let default_lease_ttl = duration(
+            "vault.default_lease_ttl",
+            vault.default_lease_ttl.as_deref(),
+            Duration::from_secs(768 * 3600).min(max_lease_ttl),
+        )?;
         if default_lease_ttl.is_zero() || default_lease_ttl > max_lease_ttl {
             return Err(ConfigError::Invalid {
                 field: "vault.default_lease_ttl",
@@ -609,7 +619,7 @@ mod tests {
             "vault.default_lease_ttl: `soon` is not a duration (expected number at 0); write e.g. \"30s\", \"15m\" or \"1h\""
         );
         assert_eq!(
-            error("[vault]\ndefault_lease_ttl = \"9000y\"\nmax_lease_ttl = \"9000y\""),
+            error("[vault]\ndefault_lease_ttl = \"9000y\""),
             "vault.default_lease_ttl: `9000y` is longer than 100 years, the longest duration a setting takes"
         );
         assert_eq!(
@@ -647,6 +657,17 @@ mod tests {
         }
         assert!(ok("store = \"postgres://claimgate@db.internal/x?hostaddr=127.0.0.1\"").is_ok());
         assert!(ok("[vault]\nmax_lease_ttl = \"100y\"").is_ok());
+        // A lower ceiling alone brings the default down with it.
+        let config = Config::from_toml("[vault]\nmax_lease_ttl = \"30m\"", Path::new("serve.toml")).unwrap();
+        assert_eq!(
+            (config.default_lease_ttl, config.max_lease_ttl),
+            (Duration::from_secs(1800), Duration::from_secs(1800))
+        );
+        assert_eq!(error("[vault]\nmax_lease_ttl = \"0s\""), "vault.max_lease_ttl: must be more than zero");
+        assert_eq!(
+            error("[vault]\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = \"30m\""),
+            "vault.default_lease_ttl: must be more than zero and at most vault.max_lease_ttl"
+        );
         assert!(error("store_ca = \"db-ca.pem\"").starts_with("store_ca: there is no shared store"));
     }
 

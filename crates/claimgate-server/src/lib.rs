@@ -49,9 +49,12 @@ use store::{PostgresStore, SqliteStore, Store};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServeError {
-    /// The policies did not load (the message is the located diagnostics).
+    /// The policies have problems (the message is the located diagnostics).
     #[error("the policies did not load: {0}")]
     Policies(String),
+    /// The policies could not be read: a file, a key file or a compiled set.
+    #[error("the policies did not load: {0}")]
+    PolicyFiles(String),
     /// The configuration does not fit the policies (a mount naming no provider).
     #[error("{0}")]
     Config(String),
@@ -151,6 +154,40 @@ fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .clone()
 }
 
+/// Every metric docs/serve.md lists, described and at zero from the start, so that a scrape
+/// (and an alert on a rate) sees each before its first event. The login counters start with
+/// `allow` for each provider; a denial code appears when it first happens.
+fn announce_metrics(engine: &Engine) {
+    use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+    describe_counter!("claimgate_logins_total", "Login decisions of the policies, by code and provider.");
+    describe_histogram!("claimgate_login_duration_seconds", Unit::Seconds, "Time to decide a login, by provider.");
+    describe_counter!("claimgate_key_fetches_total", "Fetches of providers' keys, by result.");
+    describe_counter!("claimgate_kid_refetches_total", "Key refetches asked for by unknown kids, by result.");
+    describe_counter!("claimgate_verified_token_cache_hits_total", "Tokens whose verified signature was reused.");
+    describe_counter!("claimgate_store_errors_total", "Token store operations that failed.");
+    describe_counter!("claimgate_policy_reloads_total", "Policy reloads, by result.");
+    describe_counter!("claimgate_audit_write_errors_total", "Audit lines that could not be written.");
+    for result in ["ok", "error"] {
+        counter!("claimgate_key_fetches_total", "result" => result).increment(0);
+        counter!("claimgate_policy_reloads_total", "result" => result).increment(0);
+    }
+    for result in ["fetched", "rate_limited"] {
+        counter!("claimgate_kid_refetches_total", "result" => result).increment(0);
+    }
+    for name in [
+        "claimgate_verified_token_cache_hits_total",
+        "claimgate_store_errors_total",
+        "claimgate_audit_write_errors_total",
+    ] {
+        counter!(name).increment(0);
+    }
+    for (provider, _) in engine.readiness() {
+        counter!("claimgate_logins_total", "code" => "allow", "provider" => provider.clone()).increment(0);
+        // Registered, so that its (empty) buckets show.
+        let _ = histogram!("claimgate_login_duration_seconds", "provider" => provider);
+    }
+}
+
 impl Server {
     /// Loads the policies in `policies` (a folder of `.cg` files), opens the store (embedded,
     /// or the configured PostgreSQL), reads or creates the signing keys, opens the audit log.
@@ -177,8 +214,10 @@ impl Server {
         });
         let engine = builder.build().await.map_err(|e| match e {
             claimgate_engine::LoadError::Refused(error) => ServeError::Config(error),
-            e => ServeError::Policies(e.to_string()),
+            e @ claimgate_engine::LoadError::Policies { .. } => ServeError::Policies(e.to_string()),
+            e => ServeError::PolicyFiles(e.to_string()),
         })?;
+        announce_metrics(&engine);
         let store: Arc<dyn Store> = match &config.store_url {
             Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
             None => Arc::new(SqliteStore::open(&config.data_dir)?.sync_issued_tokens(config.sync_issued_tokens)),
