@@ -26,6 +26,7 @@ mod client;
 mod config;
 mod conjur;
 mod files;
+mod idle;
 mod issue;
 mod listen;
 mod login;
@@ -276,8 +277,22 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
         let listener = listen::Listener::bind(&self.state.config).await?;
         let _ = self.state.issuer.set(self.state.config.issuer_at(listener.local_addr()));
-        let background = self.spawn_background();
-        let result = listener.serve(self.router(), &self.state.config, shutdown).await;
+        self.serve_on(listener, shutdown).await
+    }
+
+    /// Serves on `listener` with the background work running, until `shutdown`.
+    async fn serve_on(
+        self,
+        listener: listen::Listener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        let mut background = self.spawn_background();
+        let window = self.state.config.limits.idle_spin;
+        let spinner = (!window.is_zero()).then(|| Arc::new(idle::Spinner::default()));
+        if let Some(spinner) = &spinner {
+            background.push(tokio::spawn(spinner.clone().run(window)));
+        }
+        let result = listener.serve(self.router(), &self.state.config, spinner, shutdown).await;
         for task in background {
             task.abort();
         }
@@ -344,14 +359,7 @@ impl Server {
         let listener = listen::Listener::bind(&self.state.config).await?;
         let address = listener.local_addr();
         let _ = self.state.issuer.set(self.state.config.issuer_at(address));
-        let handle = tokio::spawn(async move {
-            let background = self.spawn_background();
-            let result = listener.serve(self.router(), &self.state.config, shutdown).await;
-            for task in background {
-                task.abort();
-            }
-            result
-        });
+        let handle = tokio::spawn(self.serve_on(listener, shutdown));
         Ok((address, handle))
     }
 }
