@@ -329,8 +329,7 @@ fn conjur_flows_with_curl_as_documented_and_tokens_verified_by_joserfc_and_the_e
     }
 }
 
-/// Slow clients are cut off, a reload by SIGHUP takes effect, and SIGTERM lets a request in
-/// flight finish before the process exits.
+/// A scrape before any login shows every metric docs/serve.md lists.
 #[test]
 fn metrics_lists_every_documented_metric_before_its_first_event() {
     let ci = Signer::new("https://ci.example");
@@ -355,6 +354,8 @@ fn metrics_lists_every_documented_metric_before_its_first_event() {
     }
 }
 
+/// Slow clients are cut off, a reload by SIGHUP takes effect, and SIGTERM lets a request in
+/// flight finish before the process exits.
 #[test]
 fn slow_clients_reload_on_sighup_and_graceful_stop() {
     let ci = Signer::new("https://ci.example");

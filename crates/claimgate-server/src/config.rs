@@ -118,34 +118,20 @@ impl Config {
         })
     }
 
-    /// Every provider the configuration names, with what names it (a Vault mount, an account):
-    /// the policies must define each, at start and in every reloaded set.
-    pub(crate) fn provider_references(&self) -> impl Iterator<Item = (Reference<'_>, &str)> {
-        let mounts = self.mounts.iter().map(|(mount, provider)| (Reference::Mount(mount), provider.as_str()));
-        mounts.chain(self.account_providers().map(|(account, provider)| (Reference::Account(account), provider)))
-    }
-}
-
-/// What in the configuration names a provider.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Reference<'a> {
-    /// A Vault mount (`vault.mounts`).
-    Mount(&'a str),
-    /// An account (`accounts`).
-    Account(&'a str),
-}
-
-impl Reference<'_> {
-    /// The error of a start whose policies do not define `provider`.
-    pub(crate) fn undefined(self, provider: &str) -> String {
-        match self {
-            Reference::Mount(mount) => {
-                format!("vault.mounts: mount `{mount}` names provider `{provider}`, which the policies do not define")
-            }
-            Reference::Account(account) => {
-                format!("accounts: account `{account}` names provider `{provider}`, which the policies do not define")
-            }
-        }
+    /// Every provider the configuration names (by a Vault mount or an account), with the
+    /// error of a policy set that does not define it: refused at start and on reload.
+    pub(crate) fn provider_references(&self) -> impl Iterator<Item = (&str, String)> {
+        let undefined = |what: &str, provider: &str| {
+            format!("{what} names provider `{provider}`, which the policies do not define")
+        };
+        let mounts = self.mounts.iter().map(move |(mount, provider)| {
+            (provider.as_str(), undefined(&format!("vault.mounts: mount `{mount}`"), provider))
+        });
+        mounts.chain(
+            self.account_providers().map(move |(account, provider)| {
+                (provider, undefined(&format!("accounts: account `{account}`"), provider))
+            }),
+        )
     }
 }
 

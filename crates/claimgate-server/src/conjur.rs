@@ -88,7 +88,7 @@ pub(crate) async fn authenticate(
     }
     if method != Method::POST {
         login::refuse_counted(&state, &attempt(""), "method_not_allowed");
-        return status(StatusCode::METHOD_NOT_ALLOWED);
+        return crate::vault::with_allow(status(StatusCode::METHOD_NOT_ALLOWED), "POST");
     }
     // As in Conjur: the account and the authenticator are checked before the body is read. An
     // account takes only the providers configured for it. Refusals here count against the
@@ -103,11 +103,14 @@ pub(crate) async fn authenticate(
         return status(StatusCode::BAD_REQUEST);
     }
     // Only now is the body read (within max_body_bytes: 413 past it, as elsewhere).
-    let body = match axum::body::to_bytes(body, state.config.limits.max_body_bytes).await {
+    let body = match login::read_body(&state, body).await {
         Ok(body) => body,
-        Err(_) => {
-            login::audit_other(&state, &attempt(""), "bad_request");
-            return status(StatusCode::PAYLOAD_TOO_LARGE);
+        Err(e) => {
+            login::audit_other(&state, &attempt(""), e.code());
+            return status(match e {
+                login::BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                login::BodyError::Broken => StatusCode::BAD_REQUEST,
+            });
         }
     };
     let Ok(jwt) = jwt_field(&body) else {

@@ -159,7 +159,7 @@ fn prometheus() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 /// (and an alert on a rate) sees each before its first event. The login counters start with
 /// `allow` for each provider; a denial code appears when it first happens.
 fn announce_metrics(engine: &Engine) {
-    use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+    use metrics::{Unit, counter, describe_counter, describe_histogram};
     describe_counter!("claimgate_logins_total", "Login decisions of the policies, by code and provider.");
     describe_histogram!("claimgate_login_duration_seconds", Unit::Seconds, "Time to decide a login, by provider.");
     describe_counter!("claimgate_key_fetches_total", "Fetches of providers' keys, by result.");
@@ -182,10 +182,16 @@ fn announce_metrics(engine: &Engine) {
     ] {
         counter!(name).increment(0);
     }
+    announce_providers(engine);
+}
+
+/// The login series of each provider, at zero: at start and after each reload (which may
+/// bring new providers).
+pub(crate) fn announce_providers(engine: &Engine) {
     for (provider, _) in engine.readiness() {
-        counter!("claimgate_logins_total", "code" => "allow", "provider" => provider.clone()).increment(0);
+        metrics::counter!("claimgate_logins_total", "code" => "allow", "provider" => provider.clone()).increment(0);
         // Registered, so that its (empty) buckets show.
-        let _ = histogram!("claimgate_login_duration_seconds", "provider" => provider);
+        let _ = metrics::histogram!("claimgate_login_duration_seconds", "provider" => provider);
     }
 }
 
@@ -203,10 +209,8 @@ impl Server {
         // Every provider that a Vault mount or an account names must be defined, at start and in
         // every reloaded set: a reload that drops one is refused, and the current set keeps
         // serving.
-        let references: Vec<(String, String)> = config
-            .provider_references()
-            .map(|(reference, provider)| (provider.to_string(), reference.undefined(provider)))
-            .collect();
+        let references: Vec<(String, String)> =
+            config.provider_references().map(|(provider, error)| (provider.to_string(), error)).collect();
         builder = builder.check_each_set(move |program| {
             match references.iter().find(|(provider, _)| program.provider_index(provider).is_none()) {
                 Some((_, error)) => Err(error.clone()),
@@ -288,7 +292,7 @@ impl Server {
     ) -> Result<(), ServeError> {
         let mut background = self.spawn_background();
         let window = self.state.config.limits.idle_spin;
-        let spinner = (!window.is_zero()).then(|| Arc::new(idle::Spinner::default()));
+        let spinner = (!window.is_zero() && idle::one_worker()).then(|| Arc::new(idle::Spinner::default()));
         if let Some(spinner) = &spinner {
             background.push(tokio::spawn(spinner.clone().run(window)));
         }

@@ -146,6 +146,40 @@ pub(crate) fn refuse_counted(state: &State, attempt: &Attempt<'_>, code: &str) {
     audit_other(state, attempt, code);
 }
 
+/// Why a request body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Over `limits.max_body_bytes`: 413, audited as `body_too_large`.
+    TooLarge,
+    /// Cut off or malformed on the wire (a client that hung up, broken chunks): 400.
+    Broken,
+}
+
+impl BodyError {
+    /// The audit code.
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "body_too_large",
+            BodyError::Broken => "bad_request",
+        }
+    }
+}
+
+/// Reads a request body, at most `limits.max_body_bytes` of it (only once the endpoint has
+/// checked what comes before the body: the quota, the method, the names in the path).
+pub(crate) async fn read_body(state: &State, body: axum::body::Body) -> Result<axum::body::Bytes, BodyError> {
+    axum::body::to_bytes(body, state.config.limits.max_body_bytes).await.map_err(|error| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+        while let Some(error) = source {
+            if error.is::<http_body_util::LengthLimitError>() {
+                return BodyError::TooLarge;
+            }
+            source = error.source();
+        }
+        BodyError::Broken
+    })
+}
+
 pub(crate) fn audit_other(state: &State, attempt: &Attempt<'_>, code: &str) {
     audit_refused(state, attempt, code, attempt.provider, None, false);
 }

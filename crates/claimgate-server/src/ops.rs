@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Extension, Path, State as Shared};
+use axum::extract::{ConnectInfo, Extension, Path, State as Shared};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -32,28 +32,26 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limits.request_timeout))
         .layer(axum::middleware::from_fn(protocol_errors))
         .with_state(state)
 }
 
-/// The body limit's 413 and the request timeout's 408 are made by layers that know no
-/// protocol; this gives them each endpoint's error shape (Vault's `{"errors": [...]}`,
-/// Strongbox's `{"error", "message"}`, Conjur's empty body), as its clients expect.
+/// The request timeout's 408 is made by a layer that knows no protocol; this gives it each
+/// endpoint's error shape (Vault's `{"errors": [...]}`, Strongbox's `{"error", "message"}`,
+/// Conjur's empty body), as its clients expect. (Bodies are read by the endpoints themselves,
+/// within `max_body_bytes`, after the checks that come first; their 413s have the shape.)
 async fn protocol_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    let status = response.status();
-    if status != StatusCode::PAYLOAD_TOO_LARGE && status != StatusCode::REQUEST_TIMEOUT {
+    if response.status() != StatusCode::REQUEST_TIMEOUT {
         return response;
     }
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE { "request body too large" } else { "request timed out" };
+    let status = StatusCode::REQUEST_TIMEOUT;
     if path.starts_with("/v1/auth/") {
-        crate::vault::error(status, message)
+        crate::vault::error(status, "request timed out")
     } else if path == "/v1/jwt-login" {
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { "body_too_large" } else { "timeout" };
-        crate::strongbox::error(status, code, message)
+        crate::strongbox::error(status, "timeout", "request timed out")
     } else {
         status.into_response()
     }

@@ -20,8 +20,8 @@ fn public_summary(error: &claimgate_engine::LoadError) -> String {
         LoadError::Keys { provider, .. } => {
             format!("the keys of provider `{}` could not be loaded", crate::audit::client_name(provider))
         }
-        // The configuration's own names (mounts, accounts, providers), which `/readyz` shows
-        // anyway.
+        // The configuration's own names (mounts, accounts, providers): no policy text, paths or
+        // key errors.
         LoadError::Refused(reason) => crate::audit::client_name(reason).into_owned(),
         _ => "the policies could not be loaded".to_string(),
     };
@@ -34,6 +34,7 @@ pub(crate) async fn reload(state: &State) -> Result<(), String> {
     match &result {
         Ok(()) => {
             tracing::info!("policies reloaded");
+            crate::announce_providers(&state.engine);
             *last = None;
         }
         Err(error) => {

@@ -51,12 +51,23 @@ pub(crate) async fn login(state: Arc<State>, method: &Method, client: IpAddr, bo
     }
     if method != Method::POST {
         login::refuse_counted(&state, &unread, "method_not_allowed");
-        return error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "log in with POST");
+        let response = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "log in with POST");
+        return crate::vault::with_allow(response, "POST");
     }
     // Only now is the body read (within max_body_bytes: 413 past it, as elsewhere).
-    let Ok(body) = axum::body::to_bytes(body, state.config.limits.max_body_bytes).await else {
-        login::audit_other(&state, &unread, "bad_request");
-        return error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large");
+    let body = match login::read_body(&state, body).await {
+        Ok(body) => body,
+        Err(e) => {
+            login::audit_other(&state, &unread, e.code());
+            return match e {
+                login::BodyError::TooLarge => {
+                    error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
+                }
+                login::BodyError::Broken => {
+                    error(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
+                }
+            };
+        }
     };
     let parsed: LoginBody = match login::json_object(&body) {
         Ok(parsed) => parsed,

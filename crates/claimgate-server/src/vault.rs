@@ -137,14 +137,19 @@ pub(crate) async fn route(
     // A login path: which mounts exist shows in the answer (403, 405 or a login's own), so a
     // client over its quota gets 429 before anything else is checked or read, and every
     // refusal here counts against it.
-    let login_mount = path.strip_suffix("/login").filter(|_| token_endpoint(path).is_none());
+    let login_mount = path.strip_suffix("/login");
     let attempt = Attempt { endpoint: "vault_login", token: "", provider: None, role: None, client };
     if login_mount.is_some() && login::over_quota(&state, &attempt) {
         return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
     }
+    // A refusal before the request reaches its login or token endpoint: counted on a login
+    // path, audited on both (other paths answer 403 to everything, as Vault does).
+    let token_path = token_endpoint(path);
     let refuse = |code: &str, response: Response| {
         if login_mount.is_some() {
             login::refuse_counted(&state, &attempt, code);
+        } else if let Some(endpoint) = token_path {
+            audit_token(&state, endpoint, client, presented_token(headers).unwrap_or_default(), None, code);
         }
         response
     };
@@ -159,13 +164,19 @@ pub(crate) async fn route(
     if post && path.ends_with('/') {
         return error(StatusCode::BAD_REQUEST, "cannot write to a path ending in '/'");
     }
-    let body = match axum::body::to_bytes(body, state.config.limits.max_body_bytes).await {
+    // A body too large says nothing of names: audited, not counted.
+    let body = match login::read_body(&state, body).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(e) => {
             if login_mount.is_some() {
-                login::audit_other(&state, &attempt, "bad_request");
+                login::audit_other(&state, &attempt, e.code());
+            } else if let Some(endpoint) = token_path {
+                audit_token(&state, endpoint, client, presented_token(headers).unwrap_or_default(), None, e.code());
             }
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+            return match e {
+                login::BodyError::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+                login::BodyError::Broken => error(StatusCode::BAD_REQUEST, "the request body could not be read"),
+            };
         }
     };
     // Vault reads a form body as it reads JSON (`curl -d role=r -d jwt=...`).
@@ -186,10 +197,11 @@ pub(crate) async fn route(
             .await
             .unwrap_or_else(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
     }
-    if let Some(endpoint) = token_endpoint(path) {
+    if let Some(endpoint) = token_path {
         let token = presented_token(headers).unwrap_or_default();
         audit_token(&state, endpoint, client, token, None, "method_not_allowed");
-        return error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation");
+        let allow = if endpoint == "vault_lookup_self" { "GET, POST, PUT" } else { "POST, PUT" };
+        return with_allow(error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"), allow);
     }
     let Some(mount) = login_mount else {
         // Vault answers a path that is no login path with the token check, which a request
@@ -199,7 +211,10 @@ pub(crate) async fn route(
     };
     match provider_of_mount(&state, mount) {
         Some((mount, provider)) if post => login(&state, &mount, &provider, client, &body).await,
-        Some(_) => refuse("method_not_allowed", error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation")),
+        Some(_) => refuse(
+            "method_not_allowed",
+            with_allow(error(StatusCode::METHOD_NOT_ALLOWED, "unsupported operation"), "POST, PUT"),
+        ),
         None => refuse("unknown_mount", permission_denied()),
     }
 }
@@ -477,6 +492,12 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
         let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
     })
+}
+
+/// A 405 with the methods the path takes, as HTTP asks.
+pub(crate) fn with_allow(mut response: Response, methods: &'static str) -> Response {
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(methods));
+    response
 }
 
 /// The audit log's name of a token endpoint's path.

@@ -414,6 +414,7 @@ async fn a_client_over_its_quota_gets_429_before_anything_of_its_request_is_chec
     let response = strongbox_get().send().await.unwrap();
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["allow"], "POST");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body, json!({ "error": "method_not_allowed", "message": "log in with POST" }));
     assert_eq!(status(conjur_get()).await, 405);
@@ -435,14 +436,36 @@ async fn a_client_over_its_quota_gets_429_before_anything_of_its_request_is_chec
     }
     let audit = h.audit();
     for (endpoint, code) in [
+        ("vault_login", "body_too_large"),
+        ("strongbox_login", "body_too_large"),
         ("vault_login", "bad_request"),
-        ("strongbox_login", "bad_request"),
         ("strongbox_login", "method_not_allowed"),
         ("conjur_authenticate", "method_not_allowed"),
     ] {
         let (endpoint, code) = (format!(r#""endpoint":"{endpoint}""#), format!(r#""code":"{code}""#));
         assert!(audit.lines().any(|l| l.contains(&endpoint) && l.contains(&code)), "{endpoint} {code}: {audit}");
     }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_body_cut_off_on_the_wire_is_a_bad_request_not_a_body_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = common::start("").await;
+    for (path, shape) in [("/v1/jwt-login", r#""error":"bad_request""#), ("/v1/auth/ci/login", r#""errors""#)] {
+        let mut stream = tokio::net::TcpStream::connect(h.base.trim_start_matches("http://")).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"jwt\""
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains(shape), "{path}: {answer}");
+    }
+    let audit = h.audit();
+    assert_eq!(audit.lines().filter(|l| l.contains(r#""code":"bad_request""#)).count(), 2, "{audit}");
     h.stop().await;
 }
 
@@ -454,8 +477,13 @@ async fn token_endpoint_requests_without_a_token_or_with_a_wrong_method_are_audi
     let token = body["auth"]["client_token"].as_str().unwrap().to_string();
     let missing = h.client.get(h.url("/v1/auth/token/lookup-self")).send().await.unwrap();
     assert_eq!(missing.status(), 403);
-    let (status, body) = token_call(&h, reqwest::Method::GET, "renew-self", &token, None).await;
-    assert_eq!((status, body), (405, json!({ "errors": ["unsupported operation"] })));
+    let wrong = h.client.get(h.url("/v1/auth/token/renew-self")).header("X-Vault-Token", &token).send().await.unwrap();
+    assert_eq!(wrong.status(), 405);
+    assert_eq!(wrong.headers()["allow"], "POST, PUT");
+    assert_eq!(wrong.json::<Value>().await.unwrap(), json!({ "errors": ["unsupported operation"] }));
+    // Refused before its endpoint (a wrapped answer asked for): audited as that endpoint.
+    let wrapped = h.client.get(h.url("/v1/auth/token/lookup-self")).header("X-Vault-Token", &token);
+    assert_eq!(wrapped.header("X-Vault-Wrap-TTL", "60s").send().await.unwrap().status(), 400);
     // A wrong method spends no use: the token still looks up.
     assert_eq!(token_call(&h, reqwest::Method::GET, "lookup-self", &token, None).await.0, 200);
     let audit = h.audit();
@@ -469,6 +497,7 @@ async fn token_endpoint_requests_without_a_token_or_with_a_wrong_method_are_audi
     let missing = line("vault_lookup_self", "missing_token");
     assert_eq!(missing["client_address"], "127.0.0.1");
     assert!(missing.get("token_sha256").is_none(), "no token, no hash: {missing}");
+    assert!(line("vault_lookup_self", "bad_request")["token_sha256"].is_string());
     let wrong = line("vault_renew_self", "method_not_allowed");
     assert!(wrong["token_sha256"].as_str().is_some_and(|h| h.len() == 16), "{wrong}");
     assert!(!audit.contains(&token));
