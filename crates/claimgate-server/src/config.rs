@@ -31,6 +31,8 @@ pub struct Config {
     /// PEM file of the CA certificates the shared store's TLS certificate is verified against;
     /// with it, connections to the store are TLS only.
     pub store_ca: Option<PathBuf>,
+    /// Allow plain connections to a shared store off loopback (a private network).
+    pub allow_plain_store: bool,
     /// The embedded store: whether a login waits for its new token to reach the disk (fsync).
     /// Revocations, use counts, renewals and keys always do. Without it (the default) a new
     /// token reaches the disk within a quarter second; a crash of the server loses none, and a
@@ -316,87 +318,19 @@ impl Config {
             message: format!("`{listen_text}` is not an address and port; write e.g. \"127.0.0.1:8200\""),
         })?;
         let tls = file.tls.map(|t| Tls { certificate: relative(t.certificate), key: relative(t.key) });
-        let allow_plain_http = file.allow_plain_http.unwrap_or(false);
-        check_plain_http(listen, tls.is_some(), allow_plain_http)?;
         let issuer_from_listen = file.issuer.is_none();
         let issuer = file.issuer.unwrap_or_else(|| default_issuer(listen, tls.is_some()));
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
-            return Err(ConfigError::Invalid {
-                field: "issuer",
-                message: format!("`{issuer}` must be an http(s) URL without a trailing slash"),
-            });
-        }
         let data_dir = relative(file.data_dir.unwrap_or_else(|| PathBuf::from("claimgate-data")));
-        if let Some(url) = &file.store
-            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::Invalid {
-                field: "store",
-                message: "only PostgreSQL is supported as a shared store (`postgres://user@host/db`); \
-                          leave `store` out for the embedded one"
-                    .into(),
-            });
-        }
-        let store_ca = file.store_ca.map(relative);
-        if let Some(url) = &file.store {
-            check_plain_store(url, store_ca.is_some(), file.allow_plain_store.unwrap_or(false))?;
-        } else if store_ca.is_some() {
-            return Err(ConfigError::Invalid {
-                field: "store_ca",
-                message: "there is no shared store (`store = \"postgres://...\"`) to connect to".into(),
-            });
-        }
         let accounts = accounts(file.accounts)?;
         let vault = file.vault.unwrap_or_default();
-        let mounts = vault.mounts.unwrap_or_default();
-        for mount in mounts.keys() {
-            if !mount.split('/').all(valid_name) || mount == "token" {
-                return Err(ConfigError::Invalid {
-                    field: "vault.mounts",
-                    message: format!(
-                        "`{}` is not a mount path (names separated by `/`; `token` is taken)",
-                        mount.escape_debug()
-                    ),
-                });
-            }
-        }
         let max_lease_ttl =
             duration("vault.max_lease_ttl", vault.max_lease_ttl.as_deref(), Duration::from_secs(768 * 3600))?;
-        if max_lease_ttl.is_zero() {
-            return Err(ConfigError::Invalid {
-                field: "vault.max_lease_ttl",
-                message: "must be more than zero".into(),
-            });
-        }
         // Unset, the default follows a lower ceiling down (Vault's 768h default is no use then).
         let default_lease_ttl = duration(
             "vault.default_lease_ttl",
             vault.default_lease_ttl.as_deref(),
-            Duration::from_secs(768 * 3600).min(max_lease_ttl),
+            Duration::from_secs(768 * 3600).min(max_lease_ttl).max(Duration::from_secs(1)),
         )?;
-        if default_lease_ttl.is_zero() || default_lease_ttl > max_lease_ttl {
-            return Err(ConfigError::Invalid {
-                field: "vault.default_lease_ttl",
-                message: "must be more than zero and at most vault.max_lease_ttl".into(),
-            });
-        }
-        let signing_key_rotation =
-            duration("signing_key_rotation", file.signing_key_rotation.as_deref(), Duration::from_secs(30 * 86400))?;
-        if signing_key_rotation < Duration::from_secs(3600) {
-            return Err(ConfigError::Invalid {
-                field: "signing_key_rotation",
-                message: "must be at least one hour (a key is announced before it signs)".into(),
-            });
-        }
-        let trusted_proxies = file.trusted_proxies.unwrap_or_default();
-        for proxy in &trusted_proxies {
-            if !valid_cidr(proxy) {
-                return Err(ConfigError::Invalid {
-                    field: "trusted_proxies",
-                    message: format!("`{}` is not an address or CIDR block", proxy.escape_debug()),
-                });
-            }
-        }
         let l = file.limits.unwrap_or_default();
         let d = Limits::default();
         let limits = Limits {
@@ -410,52 +344,123 @@ impl Config {
             verified_token_cache: l.verified_token_cache.unwrap_or(d.verified_token_cache),
             idle_spin: duration("limits.idle_spin", l.idle_spin.as_deref(), d.idle_spin)?,
         };
+        let config = Config {
+            listen,
+            tls,
+            allow_plain_http: file.allow_plain_http.unwrap_or(false),
+            issuer,
+            audit_log: relative(file.audit_log.unwrap_or_else(|| data_dir.join("audit.log"))),
+            data_dir,
+            store_url: file.store,
+            store_ca: file.store_ca.map(relative),
+            allow_plain_store: file.allow_plain_store.unwrap_or(false),
+            sync_issued_tokens: file.sync_issued_tokens.unwrap_or(false),
+            accounts,
+            mounts: vault.mounts.unwrap_or_default(),
+            default_lease_ttl,
+            max_lease_ttl,
+            signing_key_rotation: duration(
+                "signing_key_rotation",
+                file.signing_key_rotation.as_deref(),
+                Duration::from_secs(30 * 86400),
+            )?,
+            trusted_proxies: file.trusted_proxies.unwrap_or_default(),
+            limits,
+            issuer_from_listen,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks every value, as [`Config::from_toml`] does: [`crate::Server::start`] checks again,
+    /// so that settings changed through the fields cannot start a server they would break.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |field: &'static str, message: String| Err(ConfigError::Invalid { field, message });
+        check_plain_http(self.listen, self.tls.is_some(), self.allow_plain_http)?;
+        let issuer = &self.issuer;
+        if !(issuer.starts_with("https://") || issuer.starts_with("http://")) || issuer.ends_with('/') {
+            return invalid("issuer", format!("`{issuer}` must be an http(s) URL without a trailing slash"));
+        }
+        if let Some(url) = &self.store_url
+            && !(url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            return invalid(
+                "store",
+                "only PostgreSQL is supported as a shared store (`postgres://user@host/db`); \
+                 leave `store` out for the embedded one"
+                    .into(),
+            );
+        }
+        if let Some(url) = &self.store_url {
+            check_plain_store(url, self.store_ca.is_some(), self.allow_plain_store)?;
+        } else if self.store_ca.is_some() {
+            return invalid("store_ca", "there is no shared store (`store = \"postgres://...\"`) to connect to".into());
+        }
+        for mount in self.mounts.keys() {
+            if !mount.split('/').all(valid_name) || mount == "token" {
+                return invalid(
+                    "vault.mounts",
+                    format!(
+                        "`{}` is not a mount path (names separated by `/`; `token` is taken)",
+                        mount.escape_debug()
+                    ),
+                );
+            }
+        }
+        if self.max_lease_ttl.is_zero() || self.max_lease_ttl > MAX_DURATION {
+            return invalid("vault.max_lease_ttl", "must be more than zero and at most 100 years".into());
+        }
+        if self.default_lease_ttl.is_zero() || self.default_lease_ttl > self.max_lease_ttl {
+            return invalid("vault.default_lease_ttl", "must be more than zero and at most vault.max_lease_ttl".into());
+        }
+        if self.signing_key_rotation < Duration::from_secs(3600) || self.signing_key_rotation > MAX_DURATION {
+            return invalid(
+                "signing_key_rotation",
+                "must be at least one hour (a key is announced before it signs)".into(),
+            );
+        }
+        for proxy in &self.trusted_proxies {
+            if !valid_cidr(proxy) {
+                return invalid(
+                    "trusted_proxies",
+                    format!("`{}` is not an address or CIDR block", proxy.escape_debug()),
+                );
+            }
+        }
+        let limits = &self.limits;
+        for (field, value) in [
+            ("limits.header_timeout", limits.header_timeout),
+            ("limits.request_timeout", limits.request_timeout),
+            ("limits.shutdown_grace", limits.shutdown_grace),
+        ] {
+            if value > MAX_DURATION {
+                return invalid(field, "must be at most 100 years".into());
+            }
+        }
         if limits.idle_spin > Duration::from_millis(10) {
-            return Err(ConfigError::Invalid {
-                field: "limits.idle_spin",
-                message: "must be at most 10ms (it is a few times the gap between requests, e.g. \"100us\")".into(),
-            });
+            return invalid(
+                "limits.idle_spin",
+                "must be at most 10ms (it is a few times the gap between requests, e.g. \"100us\")".into(),
+            );
         }
         // A batch token may be 8 KiB (`batch::MAX_TOKEN_BYTES`), and it travels in a header
         // beside the request line and the others: a smaller buffer would refuse tokens issued.
         if limits.max_header_bytes < 16384 {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_header_bytes",
-                message: "must be at least 16384 (a batch token alone may be 8 KiB)".into(),
-            });
+            return invalid(
+                "limits.max_header_bytes",
+                "must be at least 16384 (a batch token alone may be 8 KiB)".into(),
+            );
         }
         if limits.max_connections == 0 || limits.max_connections > MAX_CONNECTIONS {
-            return Err(ConfigError::Invalid {
-                field: "limits.max_connections",
-                message: format!("must be between 1 and {MAX_CONNECTIONS}"),
-            });
+            return invalid("limits.max_connections", format!("must be between 1 and {MAX_CONNECTIONS}"));
         }
         if limits.max_body_bytes < 1024 || limits.failed_logins_per_minute == 0 {
-            return Err(ConfigError::Invalid {
-                field: "limits",
-                message: "max_body_bytes must be at least 1024; failed_logins_per_minute at least 1".into(),
-            });
+            return invalid(
+                "limits",
+                "max_body_bytes must be at least 1024; failed_logins_per_minute at least 1".into(),
+            );
         }
-        let audit_log = relative(file.audit_log.unwrap_or_else(|| data_dir.join("audit.log")));
-        Ok(Config {
-            listen,
-            tls,
-            allow_plain_http,
-            issuer,
-            data_dir,
-            store_url: file.store,
-            store_ca,
-            sync_issued_tokens: file.sync_issued_tokens.unwrap_or(false),
-            accounts,
-            mounts,
-            default_lease_ttl,
-            max_lease_ttl,
-            signing_key_rotation,
-            trusted_proxies,
-            limits,
-            audit_log,
-            issuer_from_listen,
-        })
+        Ok(())
     }
 
     /// The same settings listening on `listen` (the command line's `--listen`), checked again.
@@ -661,7 +666,10 @@ mod tests {
             (config.default_lease_ttl, config.max_lease_ttl),
             (Duration::from_secs(1800), Duration::from_secs(1800))
         );
-        assert_eq!(error("[vault]\nmax_lease_ttl = \"0s\""), "vault.max_lease_ttl: must be more than zero");
+        assert_eq!(
+            error("[vault]\nmax_lease_ttl = \"0s\""),
+            "vault.max_lease_ttl: must be more than zero and at most 100 years"
+        );
         let config = Config::from_toml("[limits]\nidle_spin = \"100us\"", Path::new("serve.toml")).unwrap();
         assert_eq!(config.limits.idle_spin, Duration::from_micros(100));
         assert_eq!(

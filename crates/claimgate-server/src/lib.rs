@@ -199,6 +199,7 @@ impl Server {
     /// Loads the policies in `policies` (a folder of `.cg` files), opens the store (embedded,
     /// or the configured PostgreSQL), reads or creates the signing keys, opens the audit log.
     pub async fn start(policies: PathBuf, config: Config) -> Result<Server, ServeError> {
+        config.check().map_err(|e| ServeError::Config(e.to_string()))?;
         let prometheus = prometheus();
         let mut builder = Engine::builder(PolicySource::dir(policies.clone()));
         let cached = config.limits.verified_token_cache;

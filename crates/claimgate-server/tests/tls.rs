@@ -96,6 +96,45 @@ async fn a_mount_or_account_naming_no_provider_is_refused_at_start() {
     assert_eq!(start("data_dir = \"data\"\n[accounts]\ndev = [\"ci\"]\nprod = [\"other\"]\n").await, Ok(()));
 }
 
+/// Settings changed through the public fields are checked at start as the file's are: a value
+/// that would break the server (hyper refuses buffers under 8 KiB with a panic) is an error.
+#[tokio::test]
+async fn settings_changed_through_the_fields_are_checked_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("policies")).unwrap();
+    let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
+    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
+    let path = dir.path().join("serve.toml");
+    std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
+    let start = |change: &dyn Fn(&mut Config)| {
+        let mut config = Config::load(&path).unwrap();
+        change(&mut config);
+        let policies = dir.path().join("policies");
+        async move { Server::start(policies, config).await.map(|_| ()).map_err(|e| e.to_string()) }
+    };
+    assert_eq!(
+        start(&|c| c.limits.max_header_bytes = 100).await,
+        Err("limits.max_header_bytes: must be at least 16384 (a batch token alone may be 8 KiB)".into())
+    );
+    assert_eq!(
+        start(&|c| c.limits.max_connections = usize::MAX).await,
+        Err("limits.max_connections: must be between 1 and 1048576".into())
+    );
+    assert_eq!(
+        start(&|c| c.listen = "0.0.0.0:8200".parse().unwrap()).await.unwrap_err().split(':').next(),
+        Some("listen")
+    );
+    assert_eq!(
+        start(&|c| c.store_url = Some("postgres://claimgate@db.internal/x".into()))
+            .await
+            .unwrap_err()
+            .split(':')
+            .next(),
+        Some("store")
+    );
+    assert_eq!(start(&|_| {}).await, Ok(()));
+}
+
 /// The router embedded in another axum server: with the connection's address it serves;
 /// without it, logins are refused (500) rather than decided without `bound_cidrs`.
 #[tokio::test]
