@@ -17,9 +17,6 @@
 # then polls instead of halting. In a VM a halted vCPU gives its physical core back to the host,
 # and every wakeup (an arrival on an idle server, open loop) costs an exit and cold caches. The
 # figures say which mode they were measured in; the default is the machine as it comes.
-#
-# IDLE_SPIN=100us sets the server's `limits.idle_spin` (docs/serve.md, "Latency in VMs"): the
-# server's own remedy for the same cost, without root (the server then runs one worker thread).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOAK_MINUTES=${SOAK_MINUTES:-10}
@@ -42,11 +39,6 @@ fi
 dir=$(mktemp -d /tmp/claimgate-load.XXXXXX)
 echo "run folder: $dir"
 taskset -c 1 target/release/serve_load_setup "$dir" "$PORT"
-if [[ -n "${IDLE_SPIN:-}" ]]; then
-  sed -i "s/^\[limits\]$/[limits]\nidle_spin = \"$IDLE_SPIN\"/" "$dir/serve.toml"
-  grep -q '^idle_spin = ' "$dir/serve.toml" || { echo "serve-load: no [limits] section to set idle_spin in"; exit 2; }
-  echo "server: limits.idle_spin = $IDLE_SPIN"
-fi
 limit=$(python3 -c "import json; print(json.load(open('$dir/limit.json'))['ring_rs256_verify_per_sec_one_core'])")
 
 start_server() {

@@ -35,12 +35,7 @@ pub(crate) fn serve(
     if let Some(listen) = listen {
         config = config.with_listen(listen)?;
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if !config.limits.idle_spin.is_zero() {
-        // The spinner keeps one worker polling; it needs to be the only one (docs/serve.md).
-        runtime.worker_threads(1);
-    }
-    let runtime = runtime.enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let server = match Server::start(policies, config).await {
             // Policies with problems exit 1, as `claimgate check` does; the rest is usage or I/O.

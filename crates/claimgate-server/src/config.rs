@@ -92,9 +92,6 @@ pub struct Limits {
     pub shutdown_grace: Duration,
     /// Verified tokens kept so that a token presented again is not verified again (0: none).
     pub verified_token_cache: usize,
-    /// How long a worker polls for the next request instead of sleeping (0: it sleeps at
-    /// once). For VMs that halt idle vCPUs at once; docs/serve.md, "Latency in VMs".
-    pub idle_spin: Duration,
 }
 
 impl Config {
@@ -148,7 +145,6 @@ impl Default for Limits {
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
             verified_token_cache: 10_000,
-            idle_spin: Duration::ZERO,
         }
     }
 }
@@ -223,7 +219,6 @@ struct LimitsFile {
     max_connections: Option<usize>,
     shutdown_grace: Option<String>,
     verified_token_cache: Option<usize>,
-    idle_spin: Option<String>,
 }
 
 /// The longest duration a setting takes: 100 years, the language's own bound, so that every
@@ -342,7 +337,6 @@ impl Config {
             max_connections: l.max_connections.unwrap_or(d.max_connections),
             shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), d.shutdown_grace)?,
             verified_token_cache: l.verified_token_cache.unwrap_or(d.verified_token_cache),
-            idle_spin: duration("limits.idle_spin", l.idle_spin.as_deref(), d.idle_spin)?,
         };
         let config = Config {
             listen,
@@ -436,12 +430,6 @@ impl Config {
             if value > MAX_DURATION {
                 return invalid(field, "must be at most 100 years".into());
             }
-        }
-        if limits.idle_spin > Duration::from_millis(10) {
-            return invalid(
-                "limits.idle_spin",
-                "must be at most 10ms (it is a few times the gap between requests, e.g. \"100us\")".into(),
-            );
         }
         // A batch token may be 8 KiB (`batch::MAX_TOKEN_BYTES`), and it travels in a header
         // beside the request line and the others: a smaller buffer would refuse tokens issued.
@@ -669,12 +657,6 @@ mod tests {
         assert_eq!(
             error("[vault]\nmax_lease_ttl = \"0s\""),
             "vault.max_lease_ttl: must be more than zero and at most 100 years"
-        );
-        let config = Config::from_toml("[limits]\nidle_spin = \"100us\"", Path::new("serve.toml")).unwrap();
-        assert_eq!(config.limits.idle_spin, Duration::from_micros(100));
-        assert_eq!(
-            error("[limits]\nidle_spin = \"1s\""),
-            "limits.idle_spin: must be at most 10ms (it is a few times the gap between requests, e.g. \"100us\")"
         );
         assert_eq!(
             error("[vault]\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = \"30m\""),

@@ -26,7 +26,6 @@ mod client;
 mod config;
 mod conjur;
 mod files;
-mod idle;
 mod issue;
 mod listen;
 mod login;
@@ -291,13 +290,8 @@ impl Server {
         listener: listen::Listener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        let mut background = self.spawn_background();
-        let window = self.state.config.limits.idle_spin;
-        let spinner = (!window.is_zero() && idle::one_worker()).then(|| Arc::new(idle::Spinner::default()));
-        if let Some(spinner) = &spinner {
-            background.push(tokio::spawn(spinner.clone().run(window)));
-        }
-        let result = listener.serve(self.router(), &self.state.config, spinner, shutdown).await;
+        let background = self.spawn_background();
+        let result = listener.serve(self.router(), &self.state.config, shutdown).await;
         for task in background {
             task.abort();
         }

@@ -62,7 +62,6 @@ impl Listener {
         self,
         router: Router,
         config: &Config,
-        spinner: Option<Arc<crate::idle::Spinner>>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let limits = config.limits.clone();
@@ -93,12 +92,8 @@ impl Listener {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let spinner = spinner.clone();
             let service =
                 tower::ServiceExt::map_request(router.clone(), move |mut request: http::Request<Incoming>| {
-                    if let Some(spinner) = &spinner {
-                        spinner.request();
-                    }
                     request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                     request
                 });
