@@ -57,8 +57,9 @@ pub struct Config {
     pub limits: Limits,
     /// Where the audit log goes: a file path, or `-` for standard output.
     pub audit_log: PathBuf,
-    /// The issuer was not configured: it follows the listen address.
-    issuer_from_listen: bool,
+    /// The issuer made from the listen address when none was configured: while `issuer` is
+    /// still this, it follows the address the listener is bound to (port 0).
+    derived_issuer: Option<String>,
 }
 
 /// The certificate chain and private key of the HTTPS listener.
@@ -313,8 +314,8 @@ impl Config {
             message: format!("`{listen_text}` is not an address and port; write e.g. \"127.0.0.1:8200\""),
         })?;
         let tls = file.tls.map(|t| Tls { certificate: relative(t.certificate), key: relative(t.key) });
-        let issuer_from_listen = file.issuer.is_none();
-        let issuer = file.issuer.unwrap_or_else(|| default_issuer(listen, tls.is_some()));
+        let derived_issuer = file.issuer.is_none().then(|| default_issuer(listen, tls.is_some()));
+        let issuer = file.issuer.or_else(|| derived_issuer.clone()).unwrap_or_default();
         let data_dir = relative(file.data_dir.unwrap_or_else(|| PathBuf::from("claimgate-data")));
         let accounts = accounts(file.accounts)?;
         let vault = file.vault.unwrap_or_default();
@@ -324,7 +325,7 @@ impl Config {
         let default_lease_ttl = duration(
             "vault.default_lease_ttl",
             vault.default_lease_ttl.as_deref(),
-            Duration::from_secs(768 * 3600).min(max_lease_ttl).max(Duration::from_secs(1)),
+            Duration::from_secs(768 * 3600).min(max_lease_ttl),
         )?;
         let l = file.limits.unwrap_or_default();
         let d = Limits::default();
@@ -360,7 +361,7 @@ impl Config {
             )?,
             trusted_proxies: file.trusted_proxies.unwrap_or_default(),
             limits,
-            issuer_from_listen,
+            derived_issuer,
         };
         config.check()?;
         Ok(config)
@@ -401,17 +402,21 @@ impl Config {
                 );
             }
         }
-        if self.max_lease_ttl.is_zero() || self.max_lease_ttl > MAX_DURATION {
-            return invalid("vault.max_lease_ttl", "must be more than zero and at most 100 years".into());
+        // Token lifetimes count whole seconds.
+        if self.max_lease_ttl.as_secs() == 0 || self.max_lease_ttl > MAX_DURATION {
+            return invalid("vault.max_lease_ttl", "must be at least one second and at most 100 years".into());
         }
-        if self.default_lease_ttl.is_zero() || self.default_lease_ttl > self.max_lease_ttl {
+        if self.default_lease_ttl.as_secs() == 0 || self.default_lease_ttl > self.max_lease_ttl {
             return invalid("vault.default_lease_ttl", "must be more than zero and at most vault.max_lease_ttl".into());
         }
-        if self.signing_key_rotation < Duration::from_secs(3600) || self.signing_key_rotation > MAX_DURATION {
+        if self.signing_key_rotation < Duration::from_secs(3600) {
             return invalid(
                 "signing_key_rotation",
                 "must be at least one hour (a key is announced before it signs)".into(),
             );
+        }
+        if self.signing_key_rotation > MAX_DURATION {
+            return invalid("signing_key_rotation", "must be at most 100 years".into());
         }
         for proxy in &self.trusted_proxies {
             if !valid_cidr(proxy) {
@@ -422,11 +427,15 @@ impl Config {
             }
         }
         let limits = &self.limits;
-        for (field, value) in [
-            ("limits.header_timeout", limits.header_timeout),
-            ("limits.request_timeout", limits.request_timeout),
-            ("limits.shutdown_grace", limits.shutdown_grace),
+        // A zero timeout would end every TLS handshake and every request at once.
+        for (field, value, least) in [
+            ("limits.header_timeout", limits.header_timeout, Duration::from_millis(1)),
+            ("limits.request_timeout", limits.request_timeout, Duration::from_millis(1)),
+            ("limits.shutdown_grace", limits.shutdown_grace, Duration::ZERO),
         ] {
+            if value < least {
+                return invalid(field, "must be more than zero".into());
+            }
             if value > MAX_DURATION {
                 return invalid(field, "must be at most 100 years".into());
             }
@@ -455,15 +464,22 @@ impl Config {
     pub fn with_listen(mut self, listen: SocketAddr) -> Result<Config, ConfigError> {
         check_plain_http(listen, self.tls.is_some(), self.allow_plain_http)?;
         self.listen = listen;
-        if self.issuer_from_listen {
+        if self.issuer_follows_listen() {
             self.issuer = default_issuer(listen, self.tls.is_some());
+            self.derived_issuer = Some(self.issuer.clone());
         }
         Ok(self)
     }
 
     /// The issuer when the listener is bound to `bound` (it differs from `listen` for port 0).
     pub(crate) fn issuer_at(&self, bound: SocketAddr) -> String {
-        if self.issuer_from_listen { default_issuer(bound, self.tls.is_some()) } else { self.issuer.clone() }
+        if self.issuer_follows_listen() { default_issuer(bound, self.tls.is_some()) } else { self.issuer.clone() }
+    }
+
+    /// Whether the issuer is still the one made from the listen address (not configured, and
+    /// not set through the field since).
+    fn issuer_follows_listen(&self) -> bool {
+        self.derived_issuer.as_deref() == Some(self.issuer.as_str())
     }
 
     /// Whether `address` is a configured trusted proxy.
@@ -602,6 +618,23 @@ mod tests {
     }
 
     #[test]
+    fn the_issuer_follows_the_bound_address_until_it_is_set() {
+        let bound: SocketAddr = "127.0.0.1:41234".parse().unwrap();
+        let mut config = Config::from_toml("", Path::new("serve.toml")).unwrap();
+        assert_eq!(config.issuer_at(bound), "http://127.0.0.1:41234");
+        let config_at = config.clone().with_listen("127.0.0.1:9000".parse().unwrap()).unwrap();
+        assert_eq!(config_at.issuer, "http://127.0.0.1:9000");
+        assert_eq!(config_at.issuer_at(bound), "http://127.0.0.1:41234");
+        // Set through the field: kept, whatever the listener binds or --listen says.
+        config.issuer = "https://auth.example".into();
+        assert_eq!(config.issuer_at(bound), "https://auth.example");
+        let config = config.with_listen("127.0.0.1:9000".parse().unwrap()).unwrap();
+        assert_eq!(config.issuer_at(bound), "https://auth.example");
+        let configured = Config::from_toml("issuer = \"https://a.example\"", Path::new("serve.toml")).unwrap();
+        assert_eq!(configured.issuer_at(bound), "https://a.example");
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_are_located() {
         assert!(error("lisen = \"x\"").contains("unknown field `lisen`"), "{}", error("lisen = \"x\""));
         assert!(error("lisen = \"x\"").starts_with("/etc/claimgate/serve.toml: TOML parse error at line 1, column 1"));
@@ -656,8 +689,15 @@ mod tests {
         );
         assert_eq!(
             error("[vault]\nmax_lease_ttl = \"0s\""),
-            "vault.max_lease_ttl: must be more than zero and at most 100 years"
+            "vault.max_lease_ttl: must be at least one second and at most 100 years"
         );
+        assert_eq!(
+            error("[vault]\nmax_lease_ttl = \"500ms\""),
+            "vault.max_lease_ttl: must be at least one second and at most 100 years"
+        );
+        assert_eq!(error("[limits]\nrequest_timeout = \"0s\""), "limits.request_timeout: must be more than zero");
+        assert_eq!(error("[limits]\nheader_timeout = \"0s\""), "limits.header_timeout: must be more than zero");
+        assert!(ok("[limits]\nshutdown_grace = \"0s\"").is_ok());
         assert_eq!(
             error("[vault]\ndefault_lease_ttl = \"1h\"\nmax_lease_ttl = \"30m\""),
             "vault.default_lease_ttl: must be more than zero and at most vault.max_lease_ttl"
