@@ -70,19 +70,29 @@ fn a_certificate_that_cannot_be_read_is_a_located_error() {
     assert!(error.starts_with(&format!("tls.certificate {}", dir.path().join("missing.pem").display())), "{error}");
 }
 
-#[tokio::test]
-async fn a_mount_or_account_naming_no_provider_is_refused_at_start() {
+/// A folder holding the test policies (`policies/p.cg`).
+fn policy_folder() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("policies")).unwrap();
     let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
     std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
-    let path = dir.path().join("serve.toml");
-    let start = |text: &str| {
-        std::fs::write(&path, text).unwrap();
-        let config = Config::load(&path).unwrap();
-        let policies = dir.path().join("policies");
-        async move { Server::start(policies, config).await.map(|_| ()).map_err(|e| e.to_string()) }
-    };
+    dir
+}
+
+/// Starts a server on `dir`'s policies with the configuration `text`, then `change`d through
+/// its fields; the start's error as text.
+async fn start_with(dir: &std::path::Path, text: &str, change: &dyn Fn(&mut Config)) -> Result<(), String> {
+    let path = dir.join("serve.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut config = Config::load(&path).unwrap();
+    change(&mut config);
+    Server::start(dir.join("policies"), config).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+#[tokio::test]
+async fn a_mount_or_account_naming_no_provider_is_refused_at_start() {
+    let dir = policy_folder();
+    let start = |text: &'static str| start_with(dir.path(), text, &|_| {});
     assert_eq!(
         start("data_dir = \"data\"\n[vault.mounts]\njwt = \"gitlab\"\n").await,
         Err("vault.mounts: mount `jwt` names provider `gitlab`, which the policies do not define".into())
@@ -100,18 +110,8 @@ async fn a_mount_or_account_naming_no_provider_is_refused_at_start() {
 /// that would break the server (hyper refuses buffers under 8 KiB with a panic) is an error.
 #[tokio::test]
 async fn settings_changed_through_the_fields_are_checked_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("policies")).unwrap();
-    let (ci, other) = (common::Signer::new("a", "https://a.example"), common::Signer::new("b", "https://b.example"));
-    std::fs::write(dir.path().join("policies/p.cg"), common::policy(&ci, &other)).unwrap();
-    let path = dir.path().join("serve.toml");
-    std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
-    let start = |change: &dyn Fn(&mut Config)| {
-        let mut config = Config::load(&path).unwrap();
-        change(&mut config);
-        let policies = dir.path().join("policies");
-        async move { Server::start(policies, config).await.map(|_| ()).map_err(|e| e.to_string()) }
-    };
+    let dir = policy_folder();
+    let start = |change: &'static dyn Fn(&mut Config)| start_with(dir.path(), "data_dir = \"data\"\n", change);
     assert_eq!(
         start(&|c| c.limits.max_header_bytes = 100).await,
         Err("limits.max_header_bytes: must be at least 16384 (a batch token alone may be 8 KiB)".into())
