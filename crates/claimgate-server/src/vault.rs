@@ -607,6 +607,8 @@ async fn with_token(state: &State, client: IpAddr, headers: &HeaderMap, op: Op) 
             status if status.is_success() => "allow",
             StatusCode::FORBIDDEN => "invalid_token",
             StatusCode::SERVICE_UNAVAILABLE => "store_unavailable",
+            // The only 500: a renewal whose role is gone.
+            StatusCode::INTERNAL_SERVER_ERROR => "unknown_role",
             _ => "bad_request",
         },
     );
@@ -789,7 +791,9 @@ async fn renew(state: &State, record: &TokenRecord, token: &str, now: i64, body:
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
     let Some(settings) = login::role_settings(state, &record.provider, &record.role) else {
-        return error(StatusCode::BAD_REQUEST, &format!("role {:?} does not exist during renewal", record.role));
+        // Vault's JWT plugin answers this with a plain error, a 500 (hvac: InternalServerError).
+        let message = format!("role {:?} does not exist during renewal", record.role);
+        return error(StatusCode::INTERNAL_SERVER_ERROR, &message);
     };
     let (ttl, capped) = match issue::renewal_ttl(
         &settings,

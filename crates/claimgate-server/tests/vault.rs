@@ -470,6 +470,29 @@ async fn a_body_cut_off_on_the_wire_is_a_bad_request_not_a_body_too_large() {
 }
 
 #[tokio::test]
+async fn renewing_a_token_whose_role_a_reload_removed_is_a_500_as_in_vault() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));
+    let (status, body, _) = login(&h, "ci", json!({ "role": "limited", "jwt": jwt })).await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["auth"]["client_token"].as_str().unwrap().to_string();
+    let file = h.policies().join("test.cg");
+    let mut text = common::read(&file);
+    let start = text.find("role limited {").unwrap();
+    let end = start + text[start..].find("\n}\n").unwrap() + 3;
+    text.replace_range(start..end, "");
+    std::fs::write(&file, text).unwrap();
+    h.server.reload().await.unwrap();
+    let (status, body) = token_call(&h, reqwest::Method::POST, "renew-self", &token, None).await;
+    assert_eq!((status, body), (500, json!({ "errors": ["role \"limited\" does not exist during renewal"] })));
+    let audit = h.audit();
+    assert!(
+        audit.lines().any(|l| l.contains(r#""endpoint":"vault_renew_self""#) && l.contains(r#""code":"unknown_role""#))
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn token_endpoint_requests_without_a_token_or_with_a_wrong_method_are_audited() {
     let h = common::start("").await;
     let jwt = h.ci.token(json!({ "aud": "vault", "sub": "job-1", "project": "app" }));
