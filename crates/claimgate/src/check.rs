@@ -2224,7 +2224,11 @@ fn same_scalar(a: &Scalar, b: &Scalar) -> bool {
     match (a, b) {
         (Scalar::Str(a), Scalar::Str(b)) => a.value == b.value,
         (Scalar::Bool(a), Scalar::Bool(b)) => a.value == b.value,
-        (Scalar::Number(a), Scalar::Number(b)) => a.value == b.value,
+        // By value, as the VM compares: `42` and `42.0` are one number.
+        (Scalar::Number(a), Scalar::Number(b)) => {
+            let number = |n: &NumLit| crate::number::Number::from_literal(&n.value, &n.text);
+            crate::number::equal(number(a).as_ref(), number(b).as_ref())
+        }
         _ => false,
     }
 }

@@ -320,7 +320,7 @@ impl Attempt<'_> {
     fn audience_form(&mut self) -> Result<(), Denial> {
         let aud = self.claims.get("aud");
         let valid = match aud {
-            None | Some(Value::Null | Value::String(_)) => true,
+            None | Some(Value::String(_)) => true,
             Some(Value::Array(items)) => items.iter().all(Value::is_string),
             Some(_) => false,
         };

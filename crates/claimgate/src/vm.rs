@@ -440,7 +440,8 @@ impl<'a> Run<'a> {
         // The audience's form (RFC 7519 4.1.3): a string or a list of strings, for every role.
         let aud_path = w.aud;
         let valid = match self.claims.get(aud_path) {
-            None | Some(Val::Null | Val::Str(_)) => true,
+            // Absent is no audience; `null` is not a form RFC 7519 gives it (as for time claims).
+            None | Some(Val::Str(_)) => true,
             Some(Val::Array { start, len }) => {
                 self.claims.elements(start, len).iter().all(|v| matches!(v, Val::Str(_)))
             }
