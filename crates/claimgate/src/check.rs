@@ -1960,9 +1960,21 @@ fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnost
     // The JSON types each condition lets the claim have (`None`: `absent`).
     let mut typed: Vec<(&ClaimPath, Option<TypeSet>, Span)> = Vec::new();
     for condition in conditions {
-        if let ConditionKind::Compare(comparison) = &condition.kind {
-            let types = TypeSet::of(comparison);
-            if comparison.op != Op::Exists {
+        // The types the condition lets the claim have. A negated comparison still reads its
+        // claim (a missing or mistyped claim fails it as it fails the comparison), so it lets
+        // the claim have any type but be absent; `not ... exists` is `absent`.
+        let read = match &condition.kind {
+            ConditionKind::Compare(comparison) => Some((comparison, TypeSet::of(comparison))),
+            ConditionKind::Not(inner) => match &inner.kind {
+                ConditionKind::Compare(comparison) if comparison.op == Op::Exists => Some((comparison, None)),
+                ConditionKind::Compare(comparison) if comparison.op == Op::Absent => None,
+                ConditionKind::Compare(comparison) => Some((comparison, Some(TypeSet::ANY))),
+                _ => None,
+            },
+            ConditionKind::Group(_) => None,
+        };
+        if let Some((comparison, types)) = read {
+            if comparison.op != Op::Exists || types.is_none() {
                 let conflict = typed.iter().find(|(p, other, _)| {
                     **p == comparison.path
                         && match (types, *other) {
@@ -2163,6 +2175,8 @@ impl TypeSet {
     const BOOL: u8 = 4;
     const LIST: u8 = 8;
     const OBJECT: u8 = 16;
+    /// Every type: what `exists` (or a negated comparison) lets a claim be.
+    const ANY: TypeSet = TypeSet(Self::STRING | Self::NUMBER | Self::BOOL | Self::LIST | Self::OBJECT);
 
     /// `None` for `absent` (no value at all); everything for `exists`. The types follow the
     /// operator table of docs/language.md.
@@ -2172,7 +2186,7 @@ impl TypeSet {
             Scalar::Number(_) => Self::NUMBER,
             Scalar::Bool(_) => Self::BOOL,
         };
-        let all = Self::STRING | Self::NUMBER | Self::BOOL | Self::LIST | Self::OBJECT;
+        let all = Self::ANY.0;
         let bits = match &comparison.op {
             Op::Absent => return None,
             Op::Exists => all,
