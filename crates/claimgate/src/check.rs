@@ -1973,36 +1973,32 @@ fn contradictions(conditions: &[Condition], file: FileId, out: &mut Vec<Diagnost
             },
             ConditionKind::Group(_) => None,
         };
-        if let Some((comparison, types)) = read {
-            if comparison.op != Op::Exists || types.is_none() {
-                let conflict = typed.iter().find(|(p, other, _)| {
-                    **p == comparison.path
-                        && match (types, *other) {
-                            (Some(a), Some(b)) => a.0 & b.0 == 0,
-                            (None, Some(_)) | (Some(_), None) => true,
-                            (None, None) => false,
-                        }
-                });
-                if let Some((_, other, first_span)) = conflict {
-                    let path = crate::fmt::path_text(&comparison.path);
-                    let message = match (types, other) {
-                        (Some(a), Some(b)) => {
-                            format!(
-                                "this condition needs `{path}` to be {}, an earlier one needs {}",
-                                a.name(),
-                                b.name()
-                            )
-                        }
-                        (Some(_), None) => format!("`{path}` must be absent, yet this condition reads it"),
-                        _ => format!("`{path}` must be absent, yet an earlier condition reads it"),
-                    };
-                    out.push(contradiction(file, comparison, *first_span, &message));
-                    // One warning per pair: the checks below would only say it again.
-                    typed.push((&comparison.path, types, comparison.span));
-                    continue;
-                }
+        if let Some((comparison, types)) = read
+            && (comparison.op != Op::Exists || types.is_none())
+        {
+            let conflict = typed.iter().find(|(p, other, _)| {
+                **p == comparison.path
+                    && match (types, *other) {
+                        (Some(a), Some(b)) => a.0 & b.0 == 0,
+                        (None, Some(_)) | (Some(_), None) => true,
+                        (None, None) => false,
+                    }
+            });
+            if let Some((_, other, first_span)) = conflict {
+                let path = crate::fmt::path_text(&comparison.path);
+                let message = match (types, other) {
+                    (Some(a), Some(b)) => {
+                        format!("this condition needs `{path}` to be {}, an earlier one needs {}", a.name(), b.name())
+                    }
+                    (Some(_), None) => format!("`{path}` must be absent, yet this condition reads it"),
+                    _ => format!("`{path}` must be absent, yet an earlier condition reads it"),
+                };
+                out.push(contradiction(file, comparison, *first_span, &message));
+                // One warning per pair: the checks below would only say it again.
                 typed.push((&comparison.path, types, comparison.span));
+                continue;
             }
+            typed.push((&comparison.path, types, comparison.span));
         }
         match &condition.kind {
             ConditionKind::Compare(comparison) if !comparison.words => match &comparison.op {
