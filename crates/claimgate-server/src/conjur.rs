@@ -107,10 +107,7 @@ pub(crate) async fn authenticate(
         Ok(body) => body,
         Err(e) => {
             login::audit_other(&state, &attempt(""), e.code());
-            return status(match e {
-                login::BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                login::BodyError::Broken => StatusCode::BAD_REQUEST,
-            });
+            return status(e.status());
         }
     };
     let Ok(jwt) = jwt_field(&body) else {

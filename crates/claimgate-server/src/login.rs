@@ -156,11 +156,27 @@ pub(crate) enum BodyError {
 }
 
 impl BodyError {
-    /// The audit code.
+    /// The audit code (and Strongbox's error code).
     pub(crate) fn code(&self) -> &'static str {
         match self {
             BodyError::TooLarge => "body_too_large",
             BodyError::Broken => "bad_request",
+        }
+    }
+
+    /// The answer's status.
+    pub(crate) fn status(&self) -> axum::http::StatusCode {
+        match self {
+            BodyError::TooLarge => axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Broken => axum::http::StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The answer's message.
+    pub(crate) fn message(&self) -> &'static str {
+        match self {
+            BodyError::TooLarge => "request body too large",
+            BodyError::Broken => "the request body could not be read",
         }
     }
 }

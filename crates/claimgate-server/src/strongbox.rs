@@ -59,14 +59,7 @@ pub(crate) async fn login(state: Arc<State>, method: &Method, client: IpAddr, bo
         Ok(body) => body,
         Err(e) => {
             login::audit_other(&state, &unread, e.code());
-            return match e {
-                login::BodyError::TooLarge => {
-                    error(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
-                }
-                login::BodyError::Broken => {
-                    error(StatusCode::BAD_REQUEST, "bad_request", "the request body could not be read")
-                }
-            };
+            return error(e.status(), e.code(), e.message());
         }
     };
     let parsed: LoginBody = match login::json_object(&body) {

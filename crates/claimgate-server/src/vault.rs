@@ -142,15 +142,21 @@ pub(crate) async fn route(
     if login_mount.is_some() && login::over_quota(&state, &attempt) {
         return error(StatusCode::TOO_MANY_REQUESTS, "too many failed logins; try again later");
     }
-    // A refusal before the request reaches its login or token endpoint: counted on a login
-    // path, audited on both (other paths answer 403 to everything, as Vault does).
+    // A refusal before the request reaches its login or token endpoint: audited on both,
+    // counted (when `counted`) on a login path; other paths answer 403 to everything, as
+    // Vault does.
     let token_path = token_endpoint(path);
-    let refuse = |code: &str, response: Response| {
-        if login_mount.is_some() {
+    let audit_early = |code: &str, counted: bool| {
+        if login_mount.is_some() && counted {
             login::refuse_counted(&state, &attempt, code);
+        } else if login_mount.is_some() {
+            login::audit_other(&state, &attempt, code);
         } else if let Some(endpoint) = token_path {
             audit_token(&state, endpoint, client, presented_token(headers).unwrap_or_default(), None, code);
         }
+    };
+    let refuse = |code: &str, response: Response| {
+        audit_early(code, true);
         response
     };
     // A client that asks for a wrapped answer must not get the token in the clear instead
@@ -168,15 +174,8 @@ pub(crate) async fn route(
     let body = match login::read_body(&state, body).await {
         Ok(body) => body,
         Err(e) => {
-            if login_mount.is_some() {
-                login::audit_other(&state, &attempt, e.code());
-            } else if let Some(endpoint) = token_path {
-                audit_token(&state, endpoint, client, presented_token(headers).unwrap_or_default(), None, e.code());
-            }
-            return match e {
-                login::BodyError::TooLarge => error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
-                login::BodyError::Broken => error(StatusCode::BAD_REQUEST, "the request body could not be read"),
-            };
+            audit_early(e.code(), false);
+            return error(e.status(), e.message());
         }
     };
     // Vault reads a form body as it reads JSON (`curl -d role=r -d jwt=...`).
