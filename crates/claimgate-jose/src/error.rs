@@ -67,7 +67,7 @@ pub enum JoseError {
     #[error("malformed token: {0}")]
     Malformed(String),
     /// A well-formed JOSE object this core deliberately does not handle
-    /// (JWE, JSON serialisation, critical extensions, unencoded payloads).
+    /// (JWE, JSON serialisation, critical extensions, unencoded payloads, nested tokens).
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// The header names an algorithm that is refused outright.
@@ -119,7 +119,7 @@ impl JoseError {
     /// |---|---|
     /// | `too_large` | size limit hit before decoding |
     /// | `malformed` | not a well-formed compact JWS |
-    /// | `unsupported` | JWE, JSON serialisation, `crit`, `b64: false` |
+    /// | `unsupported` | JWE, JSON serialisation, `crit`, `b64: false`, a nested token (`cty: JWT`) |
     /// | `alg_none` | the `none` algorithm, in any casing |
     /// | `alg_symmetric` | HS256/HS384/HS512 |
     /// | `alg_unknown` | an algorithm name this core does not know |

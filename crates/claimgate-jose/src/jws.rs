@@ -172,12 +172,21 @@ fn parse_header(header_b64: &[u8], limits: &Limits) -> Result<Header, JoseError>
             return Err(JoseError::Malformed("header member \"b64\" is not a boolean".to_owned()));
         }
     }
-    Ok(Header {
-        alg,
-        typ: optional_string(&map, "typ")?,
-        cty: optional_string(&map, "cty")?,
-        kid: optional_string(&map, "kid")?,
-    })
+    // RFC 7519 5.2: `cty: JWT` says the payload is another token (a nested JWS or JWE), whose
+    // claims are the inner token's. This core does not open nested tokens, and reading the outer
+    // payload as the claims would take what the issuer labelled as something else.
+    // Content types are case-insensitive and may drop `application/` (RFC 7515 4.1.10).
+    let cty = optional_string(&map, "cty")?;
+    if let Some(cty) = &cty {
+        let bare = match cty.get(..12) {
+            Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &cty[12..],
+            _ => cty.as_str(),
+        };
+        if bare.eq_ignore_ascii_case("jwt") {
+            return Err(JoseError::Unsupported("nested tokens (\"cty\": \"JWT\") are not supported".to_owned()));
+        }
+    }
+    Ok(Header { alg, typ: optional_string(&map, "typ")?, cty, kid: optional_string(&map, "kid")? })
 }
 
 /// Decodes a token *without verifying it*, applying every structural and

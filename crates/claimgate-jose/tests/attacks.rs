@@ -413,6 +413,27 @@ fn crit_with_unknown_name_is_refused() {
 }
 
 #[test]
+fn a_nested_token_is_refused_not_read_as_claims() {
+    let v = verifier_all();
+    let s = signer(Algorithm::ES256);
+    // RFC 7519 5.2: the payload is another token. Its claims would be the inner token's, and
+    // the outer payload is not claims, even when it parses as them.
+    for cty in ["JWT", "jwt", "application/jwt", "Application/JWT"] {
+        let header = format!(r#"{{"alg":"ES256","kid":"p256","cty":"{cty}"}}"#);
+        let token = s.token_with_header(&header, br#"{"sub":"admin"}"#);
+        let err = v.verify(token.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "unsupported", "{header}");
+        assert!(err.to_string().contains("nested"), "{err}");
+    }
+    // Other content types are the issuer's business: read as before.
+    for cty in ["json", "application/json", "JWTX"] {
+        let header = format!(r#"{{"alg":"ES256","kid":"p256","cty":"{cty}"}}"#);
+        let token = s.token_with_header(&header, br#"{"sub":"a"}"#);
+        assert_eq!(v.verify(token.as_bytes()).unwrap().header.cty.as_deref(), Some(cty));
+    }
+}
+
+#[test]
 fn b64_false_is_refused() {
     let v = verifier_all();
     let s = signer(Algorithm::ES256);
