@@ -612,6 +612,12 @@ fn two_nodes_on_one_postgres_store_count_uses_exactly() {
     assert_eq!(status, 503);
     let (status, _, ready) = curl(&[&format!("{}/readyz", a.base)]);
     assert_eq!(status, 503, "{}", String::from_utf8_lossy(&ready));
+    // In a stable text: the database's own words (its address, its user) are for the log only.
+    let ready: serde_json::Value = serde_json::from_slice(&ready).unwrap();
+    assert_eq!(
+        ready["store"],
+        json!({ "reachable": false, "error": "the store does not answer; the server's log says why" })
+    );
 }
 
 fn oidc_dir() -> PathBuf {

@@ -95,7 +95,28 @@ pub(crate) fn json_object<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err("the body is not a JSON object".into());
     }
-    serde_json::from_slice(body).map_err(|e| e.to_string())
+    serde_json::from_slice(body).map_err(|e| bounded(&e.to_string()))
+}
+
+/// The most characters of a parse error a client is answered with.
+const PARSE_ERROR_MAX_CHARS: usize = 160;
+
+/// A parse error's text as a client may read it: serde names what it read (an unknown field's
+/// name, a string it did not expect), which is the client's text, so it is escaped (printable
+/// ASCII only) and cut, as [`claimgate_jose::snippet`] does for short names.
+fn bounded(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i >= PARSE_ERROR_MAX_CHARS {
+            out.push_str("...");
+            break;
+        }
+        match c {
+            ' '..='~' => out.push(c),
+            _ => out.extend(c.escape_default()),
+        }
+    }
+    out
 }
 
 /// Whether the client is over its failed-login quota (audited when it is). Endpoints that tell

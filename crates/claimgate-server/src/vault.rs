@@ -422,9 +422,10 @@ async fn issue_token(
     };
     // What the server knows (the role, the tenant) replaces any mapped value of that name.
     let mut metadata: Vec<(String, String)> = grant.metadata().to_vec();
-    // On a Strongbox token `tenant` is the server's word only: a value mapped from the token's
-    // claims never stands in for it.
-    metadata.retain(|(k, _)| k != "role" && (kind != TokenKind::Strongbox || k != "tenant"));
+    // `tenant` is the server's word only, on every token: a service reads it to tell a token
+    // issued for `dev` from one issued for `prod`, so a value mapped from the token's claims
+    // (a Vault role's) never stands in for it.
+    metadata.retain(|(k, _)| k != "role" && k != "tenant");
     metadata.push(("role".into(), grant.role().to_string()));
     if let Some(tenant) = tenant {
         metadata.push(("tenant".into(), tenant.to_string()));
@@ -439,7 +440,9 @@ async fn issue_token(
         identity: grant.identity().to_string(),
         policies,
         metadata,
-        path: format!("auth/{mount}/login"),
+        // The login's own path: a Strongbox token's is its endpoint's, which no Vault mount
+        // can take (a mount named `strongbox` makes `auth/strongbox/login`).
+        path: if kind == TokenKind::Strongbox { "jwt-login".to_string() } else { format!("auth/{mount}/login") },
         display_name: format!("{}-{}", mount.replace('/', "-"), grant.identity()),
         creation_time: now,
         creation_ttl: ttl,

@@ -148,6 +148,60 @@ async fn an_account_takes_only_its_providers_and_wrong_names_count_against_the_q
 }
 
 #[tokio::test]
+async fn meta_tenant_is_only_ever_the_tenant_a_strongbox_login_named() {
+    let h = common::start("").await;
+    let jwt = h.ci.token(json!({ "aud": "tenanted", "sub": "svc", "tenant": "prod" }));
+    let lookup = |token: String| {
+        let request = h.client.get(h.url("/v1/auth/token/lookup-self")).header("X-Vault-Token", token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()["data"].clone()
+        }
+    };
+    // A Vault role maps `tenant` from the claims: the token does not carry it.
+    let response = h.client.post(h.url("/v1/auth/ci/login")).json(&json!({ "role": "tenanted", "jwt": jwt }));
+    let body: Value = response.send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["auth"]["metadata"], json!({ "role": "tenanted" }), "{body}");
+    let data = lookup(body["auth"]["client_token"].as_str().unwrap().to_string()).await;
+    assert_eq!(data["meta"], json!({ "role": "tenanted" }), "{data}");
+    assert_eq!(data["path"], "auth/ci/login");
+    // A Strongbox login: the tenant it named, or none, never the claim's.
+    for (tenant, meta) in [
+        (json!("myorg"), json!({ "role": "tenanted", "tenant": "myorg" })),
+        (Value::Null, json!({ "role": "tenanted" })),
+    ] {
+        let mut request = json!({ "provider": "ci", "role": "tenanted", "jwt": jwt });
+        if !tenant.is_null() {
+            request["tenant"] = tenant;
+        }
+        let response = h.client.post(h.url("/v1/jwt-login")).json(&request).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let data = lookup(body["token"].as_str().unwrap().to_string()).await;
+        assert_eq!(data["meta"], meta, "{request}");
+        // Its path is its endpoint's, which no Vault mount can take.
+        assert_eq!(data["path"], "jwt-login");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_parse_error_echoes_the_clients_text_escaped_and_cut() {
+    let h = common::start("").await;
+    // An unknown field's name is the client's text: 60 KiB of it, with a terminal escape.
+    let name = format!("\u{1b}[31m{}", "x".repeat(60 * 1024));
+    let strongbox = h.client.post(h.url("/v1/jwt-login")).json(&json!({ name.clone(): 1, "jwt": "x" }));
+    let strongbox: Value = strongbox.send().await.unwrap().json().await.unwrap();
+    let message = strongbox["message"].as_str().unwrap();
+    assert!(message.len() < 260, "{} characters: {}", message.len(), &message[..300.min(message.len())]);
+    assert!(message.chars().all(|c| (' '..='~').contains(&c)), "{message}");
+    assert!(message.starts_with("the body is not a login request: unknown field `\\u{1b}[31mxxx"), "{message}");
+    assert!(message.ends_with("xxx..."), "{message}");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn strongbox_login_returns_its_token_fields() {
     let h = common::start("").await;
     let jwt = h.ci.token(json!({ "aud": "limited", "sub": "svc" }));

@@ -121,6 +121,13 @@ role chatty {{
   verbose_logging = true
 }}
 
+role tenanted {{
+  provider = ci
+  audience = "tenanted"
+  identity = claims.sub
+  metadata {{ tenant = claims.tenant }}
+}}
+
 role other-role {{
   provider = other
   audience = any
