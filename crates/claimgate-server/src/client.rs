@@ -47,11 +47,16 @@ fn canonical(address: IpAddr) -> IpAddr {
     }
 }
 
-/// The key failed logins are counted under: the IPv4 address, or the IPv6 /64 (one host is
-/// usually given a whole /64, and would otherwise have 2^64 addresses to fail from).
-fn limit_key(address: IpAddr) -> IpAddr {
+/// The key failed logins are counted under: the IPv4 address, or the IPv6 network of
+/// `ipv6_prefix` bits (64 by default: one host is usually given a whole /64, and would
+/// otherwise have 2^64 addresses to fail from; where hosts share a /64, as containers on one
+/// bridge do, a longer prefix keeps one from blocking its neighbours).
+fn limit_key(address: IpAddr, ipv6_prefix: u8) -> IpAddr {
     match canonical(address) {
-        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(ipv6_prefix.min(128))).unwrap_or(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & mask))
+        }
         v4 => v4,
     }
 }
@@ -60,9 +65,10 @@ fn limit_key(address: IpAddr) -> IpAddr {
 /// cannot keep guessing at the rate the quota refills.
 const BLOCK: Duration = Duration::from_secs(60);
 
-/// Failed logins per client address (IPv6: per /64): past the per-minute quota, the address is
-/// refused (429) for a minute.
+/// Failed logins per client address (IPv6: per network, /64 by default): past the per-minute
+/// quota, the address is refused (429) for a minute.
 pub(crate) struct FailedLogins {
+    ipv6_prefix: u8,
     limiter: DefaultKeyedRateLimiter<IpAddr>,
     blocked: Mutex<HashMap<IpAddr, Instant>>,
 }
@@ -74,9 +80,13 @@ impl std::fmt::Debug for FailedLogins {
 }
 
 impl FailedLogins {
-    pub(crate) fn new(per_minute: u32) -> FailedLogins {
+    pub(crate) fn new(per_minute: u32, ipv6_prefix: u8) -> FailedLogins {
         let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        FailedLogins { limiter: RateLimiter::keyed(Quota::per_minute(n)), blocked: Mutex::new(HashMap::new()) }
+        FailedLogins {
+            ipv6_prefix,
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            blocked: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
@@ -85,7 +95,7 @@ impl FailedLogins {
 
     /// How long `address` must wait, if it is over its quota.
     pub(crate) fn blocked(&self, address: IpAddr) -> Option<Duration> {
-        let address = limit_key(address);
+        let address = limit_key(address, self.ipv6_prefix);
         let now = Instant::now();
         let mut blocked = self.lock();
         match blocked.get(&address) {
@@ -100,7 +110,7 @@ impl FailedLogins {
 
     /// Counts a failed login of `address`.
     pub(crate) fn failed(&self, address: IpAddr) {
-        let address = limit_key(address);
+        let address = limit_key(address, self.ipv6_prefix);
         if self.limiter.check_key(&address).is_err() {
             self.lock().insert(address, Instant::now() + BLOCK);
         }
@@ -154,7 +164,7 @@ mod tests {
 
     #[test]
     fn an_address_over_its_failed_quota_is_blocked() {
-        let limits = FailedLogins::new(2);
+        let limits = FailedLogins::new(2, 64);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         limits.failed(a);
@@ -167,8 +177,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_clients_are_counted_per_network_of_the_configured_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Containers on one bridge share a /64: counted per /128, one cannot block another.
+        let limits = FailedLogins::new(1, 128);
+        limits.failed(ip("fd00:1::a"));
+        limits.failed(ip("fd00:1::a"));
+        assert!(limits.blocked(ip("fd00:1::a")).is_some());
+        assert!(limits.blocked(ip("fd00:1::b")).is_none());
+        // A /48: the whole site.
+        let limits = FailedLogins::new(1, 48);
+        limits.failed(ip("2001:db8:1:2::1"));
+        limits.failed(ip("2001:db8:1:ffff::1"));
+        assert!(limits.blocked(ip("2001:db8:1:abcd::77")).is_some());
+        assert!(limits.blocked(ip("2001:db8:2::1")).is_none());
+        // IPv4 addresses are counted one by one whatever the prefix, mapped ones included.
+        let limits = FailedLogins::new(1, 32);
+        limits.failed(ip("192.0.2.1"));
+        limits.failed(ip("::ffff:192.0.2.1"));
+        assert!(limits.blocked(ip("192.0.2.1")).is_some());
+        assert!(limits.blocked(ip("192.0.2.2")).is_none());
+    }
+
+    #[test]
     fn ipv6_clients_are_counted_per_64() {
-        let limits = FailedLogins::new(1);
+        let limits = FailedLogins::new(1, 64);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         limits.failed(ip("2001:db8:1:2::1"));
         limits.failed(ip("2001:db8:1:2:ffff::9"));

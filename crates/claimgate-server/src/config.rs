@@ -87,6 +87,9 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Failed logins allowed per client address per minute before it gets 429.
     pub failed_logins_per_minute: u32,
+    /// The IPv6 network the failed-login quota counts as one client address (32 to 128 bits;
+    /// 64 by default, a host's usual allocation). IPv4 addresses count one by one.
+    pub failed_logins_ipv6_prefix: u8,
     /// Concurrent connections.
     pub max_connections: usize,
     /// How long SIGTERM waits for requests in flight.
@@ -143,6 +146,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             failed_logins_per_minute: 60,
+            failed_logins_ipv6_prefix: 64,
             max_connections: 4096,
             shutdown_grace: Duration::from_secs(30),
             verified_token_cache: 10_000,
@@ -217,6 +221,7 @@ struct LimitsFile {
     header_timeout: Option<String>,
     request_timeout: Option<String>,
     failed_logins_per_minute: Option<u32>,
+    failed_logins_ipv6_prefix: Option<u8>,
     max_connections: Option<usize>,
     shutdown_grace: Option<String>,
     verified_token_cache: Option<usize>,
@@ -335,6 +340,7 @@ impl Config {
             header_timeout: duration("limits.header_timeout", l.header_timeout.as_deref(), d.header_timeout)?,
             request_timeout: duration("limits.request_timeout", l.request_timeout.as_deref(), d.request_timeout)?,
             failed_logins_per_minute: l.failed_logins_per_minute.unwrap_or(d.failed_logins_per_minute),
+            failed_logins_ipv6_prefix: l.failed_logins_ipv6_prefix.unwrap_or(d.failed_logins_ipv6_prefix),
             max_connections: l.max_connections.unwrap_or(d.max_connections),
             shutdown_grace: duration("limits.shutdown_grace", l.shutdown_grace.as_deref(), d.shutdown_grace)?,
             verified_token_cache: l.verified_token_cache.unwrap_or(d.verified_token_cache),
@@ -450,6 +456,10 @@ impl Config {
         }
         if limits.max_connections == 0 || limits.max_connections > MAX_CONNECTIONS {
             return invalid("limits.max_connections", format!("must be between 1 and {MAX_CONNECTIONS}"));
+        }
+        // Shorter than /32 would count whole providers' networks as one client.
+        if !(32..=128).contains(&limits.failed_logins_ipv6_prefix) {
+            return invalid("limits.failed_logins_ipv6_prefix", "must be between 32 and 128".into());
         }
         if limits.max_body_bytes < 1024 || limits.failed_logins_per_minute == 0 {
             return invalid(
@@ -763,6 +773,19 @@ mod tests {
         );
         assert!(error("[accounts]\n\"a b\" = [\"x\"]").contains("`a b` is not an account name"));
         assert!(error("accounts = [1]").contains("an account name is a string, not a value of type integer"));
+    }
+
+    #[test]
+    fn the_quotas_ipv6_network_is_a_prefix_of_32_to_128_bits() {
+        let load = |text: &str| Config::from_toml(text, Path::new("/etc/claimgate/serve.toml"));
+        assert_eq!(Config::defaults().limits.failed_logins_ipv6_prefix, 64);
+        assert_eq!(load("[limits]\nfailed_logins_ipv6_prefix = 128").unwrap().limits.failed_logins_ipv6_prefix, 128);
+        for bad in ["16", "129"] {
+            assert_eq!(
+                error(&format!("[limits]\nfailed_logins_ipv6_prefix = {bad}")),
+                "limits.failed_logins_ipv6_prefix: must be between 32 and 128"
+            );
+        }
     }
 
     #[test]

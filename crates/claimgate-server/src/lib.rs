@@ -242,7 +242,10 @@ impl Server {
         keyring.refresh(store.as_ref(), unix_now(), config.signing_key_rotation.as_secs() as i64).await?;
         let batch = batch::Sealer::from_store(store.as_ref()).await?;
         let state = State {
-            failed_logins: client::FailedLogins::new(config.limits.failed_logins_per_minute),
+            failed_logins: client::FailedLogins::new(
+                config.limits.failed_logins_per_minute,
+                config.limits.failed_logins_ipv6_prefix,
+            ),
             config,
             engine,
             store,
