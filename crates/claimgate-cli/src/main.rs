@@ -134,6 +134,27 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
+    /// Revoke live tokens issued by `claimgate serve`, in the store its configuration names,
+    /// while the servers run: their next use is refused on every node. Give at least one of
+    /// the fields; a token must match all that are given. Batch tokens and Conjur access tokens
+    /// are not stored: they cannot be revoked and live until they expire.
+    Revoke {
+        /// The server's settings (TOML), for its store: the data folder, or the PostgreSQL URL.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The token with this accessor (as `lookup-self` and the login answer show it).
+        #[arg(long)]
+        accessor: Option<String>,
+        /// Tokens of logins through this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Tokens issued by this role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Tokens issued to this identity.
+        #[arg(long)]
+        identity: Option<String>,
+    },
     /// Format policy files in the canonical layout.
     Fmt {
         /// Report files that are not formatted instead of rewriting them (exit 1 if any).
@@ -181,6 +202,22 @@ fn main() -> ExitCode {
         Command::Decode { token } => token::decode(token.as_deref()),
         Command::Verify { keys, alg, token } => token::verify(&keys, &alg, token.as_deref(), output.format),
         Command::Serve { policies, config, listen } => serve::serve(policies, config.as_deref(), listen),
+        Command::Revoke { config, accessor, provider, role, identity } => {
+            let mut filter = claimgate_server::store::TokenFilter::new();
+            if let Some(accessor) = accessor {
+                filter = filter.accessor(accessor);
+            }
+            if let Some(provider) = provider {
+                filter = filter.provider(provider);
+            }
+            if let Some(role) = role {
+                filter = filter.role(role);
+            }
+            if let Some(identity) = identity {
+                filter = filter.identity(identity);
+            }
+            serve::revoke(&config, &filter, output.format)
+        }
     };
     match result {
         Ok(code) => code,

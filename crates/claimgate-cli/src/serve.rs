@@ -52,3 +52,21 @@ pub(crate) fn serve(
         Ok::<_, UsageError>(ExitCode::SUCCESS)
     })
 }
+
+/// `claimgate revoke`: revokes the matching live tokens in the configured store and says how
+/// many. No token matching is not an error (exit 0, `revoked 0 tokens`): the token may have
+/// expired or been revoked already.
+pub(crate) fn revoke(
+    config: &Path,
+    filter: &claimgate_server::store::TokenFilter,
+    format: crate::Format,
+) -> Result<ExitCode, UsageError> {
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let revoked = runtime.block_on(claimgate_server::revoke_tokens(&config, filter))?;
+    match format {
+        crate::Format::Json => out!("{}", crate::output::json(&serde_json::json!({ "revoked": revoked }))),
+        crate::Format::Human => out!("revoked {revoked} token{}", if revoked == 1 { "" } else { "s" }),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -210,6 +210,73 @@ fn hvac_logs_in_looks_up_renews_and_revokes() {
     );
 }
 
+/// Logs in at `base` (Vault, mount `ci`): (token, accessor).
+fn vault_login(base: &str, jwt: &str) -> (String, String) {
+    let body = json!({ "jwt": jwt }).to_string();
+    let (status, _, body) = curl(&["-X", "POST", "--data", &body, &format!("{base}/v1/auth/ci/login")]);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    (body["auth"]["client_token"].as_str().unwrap().into(), body["auth"]["accessor"].as_str().unwrap().into())
+}
+
+/// `lookup-self`'s status for `token` at `base`.
+fn lookup_status(base: &str, token: &str) -> u16 {
+    curl(&["-H", &format!("X-Vault-Token: {token}"), &format!("{base}/v1/auth/token/lookup-self")]).0
+}
+
+/// `claimgate revoke --config FILE ARGS...`: (exit code, stdout, stderr).
+fn revoke(config: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_claimgate"))
+        .arg("revoke")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}
+
+/// An operator revokes a running server's tokens from the command line (the embedded store):
+/// by role, by accessor, by identity; the next use of each is refused, the others keep working.
+#[test]
+fn an_operator_revokes_live_tokens_while_the_server_runs() {
+    if !available("curl", Command::new("curl").arg("--version").output().is_ok()) {
+        return;
+    }
+    let ci = Signer::new("https://ci.example");
+    let dir = setup(&ci);
+    let server = Serve::start(dir.path(), "serve", CONFIG);
+    let config = dir.path().join("serve.toml");
+    let deploy = || vault_login(&server.base, &ci.token(json!({ "aud": "vault", "project": "app" })));
+    let limited = |sub: &str| vault_login(&server.base, &ci.token(json!({ "aud": "limited", "sub": sub })));
+    let (d1, _) = deploy();
+    let (d2, _) = deploy();
+    let (l1, l1_accessor) = limited("svc-1");
+    let (l2, _) = limited("svc-2");
+    let (l3, _) = limited("svc-3");
+
+    assert_eq!(revoke(&config, &["--role", "deploy"]), (0, "revoked 2 tokens\n".into(), String::new()));
+    assert_eq!([d1.as_str(), d2.as_str()].map(|t| lookup_status(&server.base, t)), [403, 403]);
+    assert_eq!(lookup_status(&server.base, &l1), 200, "another role's token keeps working");
+    // Once revoked, a token is not counted again.
+    assert_eq!(revoke(&config, &["--role", "deploy"]).1, "revoked 0 tokens\n");
+
+    assert_eq!(revoke(&config, &["--accessor", &l1_accessor]).1, "revoked 1 token\n");
+    assert_eq!(lookup_status(&server.base, &l1), 403);
+    // Every field given must match: this identity's token, but not of this role.
+    assert_eq!(revoke(&config, &["--identity", "svc-2", "--role", "deploy"]).1, "revoked 0 tokens\n");
+    let (code, out, _) = revoke(&config, &["--identity", "svc-2", "--provider", "ci", "--format", "json"]);
+    assert_eq!((code, serde_json::from_str::<Value>(&out).unwrap()), (0, json!({ "revoked": 1 })));
+    assert_eq!([l2.as_str(), l3.as_str()].map(|t| lookup_status(&server.base, t)), [403, 200]);
+
+    // Naming no token is refused, not taken as "every token".
+    let (code, out, err) = revoke(&config, &[]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(err, "error: name the tokens to revoke: an accessor, a provider, a role or an identity\n");
+    assert_eq!(lookup_status(&server.base, &l3), 200);
+}
+
 #[test]
 fn conjur_flows_with_curl_as_documented_and_tokens_verified_by_joserfc_and_the_engine() {
     if !available("curl", Command::new("curl").arg("--version").output().is_ok())
@@ -565,6 +632,15 @@ fn two_nodes_on_one_postgres_store_count_uses_exactly() {
     assert_eq!(curl(&["-H", &header, &format!("{}/v1/auth/token/lookup-self", a.base)]).0, 200);
     assert_eq!(curl(&["-X", "POST", "-H", &header, &format!("{}/v1/auth/token/revoke-self", a.base)]).0, 204);
     assert_eq!(curl(&["-H", &header, &format!("{}/v1/auth/token/lookup-self", b.base)]).0, 403);
+
+    // An operator revokes an identity's tokens in the shared store: refused on both nodes.
+    let (on_a, _) = vault_login(&a.base, &ci.token(json!({ "aud": "limited", "sub": "leaked" })));
+    let (on_b, _) = vault_login(&b.base, &ci.token(json!({ "aud": "limited", "sub": "leaked" })));
+    let (kept, _) = vault_login(&b.base, &ci.token(json!({ "aud": "limited", "sub": "fine" })));
+    let (code, out, err) = revoke(&dir.path().join("a.toml"), &["--identity", "leaked"]);
+    assert_eq!((code, out.as_str()), (0, "revoked 2 tokens\n"), "{err}");
+    assert_eq!([&on_a, &on_b].map(|t| (lookup_status(&a.base, t), lookup_status(&b.base, t))), [(403, 403); 2]);
+    assert_eq!(lookup_status(&a.base, &kept), 200);
 
     let keys = |base: &str| {
         let (_, _, body) = curl(&[&format!("{base}/.well-known/jwks.json")]);

@@ -194,6 +194,30 @@ pub(crate) fn announce_providers(engine: &Engine) {
     }
 }
 
+/// The store `config` names: its PostgreSQL, or the embedded store in its data folder.
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, ServeError> {
+    Ok(match &config.store_url {
+        Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
+        None => Arc::new(SqliteStore::open(&config.data_dir)?.sync_issued_tokens(config.sync_issued_tokens)),
+    })
+}
+
+/// Revokes every live stored token that `filter` matches, in the store `config` names, while
+/// the servers on it run (`claimgate revoke`); returns how many. Their next use is refused on
+/// every node, as after `revoke-self`. Batch tokens and Conjur access tokens are not stored:
+/// they cannot be revoked, and live until they expire (the role's `ttl`). An empty filter is
+/// refused.
+pub async fn revoke_tokens(config: &Config, filter: &store::TokenFilter) -> Result<u64, ServeError> {
+    if filter.is_empty() {
+        return Err(ServeError::Config(
+            "name the tokens to revoke: an accessor, a provider, a role or an identity".into(),
+        ));
+    }
+    config.check().map_err(|e| ServeError::Config(e.to_string()))?;
+    let store = open_store(config).await?;
+    Ok(store.revoke_matching(filter, unix_now()).await?)
+}
+
 impl Server {
     /// Loads the policies in `policies` (a folder of `.cg` files), opens the store (embedded,
     /// or the configured PostgreSQL), reads or creates the signing keys, opens the audit log.
@@ -223,10 +247,7 @@ impl Server {
             e => ServeError::PolicyFiles(e.to_string()),
         })?;
         announce_metrics(&engine);
-        let store: Arc<dyn Store> = match &config.store_url {
-            Some(url) => Arc::new(PostgresStore::connect(url, config.store_ca.as_deref()).await?),
-            None => Arc::new(SqliteStore::open(&config.data_dir)?.sync_issued_tokens(config.sync_issued_tokens)),
-        };
+        let store = open_store(&config).await?;
         let audit_out: Box<dyn std::io::Write + Send> = if config.audit_log.as_os_str() == "-" {
             Box::new(std::io::stdout())
         } else {

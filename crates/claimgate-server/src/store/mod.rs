@@ -138,6 +138,60 @@ pub struct SigningKeyRecord {
     pub published_until: i64,
 }
 
+/// Which live tokens [`Store::revoke_matching`] revokes: those whose every given field equals
+/// the token's. Built with [`TokenFilter::new`] and its setters; a filter that names nothing
+/// matches nothing (revoking every token takes a new batch of logins from every workload, and
+/// is not what a mistyped command line should do).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    accessor: Option<String>,
+    provider: Option<String>,
+    role: Option<String>,
+    identity: Option<String>,
+}
+
+impl TokenFilter {
+    /// A filter naming nothing yet.
+    pub fn new() -> TokenFilter {
+        TokenFilter::default()
+    }
+
+    /// The token with this accessor (Vault's handle for a token without its value).
+    pub fn accessor(mut self, accessor: impl Into<String>) -> TokenFilter {
+        self.accessor = Some(accessor.into());
+        self
+    }
+
+    /// Tokens issued for logins through this provider.
+    pub fn provider(mut self, provider: impl Into<String>) -> TokenFilter {
+        self.provider = Some(provider.into());
+        self
+    }
+
+    /// Tokens issued by this role.
+    pub fn role(mut self, role: impl Into<String>) -> TokenFilter {
+        self.role = Some(role.into());
+        self
+    }
+
+    /// Tokens issued to this identity.
+    pub fn identity(mut self, identity: impl Into<String>) -> TokenFilter {
+        self.identity = Some(identity.into());
+        self
+    }
+
+    /// Whether the filter names nothing (and so matches nothing).
+    pub fn is_empty(&self) -> bool {
+        self.accessor.is_none() && self.provider.is_none() && self.role.is_none() && self.identity.is_none()
+    }
+
+    /// The fields in the order the stores' statements take them: accessor, provider, role,
+    /// identity.
+    pub(crate) fn fields(&self) -> [Option<&str>; 4] {
+        [self.accessor.as_deref(), self.provider.as_deref(), self.role.as_deref(), self.identity.as_deref()]
+    }
+}
+
 /// The store behind the server. Every method is one atomic step.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -156,6 +210,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes a token. `false` when it was not live.
     async fn revoke_token(&self, hash: &[u8; 32], now: i64) -> Result<bool, StoreError>;
+
+    /// Revokes every live token (not revoked, not expired at `now`) that `filter` matches, as
+    /// one statement; returns how many. An empty filter revokes nothing.
+    async fn revoke_matching(&self, filter: &TokenFilter, now: i64) -> Result<u64, StoreError>;
 
     /// Forgets tokens that expired before `before`; returns how many.
     async fn purge_expired(&self, before: i64) -> Result<u64, StoreError>;

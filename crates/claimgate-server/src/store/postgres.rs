@@ -6,7 +6,7 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
+use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenFilter, TokenRecord};
 
 /// A pool of connections to one PostgreSQL database. Connections that break are replaced on
 /// the next use, so the store recovers by itself when the database comes back.
@@ -152,6 +152,27 @@ impl Store for PostgresStore {
             )
             .await
             .map(|n| n == 1)
+            .map_err(StoreError::of)
+    }
+
+    async fn revoke_matching(&self, filter: &TokenFilter, now: i64) -> Result<u64, StoreError> {
+        if filter.is_empty() {
+            return Ok(0);
+        }
+        let [accessor, provider, role, identity] = filter.fields();
+        // The fields live in the record's JSON body: a scan, which an operator's revocation can
+        // afford (logins never run it).
+        self.client()
+            .await?
+            .execute(
+                "UPDATE tokens SET revoked = TRUE WHERE NOT revoked AND expire_time > $1
+                 AND ($2::text IS NULL OR (body::jsonb ->> 'accessor') = $2::text)
+                 AND ($3::text IS NULL OR (body::jsonb ->> 'provider') = $3::text)
+                 AND ($4::text IS NULL OR (body::jsonb ->> 'role') = $4::text)
+                 AND ($5::text IS NULL OR (body::jsonb ->> 'identity') = $5::text)",
+                &[&now, &accessor, &provider, &role, &identity],
+            )
+            .await
             .map_err(StoreError::of)
     }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenRecord};
+use super::{SCHEMA, SigningKeyRecord, Store, StoreError, TokenFilter, TokenRecord};
 
 /// SQLite in `<data_dir>/claimgate.sqlite3`, created with mode 0600 (it holds the signing keys),
 /// in WAL mode.
@@ -361,6 +361,27 @@ impl Store for SqliteStore {
                 params![&hash[..], now],
             )
             .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn revoke_matching(&self, filter: &TokenFilter, now: i64) -> Result<u64, StoreError> {
+        if filter.is_empty() {
+            return Ok(0);
+        }
+        let [accessor, provider, role, identity] = filter.fields().map(|f| f.map(str::to_string));
+        // The fields live in the record's JSON body: a scan, which an operator's revocation can
+        // afford (logins never run it).
+        self.write(move |c| {
+            c.execute(
+                "UPDATE tokens SET revoked = TRUE WHERE NOT revoked AND expire_time > ?1
+                 AND (?2 IS NULL OR json_extract(body, '$.accessor') = ?2)
+                 AND (?3 IS NULL OR json_extract(body, '$.provider') = ?3)
+                 AND (?4 IS NULL OR json_extract(body, '$.role') = ?4)
+                 AND (?5 IS NULL OR json_extract(body, '$.identity') = ?5)",
+                params![now, accessor, provider, role, identity],
+            )
+            .map(|n| n as u64)
         })
         .await
     }
