@@ -169,8 +169,8 @@ impl Fetcher {
     }
 
     /// Fetches an OpenID discovery document, checks that its `issuer` is one the provider trusts
-    /// (exactly), then fetches the JWK Set its `jwks_uri` names, with the same trust anchors.
-    /// The deadline applies to each request.
+    /// (exactly), then fetches the JWK Set its `jwks_uri` names, with the same trust anchors,
+    /// both within one deadline.
     pub(crate) async fn discovery(
         &self,
         url: &url::Url,

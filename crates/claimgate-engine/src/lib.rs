@@ -109,7 +109,9 @@ impl EngineBuilder {
     }
 
     /// The least time between two refetches of one provider's keys caused by tokens with
-    /// unknown `kid`s ([`DEFAULT_KID_REFETCH_COOLDOWN`] by default).
+    /// unknown `kid`s ([`DEFAULT_KID_REFETCH_COOLDOWN`] by default). Zero turns the limit off:
+    /// every token with a `kid` the cache does not hold then costs the issuer a fetch (one at a
+    /// time), which is for tests, not for a service facing the network.
     pub fn kid_refetch_cooldown(mut self, cooldown: Duration) -> Self {
         self.kid_cooldown = cooldown;
         self
@@ -127,7 +129,10 @@ impl EngineBuilder {
 
     /// Fail [`EngineBuilder::build`] when a provider has no keys after the first fetch, instead
     /// of starting with that provider unavailable (its tokens get `keys_unavailable`) and
-    /// retrying in the background.
+    /// retrying in the background. It applies to the first load only: a reload is taken even
+    /// when a provider it brings has no keys yet (its tokens get `keys_unavailable` while its
+    /// fetches are retried, and [`Engine::readiness`] shows it), since refusing it would also
+    /// hold back unrelated policy changes while an issuer is down.
     pub fn require_keys_at_start(mut self, require: bool) -> Self {
         self.require_keys = require;
         self
@@ -171,9 +176,22 @@ impl EngineBuilder {
 
 /// The policies, their providers' keys, and the counters, behind one handle. Clone it freely:
 /// clones share everything.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Engine {
     inner: Arc<Inner>,
+}
+
+/// The providers and how many verified tokens are cached: never the cached tokens themselves
+/// (bearer credentials, replayable by whoever reads a log line with `{engine:?}`), nor the
+/// whole compiled set.
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let providers: Vec<String> = self.readiness().into_iter().map(|(name, _)| name).collect();
+        f.debug_struct("Engine")
+            .field("providers", &providers)
+            .field("verified_token_cache", &self.inner.shared.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -200,14 +218,29 @@ struct Shared {
 }
 
 /// Verified tokens by their exact bytes (no hash collisions to reason about).
-#[derive(Debug)]
 struct TokenCache {
     max_entries: usize,
     max_bytes: usize,
     inner: std::sync::Mutex<CacheInner>,
 }
 
-#[derive(Debug, Default)]
+/// Its size only: the keys are bearer tokens.
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (entries, bytes) = {
+            let inner = self.lock();
+            (inner.map.len(), inner.bytes)
+        };
+        f.debug_struct("TokenCache")
+            .field("entries", &entries)
+            .field("bytes", &bytes)
+            .field("max_entries", &self.max_entries)
+            .field("max_bytes", &self.max_bytes)
+            .finish()
+    }
+}
+
+#[derive(Default)]
 struct CacheInner {
     map: HashMap<Box<[u8]>, claimgate::vm::VerifiedToken>,
     bytes: usize,
@@ -418,7 +451,6 @@ impl Loaded {
             .collect()
     }
 
-    /// The keys that verify provider `index`'s tokens now (inline ones included).
     /// Whether the provider or the role asked for the claims in the log (`verbose_logging`).
     fn verbose(&self, provider: Option<&str>, role: Option<&str>) -> bool {
         if !self.any_verbose {

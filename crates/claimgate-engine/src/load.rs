@@ -17,8 +17,9 @@ pub enum PolicySource {
     Dir(PathBuf),
     /// These files (directories are walked as for `Dir`).
     Files(Vec<PathBuf>),
-    /// `(name, text)` pairs; `jwks_file` and `ca_file` paths are relative to the working
-    /// directory.
+    /// `(name, text)` pairs; `jwks_file` and `ca_file` paths are relative to the folder part
+    /// of the name (`("conf/p.cg", ...)` reads `jwks_file = "k.json"` from `conf/k.json`), as
+    /// if the text were that file.
     Text(Vec<(String, String)>),
     /// A compiled set (`claimgate compile -o set.cgb`).
     Compiled(PathBuf),
@@ -84,7 +85,7 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     if path == Path::new("-") {
         let mut bytes = Vec::new();
         std::io::stdin()
-            .take(max + 1)
+            .take(max.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| format!("cannot read standard input: {e}"))?;
         if bytes.len() as u64 > max {
@@ -94,7 +95,9 @@ pub fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, String> {
     }
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let mut bytes = Vec::new();
-    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     if bytes.len() as u64 > max {
         return Err(format!("`{}` is larger than {max} bytes", path.display()));
     }
@@ -173,8 +176,9 @@ pub fn load_policy(paths: &[PathBuf], key_limits: &KeyLimits) -> Result<Policy, 
 fn check(sources: SourceMap, key_limits: &KeyLimits) -> Policy {
     let check_limits = CheckLimits { keys: *key_limits, ..CheckLimits::default() };
     let mut policy = Policy::load(sources, &Limits::default(), &check_limits);
-    policy
-        .check_key_files(|policy_file, key_file| read_relative(policy_file, key_file, key_limits.max_bytes as u64 + 1));
+    policy.check_key_files(|policy_file, key_file| {
+        read_relative(policy_file, key_file, (key_limits.max_bytes as u64).saturating_add(1))
+    });
     policy
 }
 
@@ -212,4 +216,20 @@ pub(crate) fn program(source: &PolicySource, key_limits: &KeyLimits) -> Result<(
     }
     let program = policy.compile().map_err(|e| LoadError::Io(format!("internal error while compiling: {e}")))?;
     Ok((program, reader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_largest_bounds_read_whole_files_without_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.cg");
+        std::fs::write(&path, "# a policy\n").unwrap();
+        // `max + 1` overflowed: a panic in debug builds, an empty read in release ones.
+        assert_eq!(read_bounded(&path, u64::MAX).unwrap(), b"# a policy\n");
+        assert_eq!(read_bounded(&path, 11).unwrap().len(), 11);
+        assert_eq!(read_bounded(&path, 10).unwrap_err(), format!("`{}` is larger than 10 bytes", path.display()));
+    }
 }
