@@ -107,7 +107,7 @@ pub fn fixture() -> &'static Fixture {
             (Algorithm::EdDSA, signed(r#"{"alg":"EdDSA"}"#, |m| ed25519(2).sign(m).as_ref().to_vec())),
             (Algorithm::ES256, ES256_TOKENS[0].to_string()),
             (Algorithm::ES256, ES256_TOKENS[1].to_string()),
-            (Algorithm::RS256, signed(r#"{"alg":"RS256","kid":"rsa","cty":"JWT"}"#, rs256)),
+            (Algorithm::RS256, signed(r#"{"alg":"RS256","kid":"rsa","cty":"json"}"#, rs256)),
         ];
         let originals = tokens
             .into_iter()
