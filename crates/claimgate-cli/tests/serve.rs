@@ -270,6 +270,16 @@ fn an_operator_revokes_live_tokens_while_the_server_runs() {
     assert_eq!((code, serde_json::from_str::<Value>(&out).unwrap()), (0, json!({ "revoked": 1 })));
     assert_eq!([l2.as_str(), l3.as_str()].map(|t| lookup_status(&server.base, t)), [403, 200]);
 
+    // A configuration whose data folder holds no store (a copy elsewhere): refused, not an
+    // empty new store in which nothing is revoked.
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("serve.toml"), CONFIG).unwrap();
+    let (code, out, err) = revoke(&elsewhere.path().join("serve.toml"), &["--role", "limited"]);
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.starts_with("error: no token store at ") && err.contains("run this where the server keeps"), "{err}");
+    assert!(!elsewhere.path().join("data").exists(), "nothing was created");
+    assert_eq!(lookup_status(&server.base, &l3), 200);
+
     // Naming no token is refused, not taken as "every token".
     let (code, out, err) = revoke(&config, &[]);
     assert_eq!((code, out.as_str()), (2, ""));

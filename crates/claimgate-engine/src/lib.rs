@@ -517,7 +517,7 @@ impl Shared {
 }
 
 /// One login: the token, and optionally the role, the client's address and the time.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy)]
 #[must_use]
 pub struct AuthRequest<'a> {
     token: &'a str,
@@ -525,6 +525,19 @@ pub struct AuthRequest<'a> {
     provider: Option<&'a str>,
     client_address: Option<IpAddr>,
     now: Option<i64>,
+}
+
+/// Everything but the token, which is a bearer credential: its length only.
+impl std::fmt::Debug for AuthRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("token_bytes", &self.token.len())
+            .field("role", &self.role)
+            .field("provider", &self.provider)
+            .field("client_address", &self.client_address)
+            .field("now", &self.now)
+            .finish()
+    }
 }
 
 impl<'a> AuthRequest<'a> {
@@ -603,8 +616,9 @@ impl ErrorKind {
             | DenyCode::NoRoleMatched
             | DenyCode::IdentityUnavailable
             | DenyCode::MappingUnavailable
-            | DenyCode::AddressNotAllowed
-            | DenyCode::IssuerMismatch => ErrorKind::Forbidden,
+            | DenyCode::AddressNotAllowed => ErrorKind::Forbidden,
+            // A token of another issuer than the named role's provider was never verified:
+            // not a credential here, as an unknown issuer is not.
             _ => ErrorKind::Unauthenticated,
         }
     }

@@ -300,9 +300,12 @@ async fn errors_map_to_http_kinds_with_client_safe_messages() {
     let signer = Signer::new("k");
     let role = "role api {\n  provider = idp\n  audience = \"api\"\n  require {\n    claims.sub == \"svc\" message \"only the svc account\"\n  }\n}\n";
     let (_dir, engine) = file_engine(&signer, role).await;
+    let other_issuer = signer.sign(&claims("https://other.test", "svc"));
     let cases = [
         (AuthRequest::new("not a token"), DenyCode::TokenMalformed, 401),
         (AuthRequest::new("x").role("nope"), DenyCode::UnknownRole, 400),
+        // The role names its provider; a token of another issuer is not verified at all.
+        (AuthRequest::new(&other_issuer).role("api"), DenyCode::IssuerMismatch, 401),
     ];
     for (request, code, status) in cases {
         let error = engine.authenticate(request).await.unwrap_err();
@@ -316,7 +319,7 @@ async fn errors_map_to_http_kinds_with_client_safe_messages() {
     assert!(error.detail().contains("\"admin\""), "{}", error.detail());
     let metrics = engine.metrics();
     assert_eq!(metrics.allows, 0);
-    assert_eq!(metrics.denials.iter().map(|(_, n)| n).sum::<u64>(), 3);
+    assert_eq!(metrics.denials.iter().map(|(_, n)| n).sum::<u64>(), 4);
 }
 
 #[tokio::test]

@@ -124,6 +124,20 @@ async fn the_services_own_mistakes_answer_500_not_401() {
 }
 
 #[tokio::test]
+async fn a_pinned_role_refuses_another_issuers_token_as_not_a_credential() {
+    let signer = Signer::new("k");
+    let engine =
+        Engine::builder(policy(&format!("    jwks = \"\"\"{}\"\"\"", jwks(&[&signer])))).build().await.unwrap();
+    let app = Router::new().route("/whoami", get(whoami)).layer(AuthLayer::new(engine).role("api"));
+    let address = serve_app(app).await;
+    let other = signer.sign(&claims("https://other.test", "svc-1"));
+    let (status, challenge, _) = get_with(address, "/whoami", &[&format!("Bearer {other}")]).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some("Bearer error=\"invalid_token\"")));
+    let allowed = signer.sign(&claims("https://idp.test", "svc-1"));
+    assert_eq!(get_with(address, "/whoami", &[&format!("Bearer {allowed}")]).await.0, 200);
+}
+
+#[tokio::test]
 async fn debug_output_never_shows_a_cached_token() {
     let signer = Signer::new("k");
     let engine = Engine::builder(policy(&format!("    jwks = \"\"\"{}\"\"\"", jwks(&[&signer]))))
@@ -135,6 +149,8 @@ async fn debug_output_never_shows_a_cached_token() {
     let login = claimgate_engine::AuthRequest::new(&token).client_address("127.0.0.1".parse().unwrap());
     engine.authenticate(login).await.unwrap();
     let layer = AuthLayer::new(engine.clone());
+    let request = format!("{:?}", claimgate_engine::AuthRequest::new(&token).role("api"));
+    assert!(request.contains("role: Some(\"api\")") && !request.contains(&token[..20]), "{request}");
     for text in [format!("{engine:?}"), format!("{layer:?}")] {
         assert!(text.contains("entries: 1"), "{text}");
         let (header, rest) = token.split_once('.').unwrap();

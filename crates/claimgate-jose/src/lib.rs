@@ -93,7 +93,7 @@
 //! # What is deliberately not here
 //!
 //! HMAC, `none`, ES256K and other curves, JWE, JSON serialisation, detached
-//! or unencoded payloads, certificate-chain validation (a PEM certificate is only a key
+//! or unencoded payloads, nested tokens (`cty: JWT`), certificate-chain validation (a PEM certificate is only a key
 //! container), fetching keys, and claims validation (`exp`, `aud`, ...).
 
 #![forbid(unsafe_code)]

@@ -214,6 +214,18 @@ pub async fn revoke_tokens(config: &Config, filter: &store::TokenFilter) -> Resu
         ));
     }
     config.check().map_err(|e| ServeError::Config(e.to_string()))?;
+    // Opening the embedded store creates it: a configuration whose data folder is not the
+    // server's (a copy elsewhere, another host) would revoke nothing in an empty new store and
+    // say so as if all were well.
+    if config.store_url.is_none() {
+        let file = config.data_dir.join("claimgate.sqlite3");
+        if !file.is_file() {
+            return Err(ServeError::Config(format!(
+                "no token store at {}: run this where the server keeps its data (data_dir), as a user who can read it",
+                file.display()
+            )));
+        }
+    }
     let store = open_store(config).await?;
     Ok(store.revoke_matching(filter, unix_now()).await?)
 }

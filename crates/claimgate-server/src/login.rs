@@ -106,8 +106,9 @@ const PARSE_ERROR_MAX_CHARS: usize = 160;
 /// ASCII only) and cut, as [`claimgate_jose::snippet`] does for short names.
 fn bounded(text: &str) -> String {
     let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i >= PARSE_ERROR_MAX_CHARS {
+    for c in text.chars() {
+        // Counted as written: an escape is up to 10 characters.
+        if out.len() >= PARSE_ERROR_MAX_CHARS {
             out.push_str("...");
             break;
         }

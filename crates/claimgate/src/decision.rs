@@ -402,7 +402,8 @@ pub enum DenyCode {
     /// The role's `bound_cidrs` do not hold the client's address (or the address is unknown).
     AddressNotAllowed,
     /// The token is not a well-formed compact JWS within the limits (segments, base64url,
-    /// header, size), or uses a form that is not accepted (JWE, JSON serialisation, `crit`).
+    /// header, size), or uses a form that is not accepted (JWE, JSON serialisation, `crit`,
+    /// `b64: false`, a nested token: `cty: JWT`).
     TokenMalformed,
     /// The keys of the token's provider are not loaded (a key source that has not answered, or
     /// whose last good keys are older than `cache_max_age`).

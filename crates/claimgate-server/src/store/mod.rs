@@ -211,8 +211,8 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a token. `false` when it was not live.
     async fn revoke_token(&self, hash: &[u8; 32], now: i64) -> Result<bool, StoreError>;
 
-    /// Revokes every live token (not revoked, not expired at `now`) that `filter` matches, as
-    /// one statement; returns how many. An empty filter revokes nothing.
+    /// Revokes every live token (not revoked, not expired at `now`, not used up) that `filter`
+    /// matches, as one statement; returns how many. An empty filter revokes nothing.
     async fn revoke_matching(&self, filter: &TokenFilter, now: i64) -> Result<u64, StoreError>;
 
     /// Forgets tokens that expired before `before`; returns how many.

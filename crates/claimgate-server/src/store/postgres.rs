@@ -165,7 +165,8 @@ impl Store for PostgresStore {
         self.client()
             .await?
             .execute(
-                "UPDATE tokens SET revoked = TRUE WHERE NOT revoked AND expire_time > $1
+                "UPDATE tokens SET revoked = TRUE
+                 WHERE NOT revoked AND expire_time > $1 AND (num_uses = 0 OR uses_left > 0)
                  AND ($2::text IS NULL OR (body::jsonb ->> 'accessor') = $2::text)
                  AND ($3::text IS NULL OR (body::jsonb ->> 'provider') = $3::text)
                  AND ($4::text IS NULL OR (body::jsonb ->> 'role') = $4::text)

@@ -85,9 +85,11 @@ type Passes = Arc<std::sync::atomic::AtomicU64>;
 fn run_as_batch_thread() {
     #[cfg(target_os = "linux")]
     {
-        let parameters = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `sched_setscheduler` reads the `sched_param` it is given for the duration of
-        // the call; pid 0 is the calling thread. Any unprivileged thread may choose SCHED_BATCH.
+        // SAFETY: `sched_param` is plain integers (and, on some C libraries, private padding),
+        // for which all zeroes is a valid value: priority 0, which SCHED_BATCH requires.
+        // `sched_setscheduler` reads it for the duration of the call; pid 0 is the calling
+        // thread. Any unprivileged thread may choose SCHED_BATCH.
+        let parameters: libc::sched_param = unsafe { std::mem::zeroed() };
         let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &parameters) };
         if result != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "the store's thread stays SCHED_OTHER");
@@ -374,7 +376,8 @@ impl Store for SqliteStore {
         // afford (logins never run it).
         self.write(move |c| {
             c.execute(
-                "UPDATE tokens SET revoked = TRUE WHERE NOT revoked AND expire_time > ?1
+                "UPDATE tokens SET revoked = TRUE
+                 WHERE NOT revoked AND expire_time > ?1 AND (num_uses = 0 OR uses_left > 0)
                  AND (?2 IS NULL OR json_extract(body, '$.accessor') = ?2)
                  AND (?3 IS NULL OR json_extract(body, '$.provider') = ?3)
                  AND (?4 IS NULL OR json_extract(body, '$.role') = ?4)
@@ -475,7 +478,7 @@ mod tests {
 
     /// The scheduling policy (`/proc`'s field 41) of this process's threads whose name begins
     /// with `prefix` (Linux cuts names to 15 bytes).
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn policies_of_threads(prefix: &str) -> Vec<u32> {
         let mut policies = Vec::new();
         for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
@@ -488,7 +491,9 @@ mod tests {
         policies
     }
 
-    #[cfg(target_os = "linux")]
+    // glibc only: musl's `sched_setscheduler` is a stub that fails (ENOSYS), and the writer
+    // then works as before.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[tokio::test]
     async fn the_writer_threads_do_not_preempt_the_runtime() {
         let dir = tempfile::tempdir().unwrap();
