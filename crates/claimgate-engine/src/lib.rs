@@ -186,9 +186,8 @@ pub struct Engine {
 /// whole compiled set.
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let providers: Vec<String> = self.readiness().into_iter().map(|(name, _)| name).collect();
         f.debug_struct("Engine")
-            .field("providers", &providers)
+            .field("providers", &self.inner.current.load().provider_names)
             .field("verified_token_cache", &self.inner.shared.cache)
             .finish_non_exhaustive()
     }

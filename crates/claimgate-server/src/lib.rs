@@ -218,7 +218,7 @@ pub async fn revoke_tokens(config: &Config, filter: &store::TokenFilter) -> Resu
     // server's (a copy elsewhere, another host) would revoke nothing in an empty new store and
     // say so as if all were well.
     if config.store_url.is_none() {
-        let file = config.data_dir.join("claimgate.sqlite3");
+        let file = SqliteStore::database_file(&config.data_dir);
         if !file.is_file() {
             return Err(ServeError::Config(format!(
                 "no token store at {}: run this where the server keeps its data (data_dir), as a user who can read it",

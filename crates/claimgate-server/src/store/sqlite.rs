@@ -196,10 +196,10 @@ impl SqliteStore {
     /// Opens (or creates) the store in `data_dir`, creating the folder with mode 0700.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         crate::files::private_dir(data_dir).map_err(|e| StoreError(format!("{}: {e}", data_dir.display())))?;
-        let path = data_dir.join("claimgate.sqlite3");
+        let path = SqliteStore::database_file(data_dir);
         crate::files::private_file(&path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
         let writer = open_connection(&path)?;
-        let wal = data_dir.join("claimgate.sqlite3-wal");
+        let wal = path.with_extension("sqlite3-wal");
         // A larger page cache for the writer (16 MiB) and the reader (8 MiB) than SQLite's 2 MiB:
         // inserts land at the end of the token index (keys begin with the issue time), but
         // lookups, uses and renewals land all over it (about 50 bytes a live token), and a small
@@ -231,6 +231,11 @@ impl SqliteStore {
             .spawn(move || run_writer(writer, wal, queue, passes))
             .map_err(StoreError::of)?;
         Ok(SqliteStore { writer: jobs, reader, sync_issued_tokens: false })
+    }
+
+    /// The database file of the store in `data_dir` (its WAL beside it, `-wal` appended).
+    pub(crate) fn database_file(data_dir: &Path) -> std::path::PathBuf {
+        data_dir.join("claimgate.sqlite3")
     }
 
     /// Whether a new token's commit waits for the disk (fsync) too, as every other write does.
